@@ -1,0 +1,307 @@
+//! Raw command-line flags (clap). Validation into settings happens in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Send a public-awareness SMS to every subscriber on a list, through carrier \
+gateways, at exactly the allowed rate, with an auditable record of every message.";
+
+const AFTER: &str = "\
+The journey:
+  smscast subscribers import longan.csv --list longan
+  smscast message check messages/action-month-2022.toml
+  smscast campaign create june --list longan --message messages/action-month-2022.toml
+  smscast send june                      # Ctrl-C stops cleanly; the same command resumes
+  smscast report june --format json
+
+Try it all on a built-in gateway simulator: smscast demo";
+
+#[derive(Debug, Parser)]
+#[command(name = "smscast", version, about = ABOUT, after_help = AFTER)]
+pub struct Cli {
+    /// Database URL: a SQLite file (created on first use) or postgres://…
+    #[arg(
+        long,
+        global = true,
+        env = "SMSCAST_DATABASE_URL",
+        default_value = "sqlite://smscast.db"
+    )]
+    pub db: String,
+    /// Configuration file [default: smscast.toml when present]
+    #[arg(long, global = true, env = "SMSCAST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Who is acting, for the audit log [default: $USER@host]
+    #[arg(long, global = true, env = "SMSCAST_OPERATOR")]
+    pub operator: Option<String>,
+    /// More log output (-v info, -vv debug); logs go to stderr and never show phone numbers.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import subscriber lists and manage opt-outs
+    #[command(subcommand)]
+    Subscribers(SubscribersCmd),
+    /// Show each list with its counts by carrier and district
+    Lists {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a message before launch: encoding, segments, split points
+    #[command(subcommand)]
+    Message(MessageCmd),
+    /// Create, inspect, pause, resume and cancel campaigns
+    #[command(subcommand)]
+    Campaign(CampaignCmd),
+    /// Run a campaign (launches a draft); running it again resumes it
+    Send(SendArgs),
+    /// Decide what to do with messages in doubt after a crash
+    Reconcile(ReconcileArgs),
+    /// The campaign's results: by state, carrier, district and day
+    Report(ReportArgs),
+    /// Every campaign, attempt and receipt for one number
+    Lookup(LookupArgs),
+    /// The tamper-evident operator log
+    Audit(AuditArgs),
+    /// Gateway tools
+    #[command(subcommand)]
+    Gateway(GatewayCmd),
+    /// The whole journey on a built-in simulator, in a fresh folder, ending in a report
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCmd {
+    /// Import a CSV file into a list (one transaction: a file that cannot be read imports nothing)
+    #[command(
+        after_help = "Example: smscast subscribers import tan-an.csv --list longan --rejects rejects.csv"
+    )]
+    Import(ImportArgs),
+    /// Add numbers (or a file of numbers, one per line or CSV) to the opt-out list
+    #[command(after_help = "Example: smscast subscribers optout 0912345678 stop-requests.csv")]
+    Optout {
+        /// Numbers or files
+        #[arg(required = true)]
+        items: Vec<String>,
+        /// Remove these numbers from the opt-out list instead
+        #[arg(long)]
+        remove: bool,
+        /// Where the opt-out came from (kept with it)
+        #[arg(long, default_value = "operator")]
+        source: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The CSV file (UTF-8 or UTF-16; comma, semicolon or tab separated)
+    pub file: PathBuf,
+    /// The list to add the subscribers to (created if new)
+    #[arg(long)]
+    pub list: String,
+    /// The column with phone numbers: a header name or a 1-based number [default: detected]
+    #[arg(long)]
+    pub phone_column: Option<String>,
+    /// The column with district names: a header name or a 1-based number [default: detected]
+    #[arg(long)]
+    pub district_column: Option<String>,
+    /// Write every rejected row (line, raw value, reason) to this CSV file
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MessageCmd {
+    /// Show exactly what will go out: encoding, characters, segments, split points
+    #[command(
+        after_help = "Example: smscast message check messages/action-month-2022.toml --no-diacritics"
+    )]
+    Check {
+        /// A message file (.toml) or a plain text file
+        file: PathBuf,
+        /// Fold Vietnamese to plain letters (không dấu) to fit GSM-7
+        #[arg(long)]
+        no_diacritics: bool,
+        /// Also count recipients × segments for this list
+        #[arg(long)]
+        list: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCmd {
+    /// Create a draft campaign (the message is stored exactly as it will be sent)
+    #[command(
+        after_help = "Example: smscast campaign create june-2022 --list longan \\
+    --message messages/action-month-2022.toml --rate 100 --from 2022-06-01 --until 2022-06-30"
+    )]
+    Create(Box<CreateArgs>),
+    /// List campaigns
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One campaign: settings, progress, workers
+    Show {
+        campaign: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop sending (a running `send` stops within seconds)
+    Pause { campaign: String },
+    /// Allow sending again (then run `smscast send`)
+    Resume { campaign: String },
+    /// Stop for good: nothing more goes out
+    Cancel { campaign: String },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    pub name: String,
+    #[arg(long)]
+    pub list: String,
+    /// A message file (.toml, see messages/) or a plain text file
+    #[arg(long)]
+    pub message: PathBuf,
+    /// Send without diacritics (không dấu): GSM-7, about a third of the cost
+    #[arg(long)]
+    pub no_diacritics: bool,
+    /// Sender id / brandname [default: from the message file]
+    #[arg(long)]
+    pub sender: Option<String>,
+    /// Gateway name from smscast.toml [default: routing.default, or the only gateway]
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Messages per second [default: the gateway's rate, else defaults.rate]
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Not before this date (YYYY-MM-DD, Vietnam time)
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Send-by date (YYYY-MM-DD, Vietnam time): after it nothing more goes out
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Daily window in Vietnam time [default: 07:00-21:00]; widening it is written to the audit log
+    #[arg(long)]
+    pub hours: Option<String>,
+    /// Attempts per message before a transient failure counts as failed
+    #[arg(long)]
+    pub max_attempts: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    pub campaign: String,
+    /// Messages per second for this run (lower than the campaign's; never higher)
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Requests in flight at once [default: defaults.concurrency, 32]
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Outside the sending window, exit saying when to resume instead of waiting
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds a claim is leased before another worker may recover it
+    #[arg(long, default_value_t = 30)]
+    pub lease_secs: u64,
+    /// Gateway request timeout in seconds (a timeout is "in doubt": the gateway may have taken it)
+    #[arg(long, default_value_t = 10)]
+    pub timeout_secs: u64,
+    /// Plain progress lines instead of a progress bar
+    #[arg(long)]
+    pub plain: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    pub campaign: String,
+    /// Send the in-doubt messages again (some people may get two)
+    #[arg(long, conflicts_with = "give_up", required_unless_present = "give_up")]
+    pub resend: bool,
+    /// Count the in-doubt messages as failed and send nothing more
+    #[arg(long)]
+    pub give_up: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    pub campaign: String,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+    /// Same as --format json
+    #[arg(long)]
+    pub json: bool,
+    /// Write to this file instead of standard output
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// The number, in any usual form (0912…, 84912…, +84 912…)
+    pub number: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Recompute the hash chain and name the first row that was altered or removed
+    #[arg(long)]
+    pub verify: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GatewayCmd {
+    /// Run the built-in gateway simulator (Twilio Messages API) until Ctrl-C
+    #[command(
+        after_help = "Example: smscast gateway simulate --listen 127.0.0.1:8787 --latency-ms 50 --fail-rate 0.01"
+    )]
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub listen: String,
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share of requests answered 503 (0.0-1.0)
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_rate: f64,
+    /// Answer 429 with Retry-After above this many requests per second
+    #[arg(long)]
+    pub max_rps: Option<u32>,
+    /// Deduplicate submissions carrying the same value in this header
+    #[arg(long)]
+    pub idempotency_header: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Subscribers in the generated sample list
+    #[arg(long, default_value_t = 3000)]
+    pub subscribers: usize,
+    /// Messages per second
+    #[arg(long, default_value_t = 500.0)]
+    pub rate: f64,
+    /// Folder to work in [default: a new folder smscast-demo-<time> here]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}

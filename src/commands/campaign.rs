@@ -1,0 +1,316 @@
+//! `campaign create|list|show|pause|resume|cancel` and `reconcile`.
+
+use anyhow::{Result, bail};
+
+use super::{Ctx, Exit, find_campaign, print_json};
+use crate::cli::{CampaignCmd, CreateArgs, ReconcileArgs};
+use crate::encoding::check_brandname;
+use crate::message::MessageFile;
+use crate::store::{CampaignState, NewCampaign};
+use crate::window::{Hours, parse_date};
+
+pub async fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<Exit> {
+    match cmd {
+        CampaignCmd::Create(args) => create(ctx, *args).await,
+        CampaignCmd::List { json } => list(ctx, json).await,
+        CampaignCmd::Show { campaign, json } => show(ctx, &campaign, json).await,
+        CampaignCmd::Pause { campaign } => transition(ctx, &campaign, CampaignState::Paused).await,
+        CampaignCmd::Resume { campaign } => {
+            transition(ctx, &campaign, CampaignState::Running).await
+        }
+        CampaignCmd::Cancel { campaign } => {
+            transition(ctx, &campaign, CampaignState::Cancelled).await
+        }
+    }
+}
+
+async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
+    let config = ctx.config()?;
+    let message = MessageFile::load(&args.message)?;
+    let analysis = message.prepare(args.no_diacritics);
+    if !analysis.offending.is_empty() && args.no_diacritics {
+        let chars: Vec<String> = analysis
+            .offending
+            .iter()
+            .map(|o| format!("{:?} at {} ({})", o.character, o.position, o.name))
+            .collect();
+        bail!(
+            "--no-diacritics asked for GSM-7, but these characters are not GSM-7: {}. Edit the message (see `smscast message check {} --no-diacritics`)",
+            chars.join(", "),
+            args.message.display()
+        );
+    }
+    let Some(sender) = args.sender.clone().or_else(|| message.sender.clone()) else {
+        bail!("no sender id: give --sender BRANDNAME, or set sender in the message file");
+    };
+    check_brandname(&sender).map_err(|e| anyhow::anyhow!("sender {sender:?}: {e}"))?;
+    let gateway = match args.gateway {
+        Some(g) => {
+            if !config.gateways.contains_key(&g) {
+                bail!("gateway {g:?} is not configured in smscast.toml");
+            }
+            g
+        }
+        None => config.default_gateway()?,
+    };
+    let gateway_rate = config.gateways.get(&gateway).and_then(|g| g.rate());
+    let rate = args.rate.or(gateway_rate).unwrap_or(config.defaults.rate);
+    if !(rate > 0.0 && rate.is_finite()) {
+        bail!("--rate must be a positive number of messages per second");
+    }
+    if let Some(g) = gateway_rate
+        && rate > g
+    {
+        bail!("--rate {rate} is above what gateway {gateway:?} allows ({g}/s)");
+    }
+    let default_hours = Hours::parse(&config.defaults.hours)?;
+    let hours = match &args.hours {
+        Some(h) => Hours::parse(h)?,
+        None => default_hours,
+    };
+    let starts = args
+        .from
+        .as_deref()
+        .map(|d| parse_date(d, false))
+        .transpose()?;
+    let ends = args
+        .until
+        .as_deref()
+        .map(|d| parse_date(d, true))
+        .transpose()?;
+    if let (Some(s), Some(e)) = (starts, ends)
+        && e <= s
+    {
+        bail!("--until must be after --from");
+    }
+    let store = ctx.store().await?;
+    let Some(size) = store.list_size(&args.list).await? else {
+        bail!(
+            "there is no list named {:?}: import one with `smscast subscribers import FILE --list {}`",
+            args.list,
+            args.list
+        );
+    };
+    let new = NewCampaign {
+        name: args.name.clone(),
+        list: args.list.clone(),
+        message_text: analysis.text.clone(),
+        encoding: analysis.encoding.as_str().to_string(),
+        segments: analysis.segments as i64,
+        characters: analysis.characters as i64,
+        sender,
+        gateway,
+        rate,
+        window_start: hours.start,
+        window_end: hours.end,
+        starts_ms: starts.map(|t| t.timestamp_millis()),
+        ends_ms: ends.map(|t| t.timestamp_millis()),
+        max_attempts: args
+            .max_attempts
+            .unwrap_or(config.defaults.max_attempts)
+            .max(1),
+        created_by: ctx.operator.clone(),
+    };
+    let id = store.create_campaign(&new).await?;
+    store
+        .audit_append(
+            &ctx.operator,
+            "create",
+            &format!("campaign {id}"),
+            &serde_json::to_value(&new)?,
+        )
+        .await?;
+    if hours != default_hours {
+        // Widening the window is an explicit act on the record.
+        store
+            .audit_append(
+                &ctx.operator,
+                "override_hours",
+                &format!("campaign {id}"),
+                &serde_json::json!({ "default": default_hours.to_string(), "chosen": hours.to_string() }),
+            )
+            .await?;
+    }
+    println!(
+        "campaign {id} {:?} created (draft): list {:?} ({size} subscribers), {} × {} segment(s) = {} SMS at most, {}/s, hours {hours} Vietnam time",
+        new.name,
+        new.list,
+        new.encoding,
+        new.segments,
+        size * new.segments,
+        rate
+    );
+    println!("next: smscast send {}", new.name);
+    Ok(Exit::Ok)
+}
+
+async fn list(ctx: &Ctx, json: bool) -> Result<Exit> {
+    let store = ctx.store_read_only().await?;
+    let campaigns = store.campaigns().await?;
+    if json {
+        print_json(&campaigns)?;
+        return Ok(Exit::Ok);
+    }
+    if campaigns.is_empty() {
+        println!("no campaigns yet: smscast campaign create NAME --list L --message FILE");
+    }
+    for c in campaigns {
+        println!(
+            "{:>4}  {:<24} {:<10} list {:<16} {} × {} seg, {}/s via {}",
+            c.id,
+            c.name,
+            c.state.as_str(),
+            c.list,
+            c.encoding,
+            c.segments,
+            c.rate,
+            c.gateway
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+async fn show(ctx: &Ctx, key: &str, json: bool) -> Result<Exit> {
+    let store = ctx.store_read_only().await?;
+    let c = find_campaign(&*store, key).await?;
+    let counts = store.state_counts(c.id).await?;
+    let workers = store.workers(c.id).await?;
+    if json {
+        print_json(
+            &serde_json::json!({ "campaign": c, "states": counts.into_iter().collect::<std::collections::BTreeMap<_, _>>(), "workers": workers }),
+        )?;
+        return Ok(Exit::Ok);
+    }
+    println!("campaign {} {:?}: {}", c.id, c.name, c.state.as_str());
+    if let Some(r) = &c.state_reason {
+        println!("  reason:   {r}");
+    }
+    println!("  list:     {}", c.list);
+    println!(
+        "  gateway:  {} at {}/s, max {} attempts",
+        c.gateway, c.rate, c.max_attempts
+    );
+    println!(
+        "  hours:    {} (Asia/Ho_Chi_Minh)",
+        Hours {
+            start: c.window_start,
+            end: c.window_end
+        }
+    );
+    println!(
+        "  message:  {} , {} characters, {} segment(s), sender {}",
+        c.encoding, c.characters, c.segments, c.sender
+    );
+    println!("            {}", c.message_text);
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    println!("  deliveries: {total}");
+    for (s, n) in &counts {
+        println!("    {s:<11}{n:>10}");
+    }
+    if !workers.is_empty() {
+        println!("  workers:");
+        for w in workers {
+            let hb = chrono::DateTime::from_timestamp_millis(w.heartbeat_ms).unwrap_or_default();
+            println!(
+                "    {} pid {} — sent {}, last heartbeat {}{}",
+                w.id,
+                w.pid,
+                w.sent,
+                crate::window::local(hb),
+                if w.stopped_ms.is_some() {
+                    " (stopped)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+async fn transition(ctx: &Ctx, key: &str, to: CampaignState) -> Result<Exit> {
+    let store = ctx.store().await?;
+    let c = find_campaign(&*store, key).await?;
+    use CampaignState::*;
+    let ok = matches!(
+        (c.state, to),
+        (Draft | Running, Paused) | (Paused, Running) | (Draft | Running | Paused, Cancelled)
+    );
+    if !ok {
+        bail!(
+            "campaign {:?} is {}; it cannot be {}",
+            c.name,
+            c.state.as_str(),
+            verb(to)
+        );
+    }
+    let reason = match to {
+        Paused => Some(format!("paused by {}", ctx.operator)),
+        _ => None,
+    };
+    store
+        .set_campaign_state(c.id, to, reason.as_deref())
+        .await?;
+    let action = match to {
+        Paused => "pause",
+        Running => "resume",
+        _ => "cancel",
+    };
+    store
+        .audit_append(
+            &ctx.operator,
+            action,
+            &format!("campaign {}", c.id),
+            &serde_json::json!({ "from": c.state.as_str() }),
+        )
+        .await?;
+    match to {
+        Paused => println!(
+            "campaign {:?} paused; a running `send` stops within seconds. Resume with `smscast campaign resume {}`",
+            c.name, c.name
+        ),
+        Running => println!(
+            "campaign {:?} may send again: run `smscast send {}`",
+            c.name, c.name
+        ),
+        _ => println!("campaign {:?} cancelled: nothing more goes out", c.name),
+    }
+    Ok(Exit::Ok)
+}
+
+fn verb(s: CampaignState) -> &'static str {
+    match s {
+        CampaignState::Paused => "paused",
+        CampaignState::Running => "resumed",
+        _ => "cancelled",
+    }
+}
+
+pub async fn reconcile(ctx: &Ctx, args: ReconcileArgs) -> Result<Exit> {
+    let store = ctx.store().await?;
+    let c = find_campaign(&*store, &args.campaign).await?;
+    let n = store.reconcile(c.id, args.resend).await?;
+    store
+        .audit_append(
+            &ctx.operator,
+            if args.resend {
+                "reconcile_resend"
+            } else {
+                "reconcile_give_up"
+            },
+            &format!("campaign {}", c.id),
+            &serde_json::json!({ "deliveries": n }),
+        )
+        .await?;
+    if n == 0 {
+        println!("campaign {:?} has no messages in doubt", c.name);
+    } else if args.resend {
+        println!(
+            "{n} message(s) in doubt queued again; run `smscast send {}`. Some of these people may receive the message twice: the report counts them as possible duplicates.",
+            c.name
+        );
+    } else {
+        println!("{n} message(s) in doubt counted as failed; nothing more is sent to them");
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,94 @@
+//! One module per group of subcommands: each turns raw flags into settings, calls the
+//! library, and prints. Errors bubble up to `main`, which prints them once.
+
+mod campaign;
+mod demo;
+mod inspect;
+mod send;
+mod subscribers;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, GatewayCmd, MessageCmd};
+use crate::config::Config;
+use crate::store::{self, Access, Store};
+
+/// What a command finished with, for the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok,
+    /// Ctrl-C / SIGTERM after a clean stop: 130.
+    Interrupted,
+    /// A check failed (e.g. `audit --verify` found tampering): 1.
+    Failed,
+}
+
+/// Settings shared by every command.
+pub struct Ctx {
+    pub db: String,
+    pub config_path: Option<PathBuf>,
+    pub operator: String,
+}
+
+impl Ctx {
+    pub fn config(&self) -> Result<Config> {
+        Config::load(self.config_path.as_deref())
+    }
+    pub async fn store(&self) -> Result<Arc<dyn Store>> {
+        store::open(&self.db, Access::ReadWrite).await
+    }
+    /// For auditors' commands: the connection refuses writes.
+    pub async fn store_read_only(&self) -> Result<Arc<dyn Store>> {
+        store::open(&self.db, Access::ReadOnly).await
+    }
+}
+
+pub fn default_operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{}", crate::dispatch::hostname())
+}
+
+pub async fn run(cli: Cli) -> Result<Exit> {
+    let ctx = Ctx {
+        db: cli.db,
+        config_path: cli.config,
+        operator: cli.operator.unwrap_or_else(default_operator),
+    };
+    match cli.command {
+        Command::Subscribers(cmd) => subscribers::run(&ctx, cmd).await,
+        Command::Lists { json } => subscribers::lists(&ctx, json).await,
+        Command::Message(MessageCmd::Check {
+            file,
+            no_diacritics,
+            list,
+            json,
+        }) => inspect::message_check(&ctx, &file, no_diacritics, list.as_deref(), json).await,
+        Command::Campaign(cmd) => campaign::run(&ctx, cmd).await,
+        Command::Send(args) => send::send(&ctx, args).await,
+        Command::Reconcile(args) => campaign::reconcile(&ctx, args).await,
+        Command::Report(args) => inspect::report(&ctx, args).await,
+        Command::Lookup(args) => inspect::lookup(&ctx, args).await,
+        Command::Audit(args) => inspect::audit(&ctx, args).await,
+        Command::Gateway(GatewayCmd::Simulate(args)) => send::simulate(args).await,
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Finds a campaign by name or id, with an error that says what to do.
+pub async fn find_campaign(store: &dyn Store, key: &str) -> Result<crate::store::Campaign> {
+    match store.campaign(key).await? {
+        Some(c) => Ok(c),
+        None => anyhow::bail!("there is no campaign {key:?}: see `smscast campaign list`"),
+    }
+}

@@ -1,0 +1,345 @@
+//! `send` (run or resume a campaign) and `gateway simulate`.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::watch;
+
+use super::{Ctx, Exit, find_campaign};
+use crate::cli::{SendArgs, SimulateArgs};
+use crate::config::Config;
+use crate::dispatch::{self, Counters, Dispatcher, Options, Route, Routes, Stop};
+use crate::gateway;
+use crate::simulator::{SimOptions, Simulator};
+use crate::store::{Campaign, CampaignState, Store};
+
+pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<Exit> {
+    let config = ctx.config()?;
+    let store = ctx.store().await?;
+    let campaign = find_campaign(&*store, &args.campaign).await?;
+    let routes = build_routes(
+        &config,
+        &campaign,
+        Duration::from_secs(args.timeout_secs.max(1)),
+    )?;
+    let rate = match args.rate {
+        Some(r) if !(r > 0.0 && r.is_finite()) => bail!("--rate must be a positive number"),
+        Some(r) if r > campaign.rate => bail!(
+            "--rate {r} is above the campaign's rate ({}/s); a run may go slower, never faster",
+            campaign.rate
+        ),
+        Some(r) => r,
+        None => campaign.rate,
+    };
+    let opts = Options {
+        rate: Some(rate),
+        concurrency: args
+            .concurrency
+            .unwrap_or(config.defaults.concurrency)
+            .max(1),
+        lease: Duration::from_secs(args.lease_secs.max(2)),
+        worker_id: dispatch::new_worker_id(),
+        no_wait: args.no_wait,
+    };
+    let (tx, rx) = watch::channel(false);
+    spawn_signal_handler(tx);
+    let plain = args.plain || !std::io::stderr().is_terminal();
+    run_campaign(ctx, store, campaign, routes, opts, rx, plain).await
+}
+
+/// Launches (if a draft) and runs a campaign until it stops; prints what happened.
+pub async fn run_campaign(
+    ctx: &Ctx,
+    store: Arc<dyn Store>,
+    campaign: Campaign,
+    routes: Routes,
+    opts: Options,
+    shutdown: watch::Receiver<bool>,
+    plain: bool,
+) -> Result<Exit> {
+    match campaign.state {
+        CampaignState::Cancelled => bail!(
+            "campaign {:?} was cancelled: nothing more goes out",
+            campaign.name
+        ),
+        CampaignState::Paused => bail!(
+            "campaign {:?} is paused ({}): resume it first with `smscast campaign resume {}`",
+            campaign.name,
+            campaign
+                .state_reason
+                .as_deref()
+                .unwrap_or("no reason given"),
+            campaign.name
+        ),
+        CampaignState::Completed => {
+            let unknown = count(&store.state_counts(campaign.id).await?, "unknown");
+            if unknown > 0 {
+                bail!(
+                    "campaign {:?} is completed with {unknown} message(s) in doubt: decide with `smscast reconcile {} --resend` or `--give-up`",
+                    campaign.name,
+                    campaign.name
+                );
+            }
+            println!(
+                "campaign {:?} is already completed; see `smscast report {}`",
+                campaign.name, campaign.name
+            );
+            return Ok(Exit::Ok);
+        }
+        CampaignState::Draft => {
+            let (queued, suppressed) = store.launch(campaign.id).await?;
+            store
+                .audit_append(
+                    &ctx.operator,
+                    "launch",
+                    &format!("campaign {}", campaign.id),
+                    &serde_json::json!({ "queued": queued, "suppressed": suppressed, "rate": opts.rate, "worker": opts.worker_id }),
+                )
+                .await?;
+            eprintln!(
+                "launched {:?}: {queued} to send, {suppressed} suppressed (opted out)",
+                campaign.name
+            );
+        }
+        CampaignState::Running => {}
+    }
+    let dead = dispatch::dead_local_workers(&store.workers(campaign.id).await?);
+    let counters = Arc::new(Counters::default());
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        campaign.clone(),
+        routes,
+        opts.clone(),
+        counters.clone(),
+    );
+    let recovered = dispatcher.start(&dead).await?;
+    if recovered.requeued + recovered.resend + recovered.unknown > 0 {
+        eprintln!(
+            "recovered from an earlier stop: {} claimed but unsent (queued again), {} possibly sent resent with the same reference, {} possibly sent now in doubt (see `smscast reconcile`)",
+            recovered.requeued, recovered.resend, recovered.unknown
+        );
+    }
+    let counts = store.state_counts(campaign.id).await?;
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let pending = count(&counts, "queued");
+    eprintln!(
+        "sending {:?} via {}: {pending} pending of {total}, rate in force {}/s, concurrency {}, hours {} (Asia/Ho_Chi_Minh)",
+        campaign.name,
+        campaign.gateway,
+        opts.rate.map_or("unlimited".to_string(), |r| r.to_string()),
+        opts.concurrency,
+        crate::window::Hours {
+            start: campaign.window_start,
+            end: campaign.window_end
+        },
+    );
+    let progress = spawn_progress(counters.clone(), pending as u64, plain);
+    let started = Instant::now();
+    let stop = dispatcher.run(shutdown).await?;
+    progress.abort();
+    let elapsed = started.elapsed().as_secs_f64().max(0.001);
+    let submitted = counters.submitted.load(Ordering::Relaxed);
+    eprintln!(
+        "this run: {submitted} submitted in {elapsed:.1} s ({:.1}/s), {} retried, {} rejected, {} failed, {} in doubt",
+        submitted as f64 / elapsed,
+        counters.retried.load(Ordering::Relaxed),
+        counters.rejected.load(Ordering::Relaxed),
+        counters.failed.load(Ordering::Relaxed),
+        counters.in_doubt.load(Ordering::Relaxed),
+    );
+    let name = &campaign.name;
+    match stop {
+        Stop::Completed => {
+            let unknown = count(&store.state_counts(campaign.id).await?, "unknown");
+            if unknown > 0 {
+                eprintln!(
+                    "completed, with {unknown} message(s) in doubt: decide with `smscast reconcile {name} --resend` or `--give-up`"
+                );
+            } else {
+                eprintln!("completed: see `smscast report {name}`");
+            }
+            Ok(Exit::Ok)
+        }
+        Stop::NothingLeft => {
+            eprintln!(
+                "nothing left for this worker; other workers still hold messages of {name:?}"
+            );
+            Ok(Exit::Ok)
+        }
+        Stop::Interrupted => {
+            eprintln!(
+                "stopped: every message sent so far is recorded. Run `smscast send {name}` to resume."
+            );
+            Ok(Exit::Interrupted)
+        }
+        Stop::Paused(reason) => {
+            eprintln!("campaign paused: {reason}");
+            Ok(Exit::Ok)
+        }
+        Stop::Cancelled => {
+            eprintln!("campaign cancelled: stopped sending");
+            Ok(Exit::Ok)
+        }
+        Stop::OutsideWindow(at) => {
+            let at = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default();
+            eprintln!(
+                "outside the sending window: run `smscast send {name}` again after {}",
+                crate::window::local(at)
+            );
+            Ok(Exit::Ok)
+        }
+        Stop::PastDeadline => {
+            eprintln!("the campaign's send-by date has passed: nothing more goes out");
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+fn count(counts: &[(String, i64)], state: &str) -> i64 {
+    counts
+        .iter()
+        .find(|(s, _)| s == state)
+        .map_or(0, |(_, n)| *n)
+}
+
+/// The campaign's gateway, and per-carrier gateways when it goes by `[routing]`.
+pub fn build_routes(config: &Config, campaign: &Campaign, timeout: Duration) -> Result<Routes> {
+    let default = gateway::build(config, &campaign.gateway, timeout)?;
+    let mut routes = Routes::single(default);
+    if config.routing.get("default") == Some(&campaign.gateway) {
+        let mut built: HashMap<&str, Arc<Route>> = HashMap::new();
+        for (carrier, name) in config.routing.iter().filter(|(c, _)| *c != "default") {
+            if name == &campaign.gateway {
+                continue;
+            }
+            let route = match built.get(name.as_str()) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = Arc::new(Route::new(gateway::build(config, name, timeout)?));
+                    built.insert(name, r.clone());
+                    r
+                }
+            };
+            routes.by_carrier.insert(carrier.to_lowercase(), route);
+        }
+    }
+    Ok(routes)
+}
+
+/// Ctrl-C or SIGTERM asks for a clean stop; a second Ctrl-C exits at once (still safe:
+/// what was on the wire stays `sending` and is recovered as in doubt).
+pub fn spawn_signal_handler(tx: watch::Sender<bool>) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            #[cfg(unix)]
+            let got = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = t.recv() => {} }
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            #[cfg(not(unix))]
+            let got = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            got.await;
+            if *tx.borrow() {
+                eprintln!("second interrupt: exiting now");
+                std::process::exit(130);
+            }
+            eprintln!("stopping: no new messages; finishing and recording the ones in flight…");
+            let _ = tx.send(true);
+        }
+    });
+}
+
+fn spawn_progress(
+    counters: Arc<Counters>,
+    pending: u64,
+    plain: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let bar = if plain {
+            None
+        } else {
+            let b = ProgressBar::new(pending);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} sent ({per_sec}, {eta} left) {msg}",
+                )
+                .expect("valid template"),
+            );
+            Some(b)
+        };
+        let mut last_line = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let done = counters.submitted.load(Ordering::Relaxed)
+                + counters.rejected.load(Ordering::Relaxed)
+                + counters.failed.load(Ordering::Relaxed)
+                + counters.in_doubt.load(Ordering::Relaxed);
+            let msg = format!(
+                "retried {} rejected {} failed {}",
+                counters.retried.load(Ordering::Relaxed),
+                counters.rejected.load(Ordering::Relaxed),
+                counters.failed.load(Ordering::Relaxed)
+            );
+            match &bar {
+                Some(b) => {
+                    b.set_position(done);
+                    b.set_message(msg);
+                }
+                None if last_line.elapsed() >= Duration::from_secs(5) => {
+                    last_line = Instant::now();
+                    let secs = started.elapsed().as_secs_f64().max(0.001);
+                    let rate = counters.submitted.load(Ordering::Relaxed) as f64 / secs;
+                    eprintln!("progress: {done}/{pending} done, {rate:.1}/s, {msg}");
+                }
+                None => {}
+            }
+        }
+    })
+}
+
+pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
+    if !(0.0..=1.0).contains(&args.fail_rate) {
+        bail!("--fail-rate is a share between 0.0 and 1.0");
+    }
+    let sim = Simulator::start(
+        &args.listen,
+        SimOptions {
+            latency: Duration::from_millis(args.latency_ms),
+            fail_rate: args.fail_rate,
+            max_rps: args.max_rps,
+            idempotency_header: args.idempotency_header,
+        },
+    )
+    .await?;
+    println!("simulator listening on {}", sim.base_url());
+    println!(
+        "  send:  POST {}/2010-04-01/Accounts/{{sid}}/Messages.json (any Basic auth)",
+        sim.base_url()
+    );
+    println!(
+        "  books: GET {0}/stats, {0}/stats/recipients, {0}/stats/arrivals",
+        sim.base_url()
+    );
+    let (tx, mut rx) = watch::channel(false);
+    spawn_signal_handler(tx);
+    let _ = rx.changed().await;
+    sim.stop().await;
+    Ok(Exit::Ok)
+}

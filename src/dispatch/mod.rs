@@ -1,0 +1,648 @@
+//! The dispatcher: claim → rate limit → submit → record, crash-safe.
+//!
+//! * **Claim** a batch (`queued` → `claimed`, leased to this worker). Claimed rows are not in
+//!   doubt: a crash gives them back.
+//! * **Mark in flight** a small batch (`claimed` → `sending`, durable) just before their
+//!   requests go out, so a crash leaves at most that batch plus the requests in flight in doubt.
+//! * **Send** each at the pace of the rate limiters (campaign and gateway); a semaphore bounds
+//!   concurrency, but the limiter sets the pace.
+//! * **Record** outcomes through one writer task that commits them in batches (group commit).
+//!
+//! [`Dispatcher::run`] loops around [`Dispatcher::step`]; shutdown is a parameter, and in-flight
+//! sends finish and are recorded before `run` returns.
+
+mod recorder;
+
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use tokio::sync::{Mutex, Semaphore, watch};
+
+use crate::gateway::{Gateway, OutboundSms, SubmitError};
+use crate::store::{Campaign, CampaignState, Claimed, Outcome, OutcomeKind, Store, now_ms};
+use crate::window::Hours;
+use recorder::Recorder;
+
+/// Consecutive failed submissions (no success in between) that pause the campaign.
+const BREAKER_THRESHOLD: u32 = 50;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Messages per second for this worker; `None` = unlimited (benchmarks).
+    pub rate: Option<f64>,
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub worker_id: String,
+    /// Exit instead of waiting when outside the sending window.
+    pub no_wait: bool,
+}
+
+/// Why `run` returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Every delivery reached a state no worker will touch again.
+    Completed,
+    /// Ctrl-C / SIGTERM: in-flight sends were finished and recorded.
+    Interrupted,
+    /// Paused (by an operator, or by the breaker with the reason).
+    Paused(String),
+    Cancelled,
+    /// Outside the window with `--no-wait`: resume at this time (UTC ms).
+    OutsideWindow(i64),
+    /// The campaign's send-by date passed: nothing more goes out.
+    PastDeadline,
+    /// Nothing left for this worker; other workers still hold rows.
+    NothingLeft,
+}
+
+/// A gateway with its own pace.
+pub struct Route {
+    pub gateway: Arc<dyn Gateway>,
+    limiter: Option<DefaultDirectRateLimiter>,
+    /// Set by a 429 / Retry-After: nobody sends through this gateway before then.
+    hold_until: Mutex<Option<Instant>>,
+}
+
+impl Route {
+    pub fn new(gateway: Arc<dyn Gateway>) -> Self {
+        let limiter = gateway.rate().map(limiter);
+        Self {
+            gateway,
+            limiter,
+            hold_until: Mutex::new(None),
+        }
+    }
+}
+
+/// Carrier → gateway, with a default.
+pub struct Routes {
+    pub default: Arc<Route>,
+    pub by_carrier: HashMap<String, Arc<Route>>,
+}
+
+impl Routes {
+    pub fn single(gateway: Arc<dyn Gateway>) -> Self {
+        Self {
+            default: Arc::new(Route::new(gateway)),
+            by_carrier: HashMap::new(),
+        }
+    }
+    fn for_carrier(&self, carrier: &str) -> &Arc<Route> {
+        self.by_carrier.get(carrier).unwrap_or(&self.default)
+    }
+    fn all_dedup(&self) -> bool {
+        self.default.gateway.dedups_by_reference()
+            && self
+                .by_carrier
+                .values()
+                .all(|r| r.gateway.dedups_by_reference())
+    }
+}
+
+/// A governor limiter for `rate` messages per second, with a burst of ~50 ms of traffic so
+/// scheduler jitter does not cost throughput (any one-second window stays within rate + burst).
+fn limiter(rate: f64) -> DefaultDirectRateLimiter {
+    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let burst = NonZeroU32::new(((rate / 20.0) as u32).max(1)).expect("non-zero");
+    RateLimiter::direct(
+        Quota::with_period(period)
+            .expect("positive period")
+            .allow_burst(burst),
+    )
+}
+
+/// Live counters shared with the progress display.
+#[derive(Default)]
+pub struct Counters {
+    pub submitted: AtomicU64,
+    pub retried: AtomicU64,
+    pub rejected: AtomicU64,
+    pub failed: AtomicU64,
+    pub in_doubt: AtomicU64,
+    consecutive_failures: AtomicU64,
+}
+
+/// What one pass of the loop did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// Sent (or started sending) this many.
+    Sent(usize),
+    /// Nothing due now; try again after this long.
+    Idle(Duration),
+    Stop(Stop),
+}
+
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    campaign: Campaign,
+    routes: Arc<Routes>,
+    opts: Options,
+    hours: Hours,
+    limiter: Option<DefaultDirectRateLimiter>,
+    permits: Arc<Semaphore>,
+    recorder: Recorder,
+    buffer: VecDeque<Claimed>,
+    counters: Arc<Counters>,
+    /// Set by send tasks and the heartbeat: the reason to stop, if any.
+    halt: Arc<Mutex<Option<Stop>>>,
+    halted: Arc<AtomicBool>,
+    mark_batch: usize,
+    claim_batch: u32,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        campaign: Campaign,
+        routes: Routes,
+        opts: Options,
+        counters: Arc<Counters>,
+    ) -> Self {
+        let rate = opts.rate;
+        let concurrency = opts.concurrency.max(1);
+        let mark_batch = match rate {
+            Some(r) => ((r / 10.0) as usize).clamp(1, concurrency),
+            None => concurrency,
+        };
+        let claim_batch = match rate {
+            Some(r) => ((r * 2.0) as u32).clamp(mark_batch as u32, 2_000),
+            None => 2_000,
+        };
+        let recorder = Recorder::start(store.clone(), opts.worker_id.clone());
+        Self {
+            hours: Hours {
+                start: campaign.window_start,
+                end: campaign.window_end,
+            },
+            store,
+            campaign,
+            routes: Arc::new(routes),
+            limiter: rate.map(limiter),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            opts,
+            recorder,
+            buffer: VecDeque::new(),
+            counters,
+            halt: Arc::new(Mutex::new(None)),
+            halted: Arc::new(AtomicBool::new(false)),
+            mark_batch,
+            claim_batch,
+        }
+    }
+
+    pub fn campaign(&self) -> &Campaign {
+        &self.campaign
+    }
+
+    /// Registers this worker, recovers rows of dead workers, and returns what was recovered.
+    pub async fn start(&self, dead_workers: &[String]) -> Result<crate::store::Recovered> {
+        let host = hostname();
+        self.store
+            .register_worker(
+                &self.opts.worker_id,
+                self.campaign.id,
+                &host,
+                std::process::id() as i64,
+            )
+            .await?;
+        self.store
+            .recover(
+                self.campaign.id,
+                now_ms(),
+                dead_workers,
+                self.routes.all_dedup(),
+            )
+            .await
+    }
+
+    /// Runs until the campaign completes, a stop is asked for, or the campaign is paused.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<Stop> {
+        let heartbeat = self.spawn_heartbeat();
+        let stop = loop {
+            if *shutdown.borrow() {
+                break Stop::Interrupted;
+            }
+            if let Some(stop) = self.halt.lock().await.clone() {
+                break stop;
+            }
+            match self.step(&shutdown).await? {
+                StepOutcome::Sent(_) => {}
+                StepOutcome::Idle(wait) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                StepOutcome::Stop(stop) => break stop,
+            }
+        };
+        heartbeat.abort();
+        self.finish().await?;
+        let stop = match stop {
+            Stop::NothingLeft | Stop::Completed => {
+                if self.store.complete_if_done(self.campaign.id).await? {
+                    Stop::Completed
+                } else {
+                    Stop::NothingLeft
+                }
+            }
+            Stop::Paused(reason) => {
+                self.store
+                    .set_campaign_state(self.campaign.id, CampaignState::Paused, Some(&reason))
+                    .await?;
+                Stop::Paused(reason)
+            }
+            other => other,
+        };
+        self.store.stop_worker(&self.opts.worker_id).await?;
+        Ok(stop)
+    }
+
+    /// One pass: claim if needed, mark a small batch in flight, send it at the allowed pace.
+    pub async fn step(&mut self, shutdown: &watch::Receiver<bool>) -> Result<StepOutcome> {
+        let now = chrono::Utc::now();
+        if let Some(ends) = self.campaign.ends_ms
+            && now.timestamp_millis() >= ends
+        {
+            return Ok(StepOutcome::Stop(Stop::PastDeadline));
+        }
+        let not_before = self
+            .campaign
+            .starts_ms
+            .unwrap_or(0)
+            .max(now.timestamp_millis());
+        let open_at = self
+            .hours
+            .next_open(chrono::DateTime::from_timestamp_millis(not_before).expect("valid time"));
+        if open_at > now {
+            if self.opts.no_wait {
+                return Ok(StepOutcome::Stop(Stop::OutsideWindow(
+                    open_at.timestamp_millis(),
+                )));
+            }
+            let wait = (open_at - now).to_std().unwrap_or_default();
+            tracing::info!(
+                "outside the sending window {} (Asia/Ho_Chi_Minh); waiting until {}",
+                self.hours,
+                crate::window::local(open_at)
+            );
+            return Ok(StepOutcome::Idle(wait.min(Duration::from_secs(30))));
+        }
+        if self.buffer.is_empty() {
+            let lease_until = now_ms() + self.opts.lease.as_millis() as i64;
+            let claimed = self
+                .store
+                .claim(
+                    self.campaign.id,
+                    &self.opts.worker_id,
+                    self.claim_batch,
+                    now_ms(),
+                    lease_until,
+                )
+                .await?;
+            if claimed.is_empty() {
+                self.recorder.flush().await?;
+                // Rows waiting for a retry keep us here; otherwise we are done.
+                return Ok(match self.store.next_due_ms(self.campaign.id).await? {
+                    Some(due) => StepOutcome::Idle(Duration::from_millis(
+                        (due - now_ms()).clamp(10, 1_000) as u64,
+                    )),
+                    None => {
+                        let counts = self.store.state_counts(self.campaign.id).await?;
+                        let busy = counts
+                            .iter()
+                            .any(|(s, n)| (s == "claimed" || s == "sending") && *n > 0);
+                        if busy && self.permits.available_permits() < self.opts.concurrency {
+                            StepOutcome::Idle(Duration::from_millis(20))
+                        } else {
+                            StepOutcome::Stop(Stop::NothingLeft)
+                        }
+                    }
+                });
+            }
+            self.buffer.extend(claimed);
+        }
+        let take = self.mark_batch.min(self.buffer.len());
+        let batch: Vec<Claimed> = self.buffer.drain(..take).collect();
+        let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
+        let sending = self
+            .store
+            .mark_in_flight(&self.opts.worker_id, &ids)
+            .await?;
+        let mut sent = 0;
+        let mut unsent = Vec::new();
+        for row in batch.into_iter().filter(|c| sending.contains(&c.id)) {
+            if *shutdown.borrow() || self.halted.load(Ordering::Relaxed) {
+                unsent.push(row.id);
+                continue;
+            }
+            let route = self.routes.for_carrier(&row.carrier).clone();
+            self.pace(&route).await;
+            let permit = self
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore open");
+            self.spawn_send(route, row, permit);
+            sent += 1;
+        }
+        if !unsent.is_empty() {
+            self.store
+                .release_unsent(&self.opts.worker_id, &unsent)
+                .await?;
+        }
+        Ok(StepOutcome::Sent(sent))
+    }
+
+    /// Waits for the campaign limiter, the gateway's limiter and any Retry-After hold.
+    async fn pace(&self, route: &Route) {
+        loop {
+            let hold = *route.hold_until.lock().await;
+            match hold {
+                Some(until) if until > Instant::now() => {
+                    tokio::time::sleep_until(until.into()).await
+                }
+                _ => break,
+            }
+        }
+        if let Some(l) = &self.limiter {
+            l.until_ready().await;
+        }
+        if let Some(l) = &route.limiter {
+            l.until_ready().await;
+        }
+    }
+
+    fn spawn_send(
+        &self,
+        route: Arc<Route>,
+        row: Claimed,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let campaign_id = self.campaign.id;
+        let text = self.campaign.message_text.clone();
+        let from = self.campaign.sender.clone();
+        let unicode = self.campaign.encoding == "UCS-2";
+        let max_attempts = self.campaign.max_attempts;
+        let recorder = self.recorder.sender();
+        let counters = self.counters.clone();
+        let halt = self.halt.clone();
+        let halted = self.halted.clone();
+        tokio::spawn(async move {
+            let reference = format!("smscast-{campaign_id}-{}", row.id);
+            let attempt_no = row.attempts + 1;
+            let started_ms = now_ms();
+            let started = Instant::now();
+            let result = route
+                .gateway
+                .submit(&OutboundSms {
+                    reference: &reference,
+                    to: &row.msisdn,
+                    from: &from,
+                    text: &text,
+                    unicode,
+                })
+                .await;
+            let latency_ms = started.elapsed().as_millis() as i64;
+            let dedups = route.gateway.dedups_by_reference();
+            let (kind, error) = match &result {
+                Ok(a) => {
+                    counters.submitted.fetch_add(1, Ordering::Relaxed);
+                    counters.consecutive_failures.store(0, Ordering::Relaxed);
+                    (
+                        OutcomeKind::Submitted {
+                            gateway_id: a.gateway_id.clone(),
+                        },
+                        None,
+                    )
+                }
+                Err(e) => {
+                    let failures = counters
+                        .consecutive_failures
+                        .fetch_add(1, Ordering::Relaxed)
+                        + 1;
+                    let kind =
+                        classify(e, attempt_no, max_attempts, dedups, &route, &counters).await;
+                    if let SubmitError::Unusable { reason, .. } = e {
+                        halted.store(true, Ordering::Relaxed);
+                        halt.lock()
+                            .await
+                            .get_or_insert(Stop::Paused(reason.clone()));
+                    } else if failures >= u64::from(BREAKER_THRESHOLD)
+                        && !matches!(e, SubmitError::Permanent { .. })
+                    {
+                        halted.store(true, Ordering::Relaxed);
+                        halt.lock().await.get_or_insert(Stop::Paused(format!(
+                            "{failures} submissions in a row failed (last: {e}); check the gateway, then `smscast campaign resume`"
+                        )));
+                    }
+                    (kind, Some(e.to_string()))
+                }
+            };
+            let outcome = Outcome {
+                delivery_id: row.id,
+                attempt_no,
+                started_ms,
+                latency_ms,
+                http_status: match &result {
+                    Ok(a) => Some(i64::from(a.http_status)),
+                    Err(e) => e.http_status().map(i64::from),
+                },
+                gateway: route.gateway.name().to_string(),
+                gateway_code: result
+                    .as_ref()
+                    .err()
+                    .and_then(|e| e.code())
+                    .map(str::to_string),
+                kind,
+                error,
+            };
+            // The recorder outlives every send task; a closed channel means the process is
+            // going down and the row stays `sending`, in doubt — which is the truth.
+            let _ = recorder.send(outcome).await;
+            drop(permit);
+        });
+    }
+
+    fn spawn_heartbeat(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let worker = self.opts.worker_id.clone();
+        let lease = self.opts.lease;
+        let campaign_id = self.campaign.id;
+        let counters = self.counters.clone();
+        let halt = self.halt.clone();
+        let halted = self.halted.clone();
+        tokio::spawn(async move {
+            let mut last_sent = 0;
+            let every = (lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(2));
+            loop {
+                tokio::time::sleep(every).await;
+                let sent = counters.submitted.load(Ordering::Relaxed);
+                let until = now_ms() + lease.as_millis() as i64;
+                if let Err(e) = store.heartbeat(&worker, until, sent - last_sent).await {
+                    tracing::warn!("heartbeat failed: {e:#}");
+                    continue;
+                }
+                last_sent = sent;
+                // Another terminal may have paused or cancelled the campaign.
+                if let Ok(Some(c)) = store.campaign(&campaign_id.to_string()).await {
+                    let stop = match c.state {
+                        CampaignState::Paused => Some(Stop::Paused(
+                            c.state_reason
+                                .unwrap_or_else(|| "paused by an operator".into()),
+                        )),
+                        CampaignState::Cancelled => Some(Stop::Cancelled),
+                        _ => None,
+                    };
+                    if let Some(stop) = stop {
+                        halted.store(true, Ordering::Relaxed);
+                        halt.lock().await.get_or_insert(stop);
+                    }
+                }
+            }
+        })
+    }
+
+    /// Lets in-flight sends finish, records every outcome, gives unsent claims back.
+    async fn finish(&mut self) -> Result<()> {
+        let all = self.opts.concurrency.max(1) as u32;
+        let _all = self
+            .permits
+            .acquire_many(all)
+            .await
+            .expect("semaphore open");
+        self.recorder
+            .close()
+            .await
+            .context("Failed to record the last outcomes")?;
+        self.buffer.clear();
+        self.store.release(&self.opts.worker_id).await?;
+        Ok(())
+    }
+}
+
+/// Turns a failed submission into what happens to the row next.
+async fn classify(
+    e: &SubmitError,
+    attempt_no: i64,
+    max_attempts: i64,
+    dedups: bool,
+    route: &Route,
+    counters: &Counters,
+) -> OutcomeKind {
+    let retry = |delay: Duration| {
+        counters.retried.fetch_add(1, Ordering::Relaxed);
+        OutcomeKind::Retry {
+            next_attempt_ms: now_ms() + delay.as_millis() as i64,
+        }
+    };
+    match e {
+        SubmitError::Permanent { .. } => {
+            counters.rejected.fetch_add(1, Ordering::Relaxed);
+            OutcomeKind::Rejected
+        }
+        // Not the message's fault: back to the queue, the attempt is not held against it.
+        SubmitError::Unusable { .. } => retry(Duration::ZERO),
+        SubmitError::InDoubt { .. } if dedups => retry(backoff(attempt_no)),
+        SubmitError::InDoubt { .. } => {
+            counters.in_doubt.fetch_add(1, Ordering::Relaxed);
+            OutcomeKind::InDoubt
+        }
+        SubmitError::Transient { retry_after, .. } => {
+            if let Some(wait) = retry_after {
+                // A 429 / Retry-After slows the whole gateway, not one request.
+                let until = Instant::now() + *wait;
+                let mut hold = route.hold_until.lock().await;
+                if hold.is_none_or(|h| h < until) {
+                    *hold = Some(until);
+                }
+            }
+            if attempt_no >= max_attempts {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                OutcomeKind::GaveUp
+            } else {
+                retry(retry_after.unwrap_or_else(|| backoff(attempt_no)))
+            }
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: 1 s, 2 s, 4 s … capped at 5 minutes.
+fn backoff(attempt_no: i64) -> Duration {
+    let cap = Duration::from_secs(300);
+    let base = Duration::from_secs(1) * 2u32.saturating_pow((attempt_no - 1).clamp(0, 16) as u32);
+    let max = base.min(cap);
+    let jitter = rand::rng().random_range(0.5..=1.0);
+    max.mul_f64(jitter)
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A worker id unique across hosts and restarts: `host:pid:random`.
+pub fn new_worker_id() -> String {
+    format!(
+        "{}:{}:{:08x}",
+        hostname(),
+        std::process::id(),
+        rand::rng().random::<u32>()
+    )
+}
+
+/// Workers of this host whose process is gone: their rows can be recovered at once instead of
+/// waiting for the lease to run out.
+pub fn dead_local_workers(workers: &[crate::store::WorkerInfo]) -> Vec<String> {
+    let host = hostname();
+    workers
+        .iter()
+        .filter(|w| w.stopped_ms.is_none() && w.host == host)
+        .filter(|w| {
+            !std::path::Path::new(&format!("/proc/{}", w.pid)).exists()
+                || w.pid == std::process::id() as i64
+        })
+        .map(|w| w.id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for n in 1..30 {
+            let d = backoff(n);
+            assert!(d <= Duration::from_secs(300));
+            assert!(d >= Duration::from_millis(500));
+        }
+        assert!(backoff(5) >= Duration::from_secs(8));
+    }
+
+    #[tokio::test]
+    async fn limiter_paces_to_the_rate() {
+        // 100/s with a burst of 5: 25 permits cannot come in under (25 - 5) / 100 s.
+        let l = limiter(100.0);
+        let start = Instant::now();
+        for _ in 0..25 {
+            l.until_ready().await;
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(190),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+}

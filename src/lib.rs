@@ -1,0 +1,30 @@
+//! smscast: send a public-awareness SMS to every subscriber on a list, through carrier
+//! gateways, at exactly the allowed rate, with a complete, auditable record of every message.
+//!
+//! # Layout
+//!
+//! * [`cli`] — raw flags (clap); [`commands`] — one module per subcommand group.
+//! * [`msisdn`], [`district`], [`csv_source`], [`import`] — messy CSVs in, canonical numbers out.
+//! * [`encoding`], [`message`] — GSM-7/UCS-2, segments, folding; message files.
+//! * [`store`] — every durable fact, behind one interface (SQLite by default).
+//! * [`dispatch`] — claim → rate limit → submit → record, crash-safe.
+//! * [`gateway`] — adapters behind one trait; [`simulator`] — a gateway to test against.
+//! * [`report`], [`audit`] — what auditors read; [`window`] — sending hours in Vietnam time.
+
+pub mod audit;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod csv_source;
+pub mod dispatch;
+pub mod district;
+pub mod encoding;
+pub mod gateway;
+pub mod import;
+pub mod message;
+pub mod msisdn;
+pub mod report;
+pub mod sample;
+pub mod simulator;
+pub mod store;
+pub mod window;

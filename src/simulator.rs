@@ -1,0 +1,257 @@
+//! The built-in gateway simulator: a real HTTP server speaking the Twilio Messages API.
+//!
+//! It keeps its own books (accepted submissions per recipient, arrival times), so tests can
+//! check "nothing sent twice" and "never over the rate" against the gateway's count, not ours:
+//! `GET /stats`, `GET /stats/recipients`, `GET /stats/arrivals`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+
+/// Behaviour knobs, all off by default.
+#[derive(Clone, Debug, Default)]
+pub struct SimOptions {
+    pub latency: Duration,
+    /// Share of requests answered 503 (the message is not taken).
+    pub fail_rate: f64,
+    /// Requests per second above which the simulator answers 429 with Retry-After.
+    pub max_rps: Option<u32>,
+    /// Header whose value deduplicates submissions (same value → same sid, counted once).
+    pub idempotency_header: Option<String>,
+}
+
+#[derive(Default)]
+struct Books {
+    per_recipient: HashMap<String, u32>,
+    arrivals_ms: Vec<i64>,
+    by_reference: HashMap<String, String>,
+    window_start_ms: i64,
+    window_count: u32,
+}
+
+struct Sim {
+    opts: SimOptions,
+    books: Mutex<Books>,
+    requests: AtomicU64,
+    accepted: AtomicU64,
+    deduplicated: AtomicU64,
+    failed: AtomicU64,
+    throttled: AtomicU64,
+    next_sid: AtomicU64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct SimStats {
+    pub requests: u64,
+    pub accepted: u64,
+    pub deduplicated: u64,
+    pub failed: u64,
+    pub throttled: u64,
+    pub unique_recipients: u64,
+    /// Accepted submissions beyond the first, summed over recipients.
+    pub duplicates: u64,
+}
+
+#[derive(Deserialize)]
+struct SendForm {
+    #[serde(rename = "To")]
+    to: String,
+    #[serde(rename = "From")]
+    from: Option<String>,
+    #[serde(rename = "Body")]
+    body: String,
+}
+
+/// A running simulator.
+pub struct Simulator {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Simulator {
+    /// Binds `listen` (port 0 picks a free one) and serves in the background.
+    pub async fn start(listen: &str, opts: SimOptions) -> Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let app = router(opts);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            addr,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+fn router(opts: SimOptions) -> Router {
+    let sim = Arc::new(Sim {
+        opts,
+        books: Mutex::default(),
+        requests: AtomicU64::new(0),
+        accepted: AtomicU64::new(0),
+        deduplicated: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        throttled: AtomicU64::new(0),
+        next_sid: AtomicU64::new(1),
+    });
+    Router::new()
+        .route("/2010-04-01/Accounts/{sid}/Messages.json", post(send))
+        .route("/stats", get(stats))
+        .route("/stats/recipients", get(recipients))
+        .route("/stats/arrivals", get(arrivals))
+        .with_state(sim)
+}
+
+async fn send(
+    State(sim): State<Arc<Sim>>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<SendForm>,
+) -> Response {
+    sim.requests.fetch_add(1, Ordering::Relaxed);
+    let now = crate::store::now_ms();
+    if headers.get(header::AUTHORIZATION).is_none() {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({"code": 20003, "message": "Authenticate"})),
+        )
+            .into_response();
+    }
+    {
+        let mut b = sim.books.lock().await;
+        b.arrivals_ms.push(now);
+        if let Some(max) = sim.opts.max_rps {
+            if now - b.window_start_ms >= 1000 {
+                b.window_start_ms = now;
+                b.window_count = 0;
+            }
+            b.window_count += 1;
+            if b.window_count > max {
+                drop(b);
+                sim.throttled.fetch_add(1, Ordering::Relaxed);
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, "1")],
+                    Json(serde_json::json!({"code": 20429, "message": "Too Many Requests"})),
+                )
+                    .into_response();
+            }
+        }
+    }
+    if !sim.opts.latency.is_zero() {
+        tokio::time::sleep(sim.opts.latency).await;
+    }
+    if sim.opts.fail_rate > 0.0 && rand::rng().random::<f64>() < sim.opts.fail_rate {
+        sim.failed.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"code": 20500, "message": "Service temporarily unavailable"})),
+        )
+            .into_response();
+    }
+    let to = form.to.trim_start_matches('+').to_string();
+    if to.len() != 11 || !to.starts_with("84") || !to.bytes().all(|c| c.is_ascii_digit()) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"code": 21211, "message": "The 'To' number is not a valid phone number."})),
+        )
+            .into_response();
+    }
+    let reference = sim
+        .opts
+        .idempotency_header
+        .as_deref()
+        .and_then(|h| headers.get(h))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut b = sim.books.lock().await;
+    if let Some(r) = &reference
+        && let Some(existing) = b.by_reference.get(r)
+    {
+        let msg_sid = existing.clone();
+        drop(b);
+        sim.deduplicated.fetch_add(1, Ordering::Relaxed);
+        return created(&sid, &msg_sid, &form);
+    }
+    let msg_sid = format!("SM{:032x}", sim.next_sid.fetch_add(1, Ordering::Relaxed));
+    *b.per_recipient.entry(to).or_default() += 1;
+    if let Some(r) = reference {
+        b.by_reference.insert(r, msg_sid.clone());
+    }
+    drop(b);
+    sim.accepted.fetch_add(1, Ordering::Relaxed);
+    created(&sid, &msg_sid, &form)
+}
+
+fn created(account: &str, msg_sid: &str, form: &SendForm) -> Response {
+    (
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "sid": msg_sid,
+            "account_sid": account,
+            "status": "queued",
+            "to": form.to,
+            "from": form.from,
+            "num_segments": crate::encoding::analyze(&form.body).segments.to_string(),
+        })),
+    )
+        .into_response()
+}
+
+async fn stats(State(sim): State<Arc<Sim>>) -> Json<SimStats> {
+    let b = sim.books.lock().await;
+    let duplicates = b
+        .per_recipient
+        .values()
+        .map(|n| u64::from(n.saturating_sub(1)))
+        .sum();
+    Json(SimStats {
+        requests: sim.requests.load(Ordering::Relaxed),
+        accepted: sim.accepted.load(Ordering::Relaxed),
+        deduplicated: sim.deduplicated.load(Ordering::Relaxed),
+        failed: sim.failed.load(Ordering::Relaxed),
+        throttled: sim.throttled.load(Ordering::Relaxed),
+        unique_recipients: b.per_recipient.len() as u64,
+        duplicates,
+    })
+}
+
+async fn recipients(State(sim): State<Arc<Sim>>) -> Json<HashMap<String, u32>> {
+    Json(sim.books.lock().await.per_recipient.clone())
+}
+
+async fn arrivals(State(sim): State<Arc<Sim>>) -> Json<Vec<i64>> {
+    Json(sim.books.lock().await.arrivals_ms.clone())
+}

@@ -1,0 +1,476 @@
+//! The store: every durable fact smscast keeps, behind one interface.
+//!
+//! [`Store`] is an object-safe trait so the CLI picks a backend once, from the database URL,
+//! and everything else holds an `Arc<dyn Store>`. Each backend lives in its own module with its
+//! own migrations folder (`migrations/<backend>/`, same file names). SQL is always
+//! parameterised; the statements sit in small functions named for their intent.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use serde::Serialize;
+
+pub use sqlite::SqliteStore;
+
+/// Milliseconds since the Unix epoch, the one time unit of the store.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// How a command intends to use the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    ReadWrite,
+    /// Auditors' commands: the connection itself refuses writes.
+    ReadOnly,
+}
+
+/// Opens the store named by `url` (`sqlite://path` or a bare path), creating the file and
+/// applying migrations on first use when `access` allows writing.
+pub async fn open(url: &str, access: Access) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!(
+            "PostgreSQL is not supported by this build yet; use a SQLite file (--db sqlite://smscast.db)"
+        );
+    }
+    let store = SqliteStore::open(url, access)
+        .await
+        .with_context(|| format!("Failed to open the database {}", redact_url(url)))?;
+    Ok(Arc::new(store))
+}
+
+/// A database URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:****{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------------------------
+
+/// One subscriber row as an import stages it.
+#[derive(Clone, Debug)]
+pub struct NewSubscriber {
+    pub line: u64,
+    pub msisdn: String,
+    pub carrier: &'static str,
+    pub district: Option<String>,
+    pub attributes: Option<String>,
+}
+
+/// What an import did, as stored in `imports` and shown to the user.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ImportCounts {
+    pub import_id: i64,
+    pub staged: u64,
+    pub imported: u64,
+    pub already_present: u64,
+    pub duplicates_in_file: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ImportMeta {
+    pub list: String,
+    pub file_name: String,
+    pub sha256: String,
+    pub rows_read: u64,
+    pub rejected: u64,
+    pub legacy_converted: u64,
+    pub operator: String,
+}
+
+/// A previous import of the same file into the same list.
+#[derive(Clone, Debug, Serialize)]
+pub struct PreviousImport {
+    pub import_id: i64,
+    pub created_ms: i64,
+    pub imported: i64,
+}
+
+/// One import, inside one transaction: nothing is visible until [`ImportSession::commit`].
+#[async_trait]
+pub trait ImportSession: Send {
+    async fn stage(&mut self, rows: &[NewSubscriber]) -> Result<()>;
+    async fn commit(self: Box<Self>, meta: &ImportMeta) -> Result<ImportCounts>;
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ListSummary {
+    pub id: i64,
+    pub name: String,
+    pub members: i64,
+    pub by_carrier: Vec<(String, i64)>,
+    pub by_district: Vec<(String, i64)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CampaignState {
+    Draft,
+    Running,
+    Paused,
+    Completed,
+    Cancelled,
+}
+
+impl CampaignState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "draft" => Self::Draft,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "completed" => Self::Completed,
+            "cancelled" => Self::Cancelled,
+            other => bail!("unknown campaign state {other:?} in the database"),
+        })
+    }
+}
+
+/// A campaign as created: the message is a snapshot of exactly what is sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct NewCampaign {
+    pub name: String,
+    pub list: String,
+    pub message_text: String,
+    pub encoding: String,
+    pub segments: i64,
+    pub characters: i64,
+    pub sender: String,
+    pub gateway: String,
+    pub rate: f64,
+    pub window_start: i64,
+    pub window_end: i64,
+    pub starts_ms: Option<i64>,
+    pub ends_ms: Option<i64>,
+    pub max_attempts: i64,
+    pub created_by: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Campaign {
+    pub id: i64,
+    pub name: String,
+    pub list_id: i64,
+    pub list: String,
+    pub message_text: String,
+    pub encoding: String,
+    pub segments: i64,
+    pub characters: i64,
+    pub sender: String,
+    pub gateway: String,
+    pub rate: f64,
+    pub window_start: i64,
+    pub window_end: i64,
+    pub starts_ms: Option<i64>,
+    pub ends_ms: Option<i64>,
+    pub max_attempts: i64,
+    pub state: CampaignState,
+    pub state_reason: Option<String>,
+    pub created_by: String,
+    pub created_ms: i64,
+    pub launched_ms: Option<i64>,
+    pub completed_ms: Option<i64>,
+}
+
+/// Delivery states. `Delivered`, `Failed`, `Expired` and `Rejected` are final.
+pub mod state {
+    pub const QUEUED: &str = "queued";
+    /// Claimed by a worker, request not yet sent: safe to give back on a crash.
+    pub const CLAIMED: &str = "claimed";
+    /// The request may be on the wire: in doubt if the worker dies now.
+    pub const SENDING: &str = "sending";
+    pub const SUBMITTED: &str = "submitted";
+    pub const DELIVERED: &str = "delivered";
+    pub const FAILED: &str = "failed";
+    pub const EXPIRED: &str = "expired";
+    pub const REJECTED: &str = "rejected";
+    pub const UNKNOWN: &str = "unknown";
+    pub const SUPPRESSED: &str = "suppressed";
+    /// Every state, in report order.
+    pub const ALL: [&str; 10] = [
+        QUEUED, CLAIMED, SENDING, SUBMITTED, DELIVERED, FAILED, EXPIRED, REJECTED, UNKNOWN,
+        SUPPRESSED,
+    ];
+}
+
+/// A delivery handed to a worker.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub id: i64,
+    pub msisdn: String,
+    pub carrier: String,
+    pub attempts: i64,
+}
+
+/// What happened to one submission try; recorded with its `attempts` row.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub delivery_id: i64,
+    pub attempt_no: i64,
+    pub started_ms: i64,
+    pub latency_ms: i64,
+    pub http_status: Option<i64>,
+    pub gateway: String,
+    pub gateway_code: Option<String>,
+    pub kind: OutcomeKind,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum OutcomeKind {
+    Submitted {
+        gateway_id: String,
+    },
+    /// Transient: back to the queue, due again at `next_attempt_ms`.
+    Retry {
+        next_attempt_ms: i64,
+    },
+    /// Transient, but out of attempts: `failed`.
+    GaveUp,
+    Rejected,
+    /// The request went out and no answer came back: the gateway may have taken it.
+    InDoubt,
+}
+
+impl OutcomeKind {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Submitted { .. } => "submitted",
+            Self::Retry { .. } => "retry",
+            Self::GaveUp => "gave_up",
+            Self::Rejected => "rejected",
+            Self::InDoubt => "in_doubt",
+        }
+    }
+}
+
+/// What crash recovery found for a campaign.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Recovered {
+    /// Claimed by a dead worker but never sent: back in the queue.
+    pub requeued: u64,
+    /// Possibly sent by a dead worker: resent with the same reference (the gateway dedups).
+    pub resend: u64,
+    /// Possibly sent, gateway cannot dedup: marked `unknown` for `smscast reconcile`.
+    pub unknown: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerInfo {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_ms: i64,
+    pub heartbeat_ms: i64,
+    pub sent: i64,
+    pub stopped_ms: Option<i64>,
+}
+
+/// One row of the hash-chained operator log.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Every event for one number, in time order.
+#[derive(Clone, Debug, Serialize)]
+pub struct LookupEvent {
+    pub at_ms: i64,
+    pub campaign: String,
+    pub delivery_id: i64,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// Raw aggregates a report is computed from.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReportData {
+    pub by_state: Vec<(String, i64)>,
+    pub by_carrier_state: Vec<(String, String, i64)>,
+    pub by_district_state: Vec<(String, String, i64)>,
+    /// (local day "YYYY-MM-DD", submitted count, delivered count)
+    pub by_day: Vec<(String, i64, i64)>,
+    /// (error text, count)
+    pub errors: Vec<(String, i64)>,
+    /// (outcome, count) over every attempt
+    pub attempts_by_outcome: Vec<(String, i64)>,
+    /// Submit latencies of successful attempts, sorted ascending, in ms.
+    pub latency_percentiles_ms: Vec<(String, i64)>,
+    /// Deliveries with more than one attempt that may have reached the phone twice.
+    pub possible_duplicates: i64,
+    pub first_submit_ms: Option<i64>,
+    pub last_submit_ms: Option<i64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The interface
+// ---------------------------------------------------------------------------------------------
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    // lists and subscribers
+    async fn begin_import(&self) -> Result<Box<dyn ImportSession>>;
+    async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>>;
+    async fn lists(&self) -> Result<Vec<ListSummary>>;
+    async fn list_size(&self, list: &str) -> Result<Option<i64>>;
+    /// Adds numbers to the opt-out table; returns how many were new.
+    async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64>;
+    async fn remove_opt_outs(&self, msisdns: &[String]) -> Result<u64>;
+
+    // campaigns
+    async fn create_campaign(&self, c: &NewCampaign) -> Result<i64>;
+    /// By numeric id or by name.
+    async fn campaign(&self, key: &str) -> Result<Option<Campaign>>;
+    async fn campaigns(&self) -> Result<Vec<Campaign>>;
+    async fn set_campaign_state(
+        &self,
+        id: i64,
+        state: CampaignState,
+        reason: Option<&str>,
+    ) -> Result<()>;
+    /// Materialises one delivery per list member (opt-outs as `suppressed`) and marks the
+    /// campaign running. Idempotent: a second call adds nothing. Returns (queued, suppressed).
+    async fn launch(&self, campaign_id: i64) -> Result<(u64, u64)>;
+    async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>>;
+
+    // dispatch
+    async fn register_worker(&self, id: &str, campaign_id: i64, host: &str, pid: i64)
+    -> Result<()>;
+    /// Renews this worker's leases and heartbeat; adds `sent` to its counter.
+    async fn heartbeat(&self, worker: &str, lease_until_ms: i64, sent: u64) -> Result<()>;
+    async fn stop_worker(&self, worker: &str) -> Result<()>;
+    async fn workers(&self, campaign_id: i64) -> Result<Vec<WorkerInfo>>;
+    /// Gives rows of dead workers back: `claimed` → `queued`; `sending` → `queued` for a resend
+    /// with the same reference when `gateway_dedups`, else `unknown`. A worker is dead when its
+    /// lease expired or, on this host, its process is gone (`dead_local` lists those ids).
+    async fn recover(
+        &self,
+        campaign_id: i64,
+        now_ms: i64,
+        dead_workers: &[String],
+        gateway_dedups: bool,
+    ) -> Result<Recovered>;
+    async fn claim(
+        &self,
+        campaign_id: i64,
+        worker: &str,
+        limit: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<Claimed>>;
+    /// `claimed` → `sending` (durably) just before the requests go out. Rows whose number
+    /// opted out since the claim become `suppressed` and are left out of the returned ids.
+    async fn mark_in_flight(&self, worker: &str, ids: &[i64]) -> Result<Vec<i64>>;
+    /// Records outcomes and their `attempts` rows in one transaction.
+    async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<()>;
+    /// Gives this worker's unsent claims back to the queue.
+    async fn release(&self, worker: &str) -> Result<u64>;
+    /// Rows marked in flight whose requests never went out (a stop came first): back to the
+    /// queue, the attempt not counted.
+    async fn release_unsent(&self, worker: &str, ids: &[i64]) -> Result<u64>;
+    /// Earliest `next_attempt_ms` among queued rows, if any.
+    async fn next_due_ms(&self, campaign_id: i64) -> Result<Option<i64>>;
+    /// Marks the campaign completed when no row is queued, claimed or sending.
+    async fn complete_if_done(&self, campaign_id: i64) -> Result<bool>;
+    /// `unknown` rows → `queued` (resend) or `failed` (give up). Returns how many.
+    async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64>;
+
+    // auditors
+    async fn report_data(&self, campaign_id: i64) -> Result<ReportData>;
+    async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>>;
+    async fn audit_append(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        details: &serde_json::Value,
+    ) -> Result<AuditEntry>;
+    async fn audit_entries(&self) -> Result<Vec<AuditEntry>>;
+}
+
+/// Percentiles (p50, p90, p95, p99, max) from a `(value, count)` histogram sorted by value.
+pub(crate) fn percentiles(histogram: &[(i64, i64)]) -> Vec<(String, i64)> {
+    let total: i64 = histogram.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    [
+        ("p50", 50u64),
+        ("p90", 90),
+        ("p95", 95),
+        ("p99", 99),
+        ("max", 100),
+    ]
+    .into_iter()
+    .map(|(label, p)| {
+        let rank = ((total as u64 * p).div_ceil(100) as i64).max(1);
+        let mut seen = 0;
+        let value = histogram
+            .iter()
+            .find(|(_, n)| {
+                seen += n;
+                seen >= rank
+            })
+            .map_or(0, |(v, _)| *v);
+        (label.to_string(), value)
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_walk_the_histogram() {
+        let h: Vec<(i64, i64)> = (1..=100).map(|v| (v, 1)).collect();
+        let p = percentiles(&h);
+        assert_eq!(p[0], ("p50".to_string(), 50));
+        assert_eq!(p[3], ("p99".to_string(), 99));
+        assert_eq!(p[4], ("max".to_string(), 100));
+        assert!(percentiles(&[]).is_empty());
+        assert_eq!(percentiles(&[(7, 3)])[0].1, 7);
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://smscast:secret@db:5432/x"),
+            "postgres://smscast:****@db:5432/x"
+        );
+        assert_eq!(redact_url("sqlite://smscast.db"), "sqlite://smscast.db");
+    }
+}

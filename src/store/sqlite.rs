@@ -1,0 +1,1047 @@
+//! The embedded default backend: one SQLite file.
+//!
+//! WAL mode with a busy timeout so a `send` and a `dlr serve` process can share the file;
+//! `synchronous=FULL` because a claim ("this message may be out") must survive power loss,
+//! which is why claims and outcomes are batched. Every write transaction starts with
+//! `BEGIN IMMEDIATE`, so two writers queue for the lock instead of failing on upgrade.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite, Transaction};
+
+use super::*;
+use crate::audit;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+)];
+
+/// Rows per multi-row INSERT while staging an import (5 columns, well under SQLite's limit).
+const STAGE_CHUNK: usize = 2_000;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, access: Access) -> Result<Self> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let read_only = access == Access::ReadOnly;
+        if read_only && path != ":memory:" && !std::path::Path::new(path).exists() {
+            bail!(
+                "there is no database at {path}: import a list first (smscast subscribers import), or point --db at the right file"
+            );
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(!read_only)
+            .read_only(read_only)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true)
+            .pragma("cache_size", "-65536");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        if !read_only {
+            let migrations = MIGRATIONS
+                .iter()
+                .map(|(version, name, sql)| {
+                    Migration::new(
+                        *version,
+                        (*name).into(),
+                        MigrationType::Simple,
+                        sql.into_sql_str(),
+                        false,
+                    )
+                })
+                .collect();
+            Migrator::with_migrations(migrations)
+                .run(&pool)
+                .await
+                .context("Failed to apply the database migrations")?;
+        }
+        Ok(Self { pool })
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// An id list as one JSON parameter, expanded by `json_each` (keeps SQL static and bound).
+fn json_ids(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("ids serialise")
+}
+
+fn json_strings(items: &[String]) -> String {
+    serde_json::to_string(items).expect("strings serialise")
+}
+
+fn campaign_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Campaign> {
+    Ok(Campaign {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        list_id: r.try_get("list_id")?,
+        list: r.try_get("list_name")?,
+        message_text: r.try_get("message_text")?,
+        encoding: r.try_get("encoding")?,
+        segments: r.try_get("segments")?,
+        characters: r.try_get("characters")?,
+        sender: r.try_get("sender")?,
+        gateway: r.try_get("gateway")?,
+        rate: r.try_get("rate")?,
+        window_start: r.try_get("window_start")?,
+        window_end: r.try_get("window_end")?,
+        starts_ms: r.try_get("starts_ms")?,
+        ends_ms: r.try_get("ends_ms")?,
+        max_attempts: r.try_get("max_attempts")?,
+        state: CampaignState::parse(r.try_get::<&str, _>("state")?)?,
+        state_reason: r.try_get("state_reason")?,
+        created_by: r.try_get("created_by")?,
+        created_ms: r.try_get("created_ms")?,
+        launched_ms: r.try_get("launched_ms")?,
+        completed_ms: r.try_get("completed_ms")?,
+    })
+}
+
+const CAMPAIGN_SELECT: &str =
+    "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id";
+
+struct SqliteImport {
+    tx: Transaction<'static, Sqlite>,
+}
+
+#[async_trait]
+impl ImportSession for SqliteImport {
+    async fn stage(&mut self, rows: &[NewSubscriber]) -> Result<()> {
+        for chunk in rows.chunks(STAGE_CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO temp.import_rows (line, msisdn, carrier, district, attributes) ",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(r.line as i64)
+                    .push_bind(r.msisdn.as_str())
+                    .push_bind(r.carrier)
+                    .push_bind(r.district.as_deref())
+                    .push_bind(r.attributes.as_deref());
+            });
+            qb.build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>, meta: &ImportMeta) -> Result<ImportCounts> {
+        let now = now_ms();
+        let tx = &mut self.tx;
+        sqlx::query(
+            "INSERT INTO lists (name, created_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&meta.list)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        let list_id: i64 = sqlx::query_scalar("SELECT id FROM lists WHERE name = $1")
+            .bind(&meta.list)
+            .fetch_one(&mut **tx)
+            .await?;
+        let (staged, distinct): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT msisdn) FROM temp.import_rows")
+                .fetch_one(&mut **tx)
+                .await?;
+        let import_id: i64 = sqlx::query_scalar(
+            "INSERT INTO imports (list_id, file_name, sha256, rows_read, imported, already_present,
+                                  duplicates, rejected, legacy_converted, operator, created_ms)
+             VALUES ($1, $2, $3, $4, 0, 0, 0, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(list_id)
+        .bind(&meta.file_name)
+        .bind(&meta.sha256)
+        .bind(meta.rows_read as i64)
+        .bind(meta.rejected as i64)
+        .bind(meta.legacy_converted as i64)
+        .bind(&meta.operator)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+        // First occurrence in the file wins; a later import fills a district that was missing.
+        sqlx::query(
+            "INSERT INTO subscribers (msisdn, carrier, district, attributes, first_seen_ms)
+             SELECT msisdn, carrier, district, attributes, $1 FROM temp.import_rows WHERE true ORDER BY line
+             ON CONFLICT (msisdn) DO UPDATE SET
+                 district = COALESCE(subscribers.district, excluded.district),
+                 attributes = COALESCE(subscribers.attributes, excluded.attributes)",
+        )
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        let imported = sqlx::query(
+            "INSERT INTO list_members (list_id, subscriber_id, import_id)
+             SELECT $1, s.id, $2 FROM subscribers s
+             WHERE s.msisdn IN (SELECT msisdn FROM temp.import_rows)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(list_id)
+        .bind(import_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        let counts = ImportCounts {
+            import_id,
+            staged: staged as u64,
+            imported,
+            already_present: distinct as u64 - imported,
+            duplicates_in_file: (staged - distinct) as u64,
+        };
+        sqlx::query(
+            "UPDATE imports SET imported = $1, already_present = $2, duplicates = $3 WHERE id = $4",
+        )
+        .bind(counts.imported as i64)
+        .bind(counts.already_present as i64)
+        .bind(counts.duplicates_in_file as i64)
+        .bind(import_id)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("DROP TABLE temp.import_rows")
+            .execute(&mut **tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(counts)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn begin_import(&self) -> Result<Box<dyn ImportSession>> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DROP TABLE IF EXISTS temp.import_rows")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "CREATE TEMP TABLE import_rows (line INTEGER NOT NULL, msisdn TEXT NOT NULL,
+                 carrier TEXT NOT NULL, district TEXT, attributes TEXT)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        Ok(Box::new(SqliteImport { tx }))
+    }
+
+    async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
+        let row = sqlx::query(
+            "SELECT i.id, i.created_ms, i.imported FROM imports i JOIN lists l ON l.id = i.list_id
+             WHERE l.name = $1 AND i.sha256 = $2 ORDER BY i.id LIMIT 1",
+        )
+        .bind(list)
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| PreviousImport {
+            import_id: r.get(0),
+            created_ms: r.get(1),
+            imported: r.get(2),
+        }))
+    }
+
+    async fn lists(&self) -> Result<Vec<ListSummary>> {
+        let lists: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM lists ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(lists.len());
+        for (id, name) in lists {
+            let by_carrier: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT s.carrier, COUNT(*) FROM list_members m JOIN subscribers s ON s.id = m.subscriber_id
+                 WHERE m.list_id = $1 GROUP BY s.carrier ORDER BY 2 DESC, 1",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+            let by_district: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT COALESCE(s.district, '(none)'), COUNT(*) FROM list_members m
+                 JOIN subscribers s ON s.id = m.subscriber_id
+                 WHERE m.list_id = $1 GROUP BY 1 ORDER BY 2 DESC, 1",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+            let members = by_carrier.iter().map(|(_, n)| n).sum();
+            out.push(ListSummary {
+                id,
+                name,
+                members,
+                by_carrier,
+                by_district,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn list_size(&self, list: &str) -> Result<Option<i64>> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT l.id, (SELECT COUNT(*) FROM list_members m WHERE m.list_id = l.id)
+             FROM lists l WHERE l.name = $1",
+        )
+        .bind(list)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(_, n)| n))
+    }
+
+    async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "INSERT INTO opt_outs (msisdn, source, created_ms)
+             SELECT value, $2, $3 FROM json_each($1) WHERE true ON CONFLICT DO NOTHING",
+        )
+        .bind(json_strings(msisdns))
+        .bind(source)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn remove_opt_outs(&self, msisdns: &[String]) -> Result<u64> {
+        let n =
+            sqlx::query("DELETE FROM opt_outs WHERE msisdn IN (SELECT value FROM json_each($1))")
+                .bind(json_strings(msisdns))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(n)
+    }
+
+    async fn create_campaign(&self, c: &NewCampaign) -> Result<i64> {
+        let list_id: Option<i64> = sqlx::query_scalar("SELECT id FROM lists WHERE name = $1")
+            .bind(&c.list)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(list_id) = list_id else {
+            bail!("there is no list named {:?}: see `smscast lists`", c.list);
+        };
+        let id = sqlx::query_scalar(
+            "INSERT INTO campaigns (name, list_id, message_text, encoding, segments, characters, sender,
+                 gateway, rate, window_start, window_end, starts_ms, ends_ms, max_attempts, state,
+                 created_by, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'draft', $15, $16)
+             RETURNING id",
+        )
+        .bind(&c.name)
+        .bind(list_id)
+        .bind(&c.message_text)
+        .bind(&c.encoding)
+        .bind(c.segments)
+        .bind(c.characters)
+        .bind(&c.sender)
+        .bind(&c.gateway)
+        .bind(c.rate)
+        .bind(c.window_start)
+        .bind(c.window_end)
+        .bind(c.starts_ms)
+        .bind(c.ends_ms)
+        .bind(c.max_attempts)
+        .bind(&c.created_by)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                anyhow::anyhow!("a campaign named {:?} exists already: choose another name", c.name)
+            }
+            _ => e.into(),
+        })?;
+        Ok(id)
+    }
+
+    async fn campaign(&self, key: &str) -> Result<Option<Campaign>> {
+        let row = match key.parse::<i64>() {
+            Ok(id) => {
+                sqlx::query(
+                    "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            Err(_) => {
+                sqlx::query(
+                    "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.name = $1",
+                )
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+        };
+        row.as_ref().map(campaign_from_row).transpose()
+    }
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>> {
+        let rows = sqlx::query(CAMPAIGN_SELECT).fetch_all(&self.pool).await?;
+        rows.iter().map(campaign_from_row).collect()
+    }
+
+    async fn set_campaign_state(
+        &self,
+        id: i64,
+        state: CampaignState,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let completed = (state == CampaignState::Completed).then(now_ms);
+        sqlx::query(
+            "UPDATE campaigns SET state = $1, state_reason = $2,
+                 completed_ms = COALESCE($3, completed_ms) WHERE id = $4",
+        )
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(completed)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn launch(&self, campaign_id: i64) -> Result<(u64, u64)> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO deliveries (campaign_id, subscriber_id, msisdn, carrier, district, state)
+             SELECT c.id, s.id, s.msisdn, s.carrier, s.district,
+                    CASE WHEN EXISTS (SELECT 1 FROM opt_outs o WHERE o.msisdn = s.msisdn)
+                         THEN 'suppressed' ELSE 'queued' END
+             FROM campaigns c
+             JOIN list_members m ON m.list_id = c.list_id
+             JOIN subscribers s ON s.id = m.subscriber_id
+             WHERE c.id = $1
+             ORDER BY s.id
+             ON CONFLICT (campaign_id, subscriber_id) DO NOTHING",
+        )
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await?;
+        let (queued, suppressed): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(state <> 'suppressed'), 0), COALESCE(SUM(state = 'suppressed'), 0)
+             FROM deliveries WHERE campaign_id = $1",
+        )
+        .bind(campaign_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE campaigns SET state = 'running', state_reason = NULL,
+                 launched_ms = COALESCE(launched_ms, $1), suppressed = $2 WHERE id = $3",
+        )
+        .bind(now_ms())
+        .bind(suppressed)
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((queued as u64, suppressed as u64))
+    }
+
+    async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT state, COUNT(*) FROM deliveries WHERE campaign_id = $1 GROUP BY state",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn register_worker(
+        &self,
+        id: &str,
+        campaign_id: i64,
+        host: &str,
+        pid: i64,
+    ) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO workers (id, campaign_id, host, pid, started_ms, heartbeat_ms)
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(id)
+        .bind(campaign_id)
+        .bind(host)
+        .bind(pid)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self, worker: &str, lease_until_ms: i64, sent: u64) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE deliveries SET lease_expires_ms = $1
+             WHERE lease_owner = $2 AND state IN ('claimed', 'sending')",
+        )
+        .bind(lease_until_ms)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE workers SET heartbeat_ms = $1, sent = sent + $2 WHERE id = $3")
+            .bind(now_ms())
+            .bind(sent as i64)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stop_worker(&self, worker: &str) -> Result<()> {
+        sqlx::query("UPDATE workers SET stopped_ms = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn workers(&self, campaign_id: i64) -> Result<Vec<WorkerInfo>> {
+        let rows = sqlx::query(
+            "SELECT id, host, pid, started_ms, heartbeat_ms, sent, stopped_ms FROM workers
+             WHERE campaign_id = $1 ORDER BY started_ms",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| WorkerInfo {
+                id: r.get(0),
+                host: r.get(1),
+                pid: r.get(2),
+                started_ms: r.get(3),
+                heartbeat_ms: r.get(4),
+                sent: r.get(5),
+                stopped_ms: r.get(6),
+            })
+            .collect())
+    }
+
+    async fn recover(
+        &self,
+        campaign_id: i64,
+        now_ms: i64,
+        dead_workers: &[String],
+        gateway_dedups: bool,
+    ) -> Result<Recovered> {
+        let dead = json_strings(dead_workers);
+        let mut tx = self.write_tx().await?;
+        let requeued = sqlx::query(
+            "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
+             WHERE campaign_id = $1 AND state = 'claimed'
+               AND (lease_expires_ms < $2 OR lease_owner IN (SELECT value FROM json_each($3)))",
+        )
+        .bind(campaign_id)
+        .bind(now_ms)
+        .bind(&dead)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let (outcome, next_state, note) = if gateway_dedups {
+            (
+                "recovered_resend",
+                "queued",
+                "worker stopped while the request may have been on the wire; resending with the same reference (the gateway deduplicates)",
+            )
+        } else {
+            (
+                "recovered_in_doubt",
+                "unknown",
+                "worker stopped while the request may have been on the wire; the gateway may have taken it (smscast reconcile decides)",
+            )
+        };
+        sqlx::query(
+            "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms, outcome, error)
+             SELECT campaign_id, id, attempts, lease_owner, $2, $4, $5 FROM deliveries
+             WHERE campaign_id = $1 AND state = 'sending'
+               AND (lease_expires_ms < $2 OR lease_owner IN (SELECT value FROM json_each($3)))",
+        )
+        .bind(campaign_id)
+        .bind(now_ms)
+        .bind(&dead)
+        .bind(outcome)
+        .bind(note)
+        .execute(&mut *tx)
+        .await?;
+        let in_doubt = sqlx::query(
+            "UPDATE deliveries SET state = $4, lease_owner = NULL, lease_expires_ms = NULL, last_error = $5
+             WHERE campaign_id = $1 AND state = 'sending'
+               AND (lease_expires_ms < $2 OR lease_owner IN (SELECT value FROM json_each($3)))",
+        )
+        .bind(campaign_id)
+        .bind(now_ms)
+        .bind(&dead)
+        .bind(next_state)
+        .bind(note)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "UPDATE workers SET stopped_ms = COALESCE(stopped_ms, $1)
+             WHERE id IN (SELECT value FROM json_each($2))",
+        )
+        .bind(now_ms)
+        .bind(&dead)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(if gateway_dedups {
+            Recovered {
+                requeued,
+                resend: in_doubt,
+                unknown: 0,
+            }
+        } else {
+            Recovered {
+                requeued,
+                resend: 0,
+                unknown: in_doubt,
+            }
+        })
+    }
+
+    async fn claim(
+        &self,
+        campaign_id: i64,
+        worker: &str,
+        limit: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<Claimed>> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "UPDATE deliveries SET state = 'claimed', lease_owner = $1, lease_expires_ms = $2
+             WHERE id IN (SELECT id FROM deliveries
+                          WHERE campaign_id = $3 AND state = 'queued' AND next_attempt_ms <= $4
+                          ORDER BY next_attempt_ms, id LIMIT $5)
+             RETURNING id, msisdn, carrier, attempts",
+        )
+        .bind(worker)
+        .bind(lease_until_ms)
+        .bind(campaign_id)
+        .bind(now_ms)
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut claimed: Vec<Claimed> = rows
+            .iter()
+            .map(|r| Claimed {
+                id: r.get(0),
+                msisdn: r.get(1),
+                carrier: r.get(2),
+                attempts: r.get(3),
+            })
+            .collect();
+        claimed.sort_by_key(|c| c.id);
+        Ok(claimed)
+    }
+
+    async fn mark_in_flight(&self, worker: &str, ids: &[i64]) -> Result<Vec<i64>> {
+        let ids = json_ids(ids);
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE deliveries SET state = 'suppressed', lease_owner = NULL, lease_expires_ms = NULL,
+                 final_ms = $3, last_error = 'opted out after launch'
+             WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND state = 'claimed'
+               AND msisdn IN (SELECT msisdn FROM opt_outs)",
+        )
+        .bind(&ids)
+        .bind(worker)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        let sending: Vec<i64> = sqlx::query_scalar(
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1
+             WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND state = 'claimed'
+             RETURNING id",
+        )
+        .bind(&ids)
+        .bind(worker)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(sending)
+    }
+
+    async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ms();
+        for o in outcomes {
+            sqlx::query(
+                "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
+                     latency_ms, http_status, gateway_code, outcome, error)
+                 SELECT campaign_id, id, $2, $3, $4, $5, $6, $7, $8, $9 FROM deliveries WHERE id = $1",
+            )
+            .bind(o.delivery_id)
+            .bind(o.attempt_no)
+            .bind(worker)
+            .bind(o.started_ms)
+            .bind(o.latency_ms)
+            .bind(o.http_status)
+            .bind(&o.gateway_code)
+            .bind(o.kind.label())
+            .bind(&o.error)
+            .execute(&mut *tx)
+            .await?;
+            // Only a row this worker still holds moves; a receipt may have finalised it already.
+            let (state, gateway_id, next_attempt, final_ms) = match &o.kind {
+                OutcomeKind::Submitted { gateway_id } => {
+                    ("submitted", Some(gateway_id.as_str()), None, None)
+                }
+                OutcomeKind::Retry { next_attempt_ms } => {
+                    ("queued", None, Some(*next_attempt_ms), None)
+                }
+                OutcomeKind::GaveUp => ("failed", None, None, Some(now)),
+                OutcomeKind::Rejected => ("rejected", None, None, Some(now)),
+                OutcomeKind::InDoubt => ("unknown", None, None, None),
+            };
+            sqlx::query(
+                "UPDATE deliveries SET state = $2, gateway = $3,
+                     gateway_id = COALESCE($4, gateway_id),
+                     next_attempt_ms = COALESCE($5, next_attempt_ms),
+                     final_ms = COALESCE($6, final_ms),
+                     submitted_ms = CASE WHEN $2 = 'submitted' THEN $7 ELSE submitted_ms END,
+                     last_error = $8, lease_owner = NULL, lease_expires_ms = NULL
+                 WHERE id = $1 AND state IN ('sending', 'unknown')",
+            )
+            .bind(o.delivery_id)
+            .bind(state)
+            .bind(&o.gateway)
+            .bind(gateway_id)
+            .bind(next_attempt)
+            .bind(final_ms)
+            .bind(o.started_ms + o.latency_ms)
+            .bind(&o.error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release(&self, worker: &str) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
+             WHERE lease_owner = $1 AND state = 'claimed'",
+        )
+        .bind(worker)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    async fn release_unsent(&self, worker: &str, ids: &[i64]) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE deliveries SET state = 'queued', attempts = attempts - 1,
+                 lease_owner = NULL, lease_expires_ms = NULL
+             WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND state = 'sending'",
+        )
+        .bind(json_ids(ids))
+        .bind(worker)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    async fn next_due_ms(&self, campaign_id: i64) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_ms) FROM deliveries WHERE campaign_id = $1 AND state = 'queued'",
+        )
+        .bind(campaign_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn complete_if_done(&self, campaign_id: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE campaigns SET state = 'completed', state_reason = NULL, completed_ms = $2
+             WHERE id = $1 AND state = 'running'
+               AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
+                               AND state IN ('queued', 'claimed', 'sending'))",
+        )
+        .bind(campaign_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done > 0)
+    }
+
+    async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let (outcome, sql) = if resend {
+            (
+                "reconciled_resend",
+                "UPDATE deliveries SET state = 'queued', next_attempt_ms = 0
+                 WHERE campaign_id = $1 AND state = 'unknown'",
+            )
+        } else {
+            (
+                "reconciled_give_up",
+                "UPDATE deliveries SET state = 'failed', final_ms = $2,
+                     last_error = 'in doubt; the operator chose not to resend'
+                 WHERE campaign_id = $1 AND state = 'unknown'",
+            )
+        };
+        sqlx::query(
+            "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms, outcome, error)
+             SELECT campaign_id, id, attempts, 'operator', $2, $3, 'smscast reconcile'
+             FROM deliveries WHERE campaign_id = $1 AND state = 'unknown'",
+        )
+        .bind(campaign_id)
+        .bind(now_ms())
+        .bind(outcome)
+        .execute(&mut *tx)
+        .await?;
+        let n = sqlx::query(sql)
+            .bind(campaign_id)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if resend && n > 0 {
+            sqlx::query(
+                "UPDATE campaigns SET state = 'running', completed_ms = NULL, state_reason = NULL
+                 WHERE id = $1 AND state = 'completed'",
+            )
+            .bind(campaign_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn report_data(&self, campaign_id: i64) -> Result<ReportData> {
+        let p = &self.pool;
+        let by_state = sqlx::query_as(
+            "SELECT state, COUNT(*) FROM deliveries WHERE campaign_id = $1 GROUP BY state ORDER BY 1",
+        )
+        .bind(campaign_id)
+        .fetch_all(p)
+        .await?;
+        let by_carrier_state = sqlx::query_as(
+            "SELECT carrier, state, COUNT(*) FROM deliveries WHERE campaign_id = $1
+             GROUP BY carrier, state ORDER BY 1, 2",
+        )
+        .bind(campaign_id)
+        .fetch_all(p)
+        .await?;
+        let by_district_state = sqlx::query_as(
+            "SELECT COALESCE(district, '(unknown)'), state, COUNT(*) FROM deliveries
+             WHERE campaign_id = $1 GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .bind(campaign_id)
+        .fetch_all(p)
+        .await?;
+        // Local days in Asia/Ho_Chi_Minh: UTC+7 all year.
+        let by_day = sqlx::query_as(
+            "SELECT strftime('%Y-%m-%d', submitted_ms / 1000 + 25200, 'unixepoch') AS day,
+                    COUNT(*), COALESCE(SUM(state = 'delivered'), 0)
+             FROM deliveries WHERE campaign_id = $1 AND submitted_ms IS NOT NULL
+             GROUP BY day ORDER BY day",
+        )
+        .bind(campaign_id)
+        .fetch_all(p)
+        .await?;
+        let errors = sqlx::query_as(
+            "SELECT last_error, COUNT(*) FROM deliveries
+             WHERE campaign_id = $1 AND last_error IS NOT NULL AND state IN ('rejected', 'failed', 'unknown', 'expired')
+             GROUP BY last_error ORDER BY 2 DESC, 1 LIMIT 20",
+        )
+        .bind(campaign_id)
+        .fetch_all(p)
+        .await?;
+        let attempts_by_outcome = sqlx::query_as(
+            "SELECT outcome, COUNT(*) FROM attempts WHERE campaign_id = $1 GROUP BY outcome ORDER BY 1",
+        )
+        .bind(campaign_id)
+        .fetch_all(p)
+        .await?;
+        let histogram: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT latency_ms, COUNT(*) FROM attempts
+             WHERE campaign_id = $1 AND outcome = 'submitted' AND latency_ms IS NOT NULL
+             GROUP BY latency_ms ORDER BY latency_ms",
+        )
+        .bind(campaign_id)
+        .fetch_all(p)
+        .await?;
+        let possible_duplicates: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT a.delivery_id) FROM attempts a
+             WHERE a.campaign_id = $1 AND a.outcome IN ('recovered_in_doubt', 'in_doubt')
+               AND EXISTS (SELECT 1 FROM attempts b WHERE b.delivery_id = a.delivery_id
+                           AND b.outcome = 'submitted' AND b.id > a.id)",
+        )
+        .bind(campaign_id)
+        .fetch_one(p)
+        .await?;
+        let (first_submit_ms, last_submit_ms): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT MIN(submitted_ms), MAX(submitted_ms) FROM deliveries WHERE campaign_id = $1",
+        )
+        .bind(campaign_id)
+        .fetch_one(p)
+        .await?;
+        Ok(ReportData {
+            by_state,
+            by_carrier_state,
+            by_district_state,
+            by_day,
+            errors,
+            attempts_by_outcome,
+            latency_percentiles_ms: super::percentiles(&histogram),
+            possible_duplicates,
+            first_submit_ms,
+            last_submit_ms,
+        })
+    }
+
+    async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>> {
+        let rows = sqlx::query(
+            "SELECT d.id, c.name, d.state, d.last_error, c.launched_ms FROM deliveries d
+             JOIN campaigns c ON c.id = d.campaign_id WHERE d.msisdn = $1 ORDER BY d.id",
+        )
+        .bind(msisdn)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events = Vec::new();
+        for r in &rows {
+            let delivery_id: i64 = r.get(0);
+            let campaign: String = r.get(1);
+            let state: String = r.get(2);
+            let launched: Option<i64> = r.get(4);
+            events.push(LookupEvent {
+                at_ms: launched.unwrap_or(0),
+                campaign: campaign.clone(),
+                delivery_id,
+                kind: "queued".into(),
+                detail: format!("now {state}"),
+            });
+            let attempts = sqlx::query(
+                "SELECT started_ms, attempt_no, outcome, http_status, gateway_code, error, latency_ms
+                 FROM attempts WHERE delivery_id = $1 ORDER BY id",
+            )
+            .bind(delivery_id)
+            .fetch_all(&self.pool)
+            .await?;
+            for a in &attempts {
+                let status: Option<i64> = a.get(3);
+                let code: Option<String> = a.get(4);
+                let error: Option<String> = a.get(5);
+                let latency: Option<i64> = a.get(6);
+                events.push(LookupEvent {
+                    at_ms: a.get(0),
+                    campaign: campaign.clone(),
+                    delivery_id,
+                    kind: format!("attempt {}: {}", a.get::<i64, _>(1), a.get::<String, _>(2)),
+                    detail: [
+                        status.map(|s| format!("HTTP {s}")),
+                        code.map(|c| format!("code {c}")),
+                        latency.map(|l| format!("{l} ms")),
+                        error,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                });
+            }
+            let receipts = sqlx::query(
+                "SELECT received_ms, status, gateway FROM receipts WHERE delivery_id = $1 ORDER BY id",
+            )
+            .bind(delivery_id)
+            .fetch_all(&self.pool)
+            .await?;
+            for rc in &receipts {
+                events.push(LookupEvent {
+                    at_ms: rc.get(0),
+                    campaign: campaign.clone(),
+                    delivery_id,
+                    kind: "receipt".into(),
+                    detail: format!("{} from {}", rc.get::<String, _>(1), rc.get::<String, _>(2)),
+                });
+            }
+        }
+        events.sort_by_key(|e| e.at_ms);
+        Ok(events)
+    }
+
+    async fn audit_append(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        details: &serde_json::Value,
+    ) -> Result<AuditEntry> {
+        let details = details.to_string();
+        let mut tx = self.write_tx().await?;
+        let prev: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let prev_hash = prev.unwrap_or_else(|| audit::GENESIS.to_string());
+        let at_ms = now_ms();
+        let hash = audit::entry_hash(&prev_hash, at_ms, actor, action, subject, &details);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO audit_log (at_ms, actor, action, subject, details, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(at_ms)
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .bind(&details)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(AuditEntry {
+            id,
+            at_ms,
+            actor: actor.into(),
+            action: action.into(),
+            subject: subject.into(),
+            details,
+            prev_hash,
+            hash,
+        })
+    }
+
+    async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                id: r.get(0),
+                at_ms: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                subject: r.get(4),
+                details: r.get(5),
+                prev_hash: r.get(6),
+                hash: r.get(7),
+            })
+            .collect())
+    }
+}
