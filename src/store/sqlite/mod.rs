@@ -14,7 +14,10 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite, Transaction};
+use sqlx::{Row, SqlSafeStr, Sqlite, Transaction};
+
+mod import;
+mod report;
 
 use super::*;
 use crate::audit;
@@ -22,11 +25,8 @@ use crate::audit;
 const MIGRATIONS: &[(i64, &str, &str)] = &[(
     1,
     "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
+    include_str!("../../../migrations/sqlite/0001_initial.sql"),
 )];
-
-/// Rows per multi-row INSERT while staging an import (5 columns, well under SQLite's limit).
-const STAGE_CHUNK: usize = 2_000;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -121,122 +121,10 @@ fn campaign_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Campaign> {
 const CAMPAIGN_SELECT: &str =
     "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id";
 
-struct SqliteImport {
-    tx: Transaction<'static, Sqlite>,
-}
-
-#[async_trait]
-impl ImportSession for SqliteImport {
-    async fn stage(&mut self, rows: &[NewSubscriber]) -> Result<()> {
-        for chunk in rows.chunks(STAGE_CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO temp.import_rows (line, msisdn, carrier, district, attributes) ",
-            );
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(r.line as i64)
-                    .push_bind(r.msisdn.as_str())
-                    .push_bind(r.carrier)
-                    .push_bind(r.district.as_deref())
-                    .push_bind(r.attributes.as_deref());
-            });
-            qb.build().execute(&mut *self.tx).await?;
-        }
-        Ok(())
-    }
-
-    async fn commit(mut self: Box<Self>, meta: &ImportMeta) -> Result<ImportCounts> {
-        let now = now_ms();
-        let tx = &mut self.tx;
-        sqlx::query(
-            "INSERT INTO lists (name, created_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(&meta.list)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-        let list_id: i64 = sqlx::query_scalar("SELECT id FROM lists WHERE name = $1")
-            .bind(&meta.list)
-            .fetch_one(&mut **tx)
-            .await?;
-        let (staged, distinct): (i64, i64) =
-            sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT msisdn) FROM temp.import_rows")
-                .fetch_one(&mut **tx)
-                .await?;
-        let import_id: i64 = sqlx::query_scalar(
-            "INSERT INTO imports (list_id, file_name, sha256, rows_read, imported, already_present,
-                                  duplicates, rejected, legacy_converted, operator, created_ms)
-             VALUES ($1, $2, $3, $4, 0, 0, 0, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(list_id)
-        .bind(&meta.file_name)
-        .bind(&meta.sha256)
-        .bind(meta.rows_read as i64)
-        .bind(meta.rejected as i64)
-        .bind(meta.legacy_converted as i64)
-        .bind(&meta.operator)
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await?;
-        // First occurrence in the file wins; a later import fills a district that was missing.
-        sqlx::query(
-            "INSERT INTO subscribers (msisdn, carrier, district, attributes, first_seen_ms)
-             SELECT msisdn, carrier, district, attributes, $1 FROM temp.import_rows WHERE true ORDER BY line
-             ON CONFLICT (msisdn) DO UPDATE SET
-                 district = COALESCE(subscribers.district, excluded.district),
-                 attributes = COALESCE(subscribers.attributes, excluded.attributes)",
-        )
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-        let imported = sqlx::query(
-            "INSERT INTO list_members (list_id, subscriber_id, import_id)
-             SELECT $1, s.id, $2 FROM subscribers s
-             WHERE s.msisdn IN (SELECT msisdn FROM temp.import_rows)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(list_id)
-        .bind(import_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        let counts = ImportCounts {
-            import_id,
-            staged: staged as u64,
-            imported,
-            already_present: distinct as u64 - imported,
-            duplicates_in_file: (staged - distinct) as u64,
-        };
-        sqlx::query(
-            "UPDATE imports SET imported = $1, already_present = $2, duplicates = $3 WHERE id = $4",
-        )
-        .bind(counts.imported as i64)
-        .bind(counts.already_present as i64)
-        .bind(counts.duplicates_in_file as i64)
-        .bind(import_id)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query("DROP TABLE temp.import_rows")
-            .execute(&mut **tx)
-            .await?;
-        self.tx.commit().await?;
-        Ok(counts)
-    }
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin_import(&self) -> Result<Box<dyn ImportSession>> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("DROP TABLE IF EXISTS temp.import_rows")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "CREATE TEMP TABLE import_rows (line INTEGER NOT NULL, msisdn TEXT NOT NULL,
-                 carrier TEXT NOT NULL, district TEXT, attributes TEXT)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        Ok(Box::new(SqliteImport { tx }))
+        import::begin(self.write_tx().await?).await
     }
 
     async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
@@ -830,156 +718,11 @@ impl Store for SqliteStore {
     }
 
     async fn report_data(&self, campaign_id: i64) -> Result<ReportData> {
-        let p = &self.pool;
-        let by_state = sqlx::query_as(
-            "SELECT state, COUNT(*) FROM deliveries WHERE campaign_id = $1 GROUP BY state ORDER BY 1",
-        )
-        .bind(campaign_id)
-        .fetch_all(p)
-        .await?;
-        let by_carrier_state = sqlx::query_as(
-            "SELECT carrier, state, COUNT(*) FROM deliveries WHERE campaign_id = $1
-             GROUP BY carrier, state ORDER BY 1, 2",
-        )
-        .bind(campaign_id)
-        .fetch_all(p)
-        .await?;
-        let by_district_state = sqlx::query_as(
-            "SELECT COALESCE(district, '(unknown)'), state, COUNT(*) FROM deliveries
-             WHERE campaign_id = $1 GROUP BY 1, 2 ORDER BY 1, 2",
-        )
-        .bind(campaign_id)
-        .fetch_all(p)
-        .await?;
-        // Local days in Asia/Ho_Chi_Minh: UTC+7 all year.
-        let by_day = sqlx::query_as(
-            "SELECT strftime('%Y-%m-%d', submitted_ms / 1000 + 25200, 'unixepoch') AS day,
-                    COUNT(*), COALESCE(SUM(state = 'delivered'), 0)
-             FROM deliveries WHERE campaign_id = $1 AND submitted_ms IS NOT NULL
-             GROUP BY day ORDER BY day",
-        )
-        .bind(campaign_id)
-        .fetch_all(p)
-        .await?;
-        let errors = sqlx::query_as(
-            "SELECT last_error, COUNT(*) FROM deliveries
-             WHERE campaign_id = $1 AND last_error IS NOT NULL AND state IN ('rejected', 'failed', 'unknown', 'expired')
-             GROUP BY last_error ORDER BY 2 DESC, 1 LIMIT 20",
-        )
-        .bind(campaign_id)
-        .fetch_all(p)
-        .await?;
-        let attempts_by_outcome = sqlx::query_as(
-            "SELECT outcome, COUNT(*) FROM attempts WHERE campaign_id = $1 GROUP BY outcome ORDER BY 1",
-        )
-        .bind(campaign_id)
-        .fetch_all(p)
-        .await?;
-        let histogram: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT latency_ms, COUNT(*) FROM attempts
-             WHERE campaign_id = $1 AND outcome = 'submitted' AND latency_ms IS NOT NULL
-             GROUP BY latency_ms ORDER BY latency_ms",
-        )
-        .bind(campaign_id)
-        .fetch_all(p)
-        .await?;
-        let possible_duplicates: i64 = sqlx::query_scalar(
-            "SELECT COUNT(DISTINCT a.delivery_id) FROM attempts a
-             WHERE a.campaign_id = $1 AND a.outcome IN ('recovered_in_doubt', 'in_doubt')
-               AND EXISTS (SELECT 1 FROM attempts b WHERE b.delivery_id = a.delivery_id
-                           AND b.outcome = 'submitted' AND b.id > a.id)",
-        )
-        .bind(campaign_id)
-        .fetch_one(p)
-        .await?;
-        let (first_submit_ms, last_submit_ms): (Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT MIN(submitted_ms), MAX(submitted_ms) FROM deliveries WHERE campaign_id = $1",
-        )
-        .bind(campaign_id)
-        .fetch_one(p)
-        .await?;
-        Ok(ReportData {
-            by_state,
-            by_carrier_state,
-            by_district_state,
-            by_day,
-            errors,
-            attempts_by_outcome,
-            latency_percentiles_ms: super::percentiles(&histogram),
-            possible_duplicates,
-            first_submit_ms,
-            last_submit_ms,
-        })
+        report::report_data(&self.pool, campaign_id).await
     }
 
     async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>> {
-        let rows = sqlx::query(
-            "SELECT d.id, c.name, d.state, d.last_error, c.launched_ms FROM deliveries d
-             JOIN campaigns c ON c.id = d.campaign_id WHERE d.msisdn = $1 ORDER BY d.id",
-        )
-        .bind(msisdn)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut events = Vec::new();
-        for r in &rows {
-            let delivery_id: i64 = r.get(0);
-            let campaign: String = r.get(1);
-            let state: String = r.get(2);
-            let launched: Option<i64> = r.get(4);
-            events.push(LookupEvent {
-                at_ms: launched.unwrap_or(0),
-                campaign: campaign.clone(),
-                delivery_id,
-                kind: "queued".into(),
-                detail: format!("now {state}"),
-            });
-            let attempts = sqlx::query(
-                "SELECT started_ms, attempt_no, outcome, http_status, gateway_code, error, latency_ms
-                 FROM attempts WHERE delivery_id = $1 ORDER BY id",
-            )
-            .bind(delivery_id)
-            .fetch_all(&self.pool)
-            .await?;
-            for a in &attempts {
-                let status: Option<i64> = a.get(3);
-                let code: Option<String> = a.get(4);
-                let error: Option<String> = a.get(5);
-                let latency: Option<i64> = a.get(6);
-                events.push(LookupEvent {
-                    at_ms: a.get(0),
-                    campaign: campaign.clone(),
-                    delivery_id,
-                    kind: format!("attempt {}: {}", a.get::<i64, _>(1), a.get::<String, _>(2)),
-                    detail: [
-                        status.map(|s| format!("HTTP {s}")),
-                        code.map(|c| format!("code {c}")),
-                        latency.map(|l| format!("{l} ms")),
-                        error,
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                });
-            }
-            let receipts = sqlx::query(
-                "SELECT received_ms, status, gateway FROM receipts WHERE delivery_id = $1 ORDER BY id",
-            )
-            .bind(delivery_id)
-            .fetch_all(&self.pool)
-            .await?;
-            for rc in &receipts {
-                events.push(LookupEvent {
-                    at_ms: rc.get(0),
-                    campaign: campaign.clone(),
-                    delivery_id,
-                    kind: "receipt".into(),
-                    detail: format!("{} from {}", rc.get::<String, _>(1), rc.get::<String, _>(2)),
-                });
-            }
-        }
-        events.sort_by_key(|e| e.at_ms);
-        Ok(events)
+        report::lookup(&self.pool, msisdn).await
     }
 
     async fn audit_append(
