@@ -1,0 +1,190 @@
+//! Helpers for the end-to-end tests: each test gets its own folder and database, runs the real
+//! binary as a user would, and reads the gateway simulator's own books over HTTP.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_smscast");
+
+/// A scratch folder with its own database and `smscast.toml`, removed at the end.
+pub struct Env {
+    pub dir: PathBuf,
+}
+
+impl Env {
+    pub fn new(name: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "smscast-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}", self.dir.join("smscast.db").display())
+    }
+
+    /// `smscast` run in the folder, against its database.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(&self.dir)
+            .env("SMSCAST_DATABASE_URL", self.db_url())
+            .env_remove("SMSCAST_CONFIG")
+            .env("SMSCAST_OPERATOR", "tester")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs and returns the output, whatever the exit code.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "smscast {args:?} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
+    /// Writes `smscast.toml` with one Twilio-style gateway `sim` at `url`.
+    pub fn config_for(&self, url: &str, extra: &str) {
+        std::fs::write(
+            self.path("smscast.toml"),
+            format!(
+                "[gateways.sim]\nkind = \"twilio\"\nbase_url = \"{url}\"\naccount_sid = \"ACtest\"\nauth_token = \"secret\"\n{extra}\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    /// Copies the shipped theme message next to the database.
+    pub fn message(&self) -> String {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("messages/action-month-2022.toml");
+        let dst = self.path("message.toml");
+        std::fs::copy(src, &dst).unwrap();
+        dst.display().to_string()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// `smscast gateway simulate` as its own process on a free loopback port.
+pub struct Sim {
+    child: Child,
+    pub url: String,
+}
+
+impl Sim {
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["gateway", "simulate", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("simulator listening on ")
+            .unwrap_or_else(|| panic!("unexpected simulator output {line:?}"))
+            .to_string();
+        Self { child, url }
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::from_str(&http_get(&format!("{}/stats", self.url))).unwrap()
+    }
+
+    pub fn recipients(&self) -> HashMap<String, u32> {
+        serde_json::from_str(&http_get(&format!("{}/stats/recipients", self.url))).unwrap()
+    }
+
+    pub fn arrivals(&self) -> Vec<i64> {
+        serde_json::from_str(&http_get(&format!("{}/stats/arrivals", self.url))).unwrap()
+    }
+
+    pub fn accepted(&self) -> u64 {
+        self.stats()["accepted"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.0 GET on loopback (no client crate needed for the tests).
+pub fn http_get(url: &str) -> String {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut s = TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let (head, body) = buf.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "GET {url}: {head}"
+    );
+    body.to_string()
+}
+
+/// Waits until `cond` holds, or panics after `limit`.
+pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends a signal to a child process with the system's `kill`.
+pub fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} failed");
+}
