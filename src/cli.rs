@@ -195,6 +195,10 @@ pub struct CreateArgs {
     /// Attempts per message before a transient failure counts as failed
     #[arg(long)]
     pub max_attempts: Option<i64>,
+    /// At most one message per number per this many hours, across campaigns; 0 turns the cap
+    /// off (written to the audit log)
+    #[arg(long, default_value_t = 24)]
+    pub cap_hours: i64,
 }
 
 #[derive(Debug, Args)]
@@ -282,9 +286,23 @@ pub struct SimulateArgs {
     pub listen: String,
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
-    /// Share of requests answered 503 (0.0-1.0)
+    /// Extra latency drawn uniformly from 0 to this, per request
+    #[arg(long, default_value_t = 0)]
+    pub jitter_ms: u64,
+    /// Share of requests answered 503: not taken (0.0-1.0)
     #[arg(long, default_value_t = 0.0)]
     pub fail_rate: f64,
+    /// Share of requests answered 429 with Retry-After: 1
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_rate: f64,
+    /// Share of requests taken but answered only after --hang-ms (clients time out: in doubt)
+    #[arg(long, default_value_t = 0.0)]
+    pub hang_rate: f64,
+    #[arg(long, default_value_t = 30_000)]
+    pub hang_ms: u64,
+    /// Reject numbers ending with this suffix permanently (error 21211); repeatable
+    #[arg(long)]
+    pub reject_suffix: Vec<String>,
     /// Answer 429 with Retry-After above this many requests per second
     #[arg(long)]
     pub max_rps: Option<u32>,

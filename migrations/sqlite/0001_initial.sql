@@ -60,6 +60,7 @@ CREATE TABLE campaigns (
     starts_ms      INTEGER,                     -- not before (UTC ms), NULL = now
     ends_ms        INTEGER,                     -- send-by deadline (UTC ms), NULL = none
     max_attempts   INTEGER NOT NULL,
+    cap_hours      INTEGER NOT NULL DEFAULT 24, -- at most one message per number per N hours, across campaigns; 0 = off
     state          TEXT    NOT NULL,            -- draft|running|paused|completed|cancelled
     state_reason   TEXT,
     suppressed     INTEGER NOT NULL DEFAULT 0,

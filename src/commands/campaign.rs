@@ -109,6 +109,7 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
             .max_attempts
             .unwrap_or(config.defaults.max_attempts)
             .max(1),
+        cap_hours: args.cap_hours.max(0),
         created_by: ctx.operator.clone(),
     };
     let id = store.create_campaign(&new).await?;
@@ -120,6 +121,16 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
             &serde_json::to_value(&new)?,
         )
         .await?;
+    if new.cap_hours != 24 {
+        store
+            .audit_append(
+                &ctx.operator,
+                "override_cap",
+                &format!("campaign {id}"),
+                &serde_json::json!({ "default_hours": 24, "chosen_hours": new.cap_hours }),
+            )
+            .await?;
+    }
     if hours != default_hours {
         // Widening the window is an explicit act on the record.
         store

@@ -103,6 +103,7 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
         starts_ms: None,
         ends_ms: None,
         max_attempts: 5,
+        cap_hours: 24,
         created_by: ctx.operator.clone(),
     };
     let id = store.create_campaign(&new).await?;

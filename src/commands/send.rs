@@ -15,7 +15,7 @@ use crate::cli::{SendArgs, SimulateArgs};
 use crate::config::Config;
 use crate::dispatch::{self, Counters, Dispatcher, Options, Route, Routes, Stop};
 use crate::gateway;
-use crate::simulator::{SimOptions, Simulator};
+use crate::simulator::{Faults, SimOptions, Simulator};
 use crate::store::{Campaign, CampaignState, Store};
 
 pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<Exit> {
@@ -193,6 +193,14 @@ pub async fn run_campaign(
             );
             Ok(Exit::Ok)
         }
+        Stop::NothingDueUntil(at) => {
+            let at = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default();
+            eprintln!(
+                "nothing is due before {} (retry backoff, or the per-number cap): run `smscast send {name}` again then",
+                crate::window::local(at)
+            );
+            Ok(Exit::Ok)
+        }
         Stop::PastDeadline => {
             eprintln!("the campaign's send-by date has passed: nothing more goes out");
             Ok(Exit::Ok)
@@ -315,14 +323,27 @@ fn spawn_progress(
 }
 
 pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
-    if !(0.0..=1.0).contains(&args.fail_rate) {
-        bail!("--fail-rate is a share between 0.0 and 1.0");
+    for (flag, share) in [
+        ("--fail-rate", args.fail_rate),
+        ("--throttle-rate", args.throttle_rate),
+        ("--hang-rate", args.hang_rate),
+    ] {
+        if !(0.0..=1.0).contains(&share) {
+            bail!("{flag} is a share between 0.0 and 1.0");
+        }
     }
     let sim = Simulator::start(
         &args.listen,
         SimOptions {
             latency: Duration::from_millis(args.latency_ms),
-            fail_rate: args.fail_rate,
+            faults: Faults {
+                server_error: args.fail_rate,
+                throttle: args.throttle_rate,
+                hang: args.hang_rate,
+                hang_for: Duration::from_millis(args.hang_ms),
+                reject_suffixes: args.reject_suffix,
+                jitter: Duration::from_millis(args.jitter_ms),
+            },
             max_rps: args.max_rps,
             idempotency_header: args.idempotency_header,
         },

@@ -55,6 +55,9 @@ pub enum Stop {
     Cancelled,
     /// Outside the window with `--no-wait`: resume at this time (UTC ms).
     OutsideWindow(i64),
+    /// With `--no-wait`: every remaining message waits (retry backoff or per-number cap) until
+    /// this time (UTC ms).
+    NothingDueUntil(i64),
     /// The campaign's send-by date passed: nothing more goes out.
     PastDeadline,
     /// Nothing left for this worker; other workers still hold rows.
@@ -67,7 +70,12 @@ pub struct Route {
     limiter: Option<DefaultDirectRateLimiter>,
     /// Set by a 429 / Retry-After: nobody sends through this gateway before then.
     hold_until: Mutex<Option<Instant>>,
+    /// After a throttle, the share of the rate in use, and since when (it ramps back to 1).
+    slowdown: std::sync::Mutex<(f64, Instant)>,
 }
+
+/// Seconds to ramp from half the rate back to the full rate after a throttle.
+const RAMP_SECS: f64 = 10.0;
 
 impl Route {
     pub fn new(gateway: Arc<dyn Gateway>) -> Self {
@@ -76,7 +84,19 @@ impl Route {
             gateway,
             limiter,
             hold_until: Mutex::new(None),
+            slowdown: std::sync::Mutex::new((1.0, Instant::now())),
         }
+    }
+
+    /// The share of the rate in use now: halved by each throttle, back to 1 over `RAMP_SECS`.
+    fn factor(&self) -> f64 {
+        let (f, since) = *self.slowdown.lock().expect("not poisoned");
+        (f + since.elapsed().as_secs_f64() / RAMP_SECS * 0.5).min(1.0)
+    }
+
+    fn throttled(&self) {
+        let now = self.factor();
+        *self.slowdown.lock().expect("not poisoned") = ((now * 0.5).max(0.05), Instant::now());
     }
 }
 
@@ -154,6 +174,7 @@ pub struct Dispatcher {
     halted: Arc<AtomicBool>,
     mark_batch: usize,
     claim_batch: u32,
+    announced_wait: Option<i64>,
 }
 
 impl Dispatcher {
@@ -193,6 +214,7 @@ impl Dispatcher {
             halted: Arc::new(AtomicBool::new(false)),
             mark_batch,
             claim_batch,
+            announced_wait: None,
         }
     }
 
@@ -310,9 +332,23 @@ impl Dispatcher {
                 self.recorder.flush().await?;
                 // Rows waiting for a retry keep us here; otherwise we are done.
                 return Ok(match self.store.next_due_ms(self.campaign.id).await? {
-                    Some(due) => StepOutcome::Idle(Duration::from_millis(
-                        (due - now_ms()).clamp(10, 1_000) as u64,
-                    )),
+                    Some(due) if due - now_ms() > 60_000 && self.opts.no_wait => {
+                        StepOutcome::Stop(Stop::NothingDueUntil(due))
+                    }
+                    Some(due) => {
+                        if due - now_ms() > 5_000 && self.announced_wait != Some(due) {
+                            self.announced_wait = Some(due);
+                            let at =
+                                chrono::DateTime::from_timestamp_millis(due).unwrap_or_default();
+                            eprintln!(
+                                "waiting: the next message is due at {} (a retry backoff, or the per-number cap); Ctrl-C stops, `send` again resumes",
+                                crate::window::local(at)
+                            );
+                        }
+                        StepOutcome::Idle(Duration::from_millis(
+                            (due - now_ms()).clamp(10, 1_000) as u64
+                        ))
+                    }
                     None => {
                         let counts = self.store.state_counts(self.campaign.id).await?;
                         let busy = counts
@@ -333,7 +369,11 @@ impl Dispatcher {
         let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
         let sending = self
             .store
-            .mark_in_flight(&self.opts.worker_id, &ids)
+            .mark_in_flight(
+                &self.opts.worker_id,
+                &ids,
+                self.campaign.cap_hours * 3_600_000,
+            )
             .await?;
         let mut sent = 0;
         let mut unsent = Vec::new();
@@ -361,7 +401,8 @@ impl Dispatcher {
         Ok(StepOutcome::Sent(sent))
     }
 
-    /// Waits for the campaign limiter, the gateway's limiter and any Retry-After hold.
+    /// Waits for the campaign limiter, the gateway's limiter, any Retry-After hold, and the
+    /// slowdown after a throttle.
     async fn pace(&self, route: &Route) {
         loop {
             let hold = *route.hold_until.lock().await;
@@ -377,6 +418,17 @@ impl Dispatcher {
         }
         if let Some(l) = &route.limiter {
             l.until_ready().await;
+        }
+        let factor = route.factor();
+        let rate = match (self.opts.rate, route.gateway.rate()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if factor < 1.0
+            && let Some(rate) = rate
+        {
+            // Stretch the interval between sends from 1/rate to 1/(rate × factor).
+            tokio::time::sleep(Duration::from_secs_f64((1.0 / factor - 1.0) / rate)).await;
         }
     }
 
@@ -555,7 +607,14 @@ async fn classify(
             counters.in_doubt.fetch_add(1, Ordering::Relaxed);
             OutcomeKind::InDoubt
         }
-        SubmitError::Transient { retry_after, .. } => {
+        SubmitError::Transient {
+            retry_after,
+            http_status,
+            ..
+        } => {
+            if retry_after.is_some() || *http_status == Some(429) {
+                route.throttled();
+            }
             if let Some(wait) = retry_after {
                 // A 429 / Retry-After slows the whole gateway, not one request.
                 let until = Instant::now() + *wait;

@@ -16,17 +16,19 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
+
+mod faults;
+pub use faults::{Fault, Faults};
 
 /// Behaviour knobs, all off by default.
 #[derive(Clone, Debug, Default)]
 pub struct SimOptions {
     pub latency: Duration,
-    /// Share of requests answered 503 (the message is not taken).
-    pub fail_rate: f64,
+    /// Failure mix: 503s, 429s, hangs, permanent rejects, latency jitter.
+    pub faults: Faults,
     /// Requests per second above which the simulator answers 429 with Retry-After.
     pub max_rps: Option<u32>,
     /// Header whose value deduplicates submissions (same value → same sid, counted once).
@@ -50,6 +52,7 @@ struct Sim {
     deduplicated: AtomicU64,
     failed: AtomicU64,
     throttled: AtomicU64,
+    rejected: AtomicU64,
     next_sid: AtomicU64,
 }
 
@@ -60,6 +63,7 @@ pub struct SimStats {
     pub deduplicated: u64,
     pub failed: u64,
     pub throttled: u64,
+    pub rejected: u64,
     pub unique_recipients: u64,
     /// Accepted submissions beyond the first, summed over recipients.
     pub duplicates: u64,
@@ -124,6 +128,7 @@ fn router(opts: SimOptions) -> Router {
         deduplicated: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         throttled: AtomicU64::new(0),
+        rejected: AtomicU64::new(0),
         next_sid: AtomicU64::new(1),
     });
     Router::new()
@@ -170,18 +175,40 @@ async fn send(
             }
         }
     }
-    if !sim.opts.latency.is_zero() {
-        tokio::time::sleep(sim.opts.latency).await;
-    }
-    if sim.opts.fail_rate > 0.0 && rand::rng().random::<f64>() < sim.opts.fail_rate {
-        sim.failed.fetch_add(1, Ordering::Relaxed);
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"code": 20500, "message": "Service temporarily unavailable"})),
-        )
-            .into_response();
+    let latency = sim.opts.latency + sim.opts.faults.extra_latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
     let to = form.to.trim_start_matches('+').to_string();
+    let fault = sim.opts.faults.decide(&to);
+    match fault {
+        Fault::ServerError => {
+            sim.failed.fetch_add(1, Ordering::Relaxed);
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"code": 20500, "message": "Service temporarily unavailable"})),
+            )
+                .into_response();
+        }
+        Fault::Throttle => {
+            sim.throttled.fetch_add(1, Ordering::Relaxed);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "1")],
+                Json(serde_json::json!({"code": 20429, "message": "Too Many Requests"})),
+            )
+                .into_response();
+        }
+        Fault::Reject => {
+            sim.rejected.fetch_add(1, Ordering::Relaxed);
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"code": 21211, "message": "The 'To' number is not a valid phone number."})),
+            )
+                .into_response();
+        }
+        Fault::Hang | Fault::None => {}
+    }
     if to.len() != 11 || !to.starts_with("84") || !to.bytes().all(|c| c.is_ascii_digit()) {
         return (
             StatusCode::BAD_REQUEST,
@@ -212,6 +239,10 @@ async fn send(
     }
     drop(b);
     sim.accepted.fetch_add(1, Ordering::Relaxed);
+    if fault == Fault::Hang {
+        // Taken, but the answer comes too late: the client cannot know.
+        tokio::time::sleep(sim.opts.faults.hang_for).await;
+    }
     created(&sid, &msg_sid, &form)
 }
 
@@ -243,6 +274,7 @@ async fn stats(State(sim): State<Arc<Sim>>) -> Json<SimStats> {
         deduplicated: sim.deduplicated.load(Ordering::Relaxed),
         failed: sim.failed.load(Ordering::Relaxed),
         throttled: sim.throttled.load(Ordering::Relaxed),
+        rejected: sim.rejected.load(Ordering::Relaxed),
         unique_recipients: b.per_recipient.len() as u64,
         duplicates,
     })

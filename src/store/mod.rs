@@ -169,6 +169,8 @@ pub struct NewCampaign {
     pub starts_ms: Option<i64>,
     pub ends_ms: Option<i64>,
     pub max_attempts: i64,
+    /// At most one message per number per this many hours, across campaigns (0 = no cap).
+    pub cap_hours: i64,
     pub created_by: String,
 }
 
@@ -190,6 +192,7 @@ pub struct Campaign {
     pub starts_ms: Option<i64>,
     pub ends_ms: Option<i64>,
     pub max_attempts: i64,
+    pub cap_hours: i64,
     pub state: CampaignState,
     pub state_reason: Option<String>,
     pub created_by: String,
@@ -392,8 +395,10 @@ pub trait Store: Send + Sync {
         lease_until_ms: i64,
     ) -> Result<Vec<Claimed>>;
     /// `claimed` → `sending` (durably) just before the requests go out. Rows whose number
-    /// opted out since the claim become `suppressed` and are left out of the returned ids.
-    async fn mark_in_flight(&self, worker: &str, ids: &[i64]) -> Result<Vec<i64>>;
+    /// opted out since the claim become `suppressed`; rows whose number had a message from
+    /// another campaign within `cap_ms` go back to the queue until the cap allows. Neither is
+    /// in the returned ids.
+    async fn mark_in_flight(&self, worker: &str, ids: &[i64], cap_ms: i64) -> Result<Vec<i64>>;
     /// Records outcomes and their `attempts` rows in one transaction.
     async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<()>;
     /// Gives this worker's unsent claims back to the queue.

@@ -109,6 +109,7 @@ fn campaign_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Campaign> {
         starts_ms: r.try_get("starts_ms")?,
         ends_ms: r.try_get("ends_ms")?,
         max_attempts: r.try_get("max_attempts")?,
+        cap_hours: r.try_get("cap_hours")?,
         state: CampaignState::parse(r.try_get::<&str, _>("state")?)?,
         state_reason: r.try_get("state_reason")?,
         created_by: r.try_get("created_by")?,
@@ -223,9 +224,9 @@ impl Store for SqliteStore {
         };
         let id = sqlx::query_scalar(
             "INSERT INTO campaigns (name, list_id, message_text, encoding, segments, characters, sender,
-                 gateway, rate, window_start, window_end, starts_ms, ends_ms, max_attempts, state,
-                 created_by, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'draft', $15, $16)
+                 gateway, rate, window_start, window_end, starts_ms, ends_ms, max_attempts, cap_hours,
+                 state, created_by, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'draft', $16, $17)
              RETURNING id",
         )
         .bind(&c.name)
@@ -242,6 +243,7 @@ impl Store for SqliteStore {
         .bind(c.starts_ms)
         .bind(c.ends_ms)
         .bind(c.max_attempts)
+        .bind(c.cap_hours)
         .bind(&c.created_by)
         .bind(now_ms())
         .fetch_one(&self.pool)
@@ -541,9 +543,29 @@ impl Store for SqliteStore {
         Ok(claimed)
     }
 
-    async fn mark_in_flight(&self, worker: &str, ids: &[i64]) -> Result<Vec<i64>> {
+    async fn mark_in_flight(&self, worker: &str, ids: &[i64], cap_ms: i64) -> Result<Vec<i64>> {
         let ids = json_ids(ids);
+        let now = now_ms();
         let mut tx = self.write_tx().await?;
+        if cap_ms > 0 {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL,
+                     next_attempt_ms = (SELECT MAX(o.submitted_ms) FROM deliveries o
+                                        WHERE o.msisdn = deliveries.msisdn
+                                          AND o.campaign_id <> deliveries.campaign_id) + $3,
+                     last_error = 'per-number cap: this number had a message from another campaign less than '
+                                  || ($3 / 3600000) || ' h ago; waiting'
+                 WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND state = 'claimed'
+                   AND EXISTS (SELECT 1 FROM deliveries o WHERE o.msisdn = deliveries.msisdn
+                               AND o.campaign_id <> deliveries.campaign_id AND o.submitted_ms > $4 - $3)",
+            )
+            .bind(&ids)
+            .bind(worker)
+            .bind(cap_ms)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "UPDATE deliveries SET state = 'suppressed', lease_owner = NULL, lease_expires_ms = NULL,
                  final_ms = $3, last_error = 'opted out after launch'
@@ -552,7 +574,7 @@ impl Store for SqliteStore {
         )
         .bind(&ids)
         .bind(worker)
-        .bind(now_ms())
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         let sending: Vec<i64> = sqlx::query_scalar(
