@@ -371,6 +371,7 @@ fn per_number_cap_holds_a_second_campaign_unless_overridden() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("per-number cap"));
     assert_eq!(
         sim.accepted(),
         numbers.len() as u64,
