@@ -137,6 +137,9 @@ fn limiter(rate: f64) -> DefaultDirectRateLimiter {
     )
 }
 
+/// A batch being marked in flight: the claimed rows and the ids now `sending`.
+type Marking = tokio::task::JoinHandle<Result<(Vec<Claimed>, Vec<i64>)>>;
+
 /// Live counters shared with the progress display.
 #[derive(Default)]
 pub struct Counters {
@@ -175,6 +178,8 @@ pub struct Dispatcher {
     mark_batch: usize,
     claim_batch: u32,
     announced_wait: Option<i64>,
+    /// The next batch, being marked in flight while the current one is sent.
+    prefetched: Option<Marking>,
 }
 
 impl Dispatcher {
@@ -215,6 +220,7 @@ impl Dispatcher {
             mark_batch,
             claim_batch,
             announced_wait: None,
+            prefetched: None,
         }
     }
 
@@ -316,7 +322,7 @@ impl Dispatcher {
             );
             return Ok(StepOutcome::Idle(wait.min(Duration::from_secs(30))));
         }
-        if self.buffer.is_empty() {
+        if self.prefetched.is_none() && self.buffer.is_empty() {
             let lease_until = now_ms() + self.opts.lease.as_millis() as i64;
             let claimed = self
                 .store
@@ -364,17 +370,18 @@ impl Dispatcher {
             }
             self.buffer.extend(claimed);
         }
-        let take = self.mark_batch.min(self.buffer.len());
-        let batch: Vec<Claimed> = self.buffer.drain(..take).collect();
-        let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
-        let sending = self
-            .store
-            .mark_in_flight(
-                &self.opts.worker_id,
-                &ids,
-                self.campaign.cap_hours * 3_600_000,
-            )
-            .await?;
+        let (batch, sending) = match self.prefetched.take() {
+            Some(marking) => marking.await.context("the marking task failed")??,
+            None => self
+                .spawn_mark()
+                .await
+                .context("the marking task failed")??,
+        };
+        // Mark the next batch while this one is paced and sent, so the commit's fsync does
+        // not stall the pace. At most two batches are marked ahead of their requests.
+        if !self.buffer.is_empty() && !*shutdown.borrow() && !self.halted.load(Ordering::Relaxed) {
+            self.prefetched = Some(self.spawn_mark());
+        }
         let mut sent = 0;
         let mut unsent = Vec::new();
         for row in batch.into_iter().filter(|c| sending.contains(&c.id)) {
@@ -399,6 +406,20 @@ impl Dispatcher {
                 .await?;
         }
         Ok(StepOutcome::Sent(sent))
+    }
+
+    /// Marks the next small batch of claimed rows in flight, in the background.
+    fn spawn_mark(&mut self) -> Marking {
+        let take = self.mark_batch.min(self.buffer.len());
+        let batch: Vec<Claimed> = self.buffer.drain(..take).collect();
+        let store = self.store.clone();
+        let worker = self.opts.worker_id.clone();
+        let cap_ms = self.campaign.cap_hours * 3_600_000;
+        tokio::spawn(async move {
+            let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
+            let sending = store.mark_in_flight(&worker, &ids, cap_ms).await?;
+            Ok((batch, sending))
+        })
     }
 
     /// Waits for the campaign limiter, the gateway's limiter, any Retry-After hold, and the
@@ -564,6 +585,14 @@ impl Dispatcher {
 
     /// Lets in-flight sends finish, records every outcome, gives unsent claims back.
     async fn finish(&mut self) -> Result<()> {
+        if let Some(marking) = self.prefetched.take() {
+            let (_, marked) = marking.await.context("the marking task failed")??;
+            if !marked.is_empty() {
+                self.store
+                    .release_unsent(&self.opts.worker_id, &marked)
+                    .await?;
+            }
+        }
         let all = self.opts.concurrency.max(1) as u32;
         let _all = self
             .permits

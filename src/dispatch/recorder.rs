@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{Outcome, Store};
 
-const MAX_BATCH: usize = 1_000;
+const MAX_BATCH: usize = 128;
 /// How long a lone outcome may wait for company before it is written.
 const LINGER: Duration = Duration::from_millis(20);
 

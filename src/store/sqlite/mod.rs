@@ -29,7 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 )];
 
 pub struct SqliteStore {
+    /// Readers.
     pool: SqlitePool,
+    /// The one connection that writes: in-process writers queue here (async) instead of
+    /// polling SQLite's busy handler against each other.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -52,6 +56,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
             .pragma("cache_size", "-65536");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -70,15 +78,15 @@ impl SqliteStore {
                 })
                 .collect();
             Migrator::with_migrations(migrations)
-                .run(&pool)
+                .run(&writer)
                 .await
                 .context("Failed to apply the database migrations")?;
         }
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 
@@ -208,7 +216,7 @@ impl Store for SqliteStore {
         let n =
             sqlx::query("DELETE FROM opt_outs WHERE msisdn IN (SELECT value FROM json_each($1))")
                 .bind(json_strings(msisdns))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
         Ok(n)
@@ -299,7 +307,7 @@ impl Store for SqliteStore {
         .bind(reason)
         .bind(completed)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -367,7 +375,7 @@ impl Store for SqliteStore {
         .bind(host)
         .bind(pid)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -396,7 +404,7 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE workers SET stopped_ms = $1 WHERE id = $2")
             .bind(now_ms())
             .bind(worker)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -591,57 +599,75 @@ impl Store for SqliteStore {
     }
 
     async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<()> {
-        let mut tx = self.write_tx().await?;
+        // The whole batch travels as one JSON parameter: two statements per batch, not two
+        // per message (this is the dispatcher's hot path).
         let now = now_ms();
-        for o in outcomes {
-            sqlx::query(
-                "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
-                     latency_ms, http_status, gateway_code, outcome, error)
-                 SELECT campaign_id, id, $2, $3, $4, $5, $6, $7, $8, $9 FROM deliveries WHERE id = $1",
-            )
-            .bind(o.delivery_id)
-            .bind(o.attempt_no)
-            .bind(worker)
-            .bind(o.started_ms)
-            .bind(o.latency_ms)
-            .bind(o.http_status)
-            .bind(&o.gateway_code)
-            .bind(o.kind.label())
-            .bind(&o.error)
-            .execute(&mut *tx)
-            .await?;
-            // Only a row this worker still holds moves; a receipt may have finalised it already.
-            let (state, gateway_id, next_attempt, final_ms) = match &o.kind {
-                OutcomeKind::Submitted { gateway_id } => {
-                    ("submitted", Some(gateway_id.as_str()), None, None)
-                }
-                OutcomeKind::Retry { next_attempt_ms } => {
-                    ("queued", None, Some(*next_attempt_ms), None)
-                }
-                OutcomeKind::GaveUp => ("failed", None, None, Some(now)),
-                OutcomeKind::Rejected => ("rejected", None, None, Some(now)),
-                OutcomeKind::InDoubt => ("unknown", None, None, None),
-            };
-            sqlx::query(
-                "UPDATE deliveries SET state = $2, gateway = $3,
-                     gateway_id = COALESCE($4, gateway_id),
-                     next_attempt_ms = COALESCE($5, next_attempt_ms),
-                     final_ms = COALESCE($6, final_ms),
-                     submitted_ms = CASE WHEN $2 = 'submitted' THEN $7 ELSE submitted_ms END,
-                     last_error = $8, lease_owner = NULL, lease_expires_ms = NULL
-                 WHERE id = $1 AND state IN ('sending', 'unknown')",
-            )
-            .bind(o.delivery_id)
-            .bind(state)
-            .bind(&o.gateway)
-            .bind(gateway_id)
-            .bind(next_attempt)
-            .bind(final_ms)
-            .bind(o.started_ms + o.latency_ms)
-            .bind(&o.error)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let rows: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|o| {
+                let (state, gateway_id, next_attempt, final_ms) = match &o.kind {
+                    OutcomeKind::Submitted { gateway_id } => {
+                        ("submitted", Some(gateway_id.as_str()), None, None)
+                    }
+                    OutcomeKind::Retry { next_attempt_ms } => {
+                        ("queued", None, Some(*next_attempt_ms), None)
+                    }
+                    OutcomeKind::GaveUp => ("failed", None, None, Some(now)),
+                    OutcomeKind::Rejected => ("rejected", None, None, Some(now)),
+                    OutcomeKind::InDoubt => ("unknown", None, None, None),
+                };
+                serde_json::json!({
+                    "id": o.delivery_id,
+                    "attempt_no": o.attempt_no,
+                    "started_ms": o.started_ms,
+                    "latency_ms": o.latency_ms,
+                    "http_status": o.http_status,
+                    "gateway": o.gateway,
+                    "gateway_code": o.gateway_code,
+                    "outcome": o.kind.label(),
+                    "error": o.error,
+                    "state": state,
+                    "gateway_id": gateway_id,
+                    "next_attempt_ms": next_attempt,
+                    "final_ms": final_ms,
+                    "done_ms": o.started_ms + o.latency_ms,
+                })
+            })
+            .collect();
+        let batch = serde_json::Value::Array(rows).to_string();
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
+                 latency_ms, http_status, gateway_code, outcome, error)
+             SELECT d.campaign_id, d.id, o.value ->> 'attempt_no', $2, o.value ->> 'started_ms',
+                    o.value ->> 'latency_ms', o.value ->> 'http_status', o.value ->> 'gateway_code',
+                    o.value ->> 'outcome', o.value ->> 'error'
+             FROM json_each($1) o JOIN deliveries d ON d.id = o.value ->> 'id'
+             ORDER BY o.key",
+        )
+        .bind(&batch)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?;
+        // Only a row still in flight moves; a receipt may have finalised it already.
+        sqlx::query(
+            "UPDATE deliveries SET state = o.state, gateway = o.gateway,
+                 gateway_id = COALESCE(o.gateway_id, deliveries.gateway_id),
+                 next_attempt_ms = COALESCE(o.next_attempt_ms, deliveries.next_attempt_ms),
+                 final_ms = COALESCE(o.final_ms, deliveries.final_ms),
+                 submitted_ms = CASE WHEN o.state = 'submitted' THEN o.done_ms ELSE deliveries.submitted_ms END,
+                 last_error = o.error, lease_owner = NULL, lease_expires_ms = NULL
+             FROM (SELECT value ->> 'id' AS id, value ->> 'state' AS state,
+                          value ->> 'gateway' AS gateway, value ->> 'gateway_id' AS gateway_id,
+                          value ->> 'next_attempt_ms' AS next_attempt_ms,
+                          value ->> 'final_ms' AS final_ms, value ->> 'done_ms' AS done_ms,
+                          value ->> 'error' AS error
+                   FROM json_each($1)) AS o
+             WHERE deliveries.id = o.id AND deliveries.state IN ('sending', 'unknown')",
+        )
+        .bind(&batch)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -652,7 +678,7 @@ impl Store for SqliteStore {
              WHERE lease_owner = $1 AND state = 'claimed'",
         )
         .bind(worker)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected())
     }
@@ -665,7 +691,7 @@ impl Store for SqliteStore {
         )
         .bind(json_ids(ids))
         .bind(worker)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected())
     }
@@ -688,7 +714,7 @@ impl Store for SqliteStore {
         )
         .bind(campaign_id)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(done > 0)
