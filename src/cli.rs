@@ -309,6 +309,9 @@ pub struct SimulateArgs {
     /// Deduplicate submissions carrying the same value in this header
     #[arg(long)]
     pub idempotency_header: Option<String>,
+    /// Keep the last text sent to each recipient, shown at GET /stats/messages
+    #[arg(long)]
+    pub keep_bodies: bool,
 }
 
 #[derive(Debug, Args)]

@@ -27,4 +27,5 @@ pub mod report;
 pub mod sample;
 pub mod simulator;
 pub mod store;
+pub mod template;
 pub mod window;

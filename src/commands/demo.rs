@@ -68,7 +68,7 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
     let msg_path = dir.join("action-month-2022.toml");
     std::fs::write(&msg_path, MESSAGE)?;
     println!("\n[2/5] $ smscast message check {}", msg_path.display());
-    super::inspect::message_check(&ctx, &msg_path, false, Some("long-an"), false).await?;
+    super::message::check(&ctx, &msg_path, false, Some("long-an"), false).await?;
 
     // 3. The gateway simulator on a free loopback port.
     let sim = Simulator::start(

@@ -4,6 +4,7 @@
 mod campaign;
 mod demo;
 mod inspect;
+mod message;
 mod send;
 mod subscribers;
 
@@ -67,7 +68,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
             no_diacritics,
             list,
             json,
-        }) => inspect::message_check(&ctx, &file, no_diacritics, list.as_deref(), json).await,
+        }) => message::check(&ctx, &file, no_diacritics, list.as_deref(), json).await,
         Command::Campaign(cmd) => campaign::run(&ctx, cmd).await,
         Command::Send(args) => send::send(&ctx, args).await,
         Command::Reconcile(args) => campaign::reconcile(&ctx, args).await,

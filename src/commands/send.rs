@@ -346,6 +346,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
             },
             max_rps: args.max_rps,
             idempotency_header: args.idempotency_header,
+            keep_bodies: args.keep_bodies,
         },
     )
     .await?;

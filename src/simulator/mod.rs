@@ -33,6 +33,8 @@ pub struct SimOptions {
     pub max_rps: Option<u32>,
     /// Header whose value deduplicates submissions (same value → same sid, counted once).
     pub idempotency_header: Option<String>,
+    /// Keep the last text sent to each recipient (`GET /stats/messages`), for tests.
+    pub keep_bodies: bool,
 }
 
 #[derive(Default)]
@@ -40,6 +42,7 @@ struct Books {
     per_recipient: HashMap<String, u32>,
     arrivals_ms: Vec<i64>,
     by_reference: HashMap<String, String>,
+    bodies: HashMap<String, String>,
     window_start_ms: i64,
     window_count: u32,
 }
@@ -136,6 +139,7 @@ fn router(opts: SimOptions) -> Router {
         .route("/stats", get(stats))
         .route("/stats/recipients", get(recipients))
         .route("/stats/arrivals", get(arrivals))
+        .route("/stats/messages", get(messages))
         .with_state(sim)
 }
 
@@ -233,6 +237,9 @@ async fn send(
         return created(&sid, &msg_sid, &form);
     }
     let msg_sid = format!("SM{:032x}", sim.next_sid.fetch_add(1, Ordering::Relaxed));
+    if sim.opts.keep_bodies {
+        b.bodies.insert(to.clone(), form.body.clone());
+    }
     *b.per_recipient.entry(to).or_default() += 1;
     if let Some(r) = reference {
         b.by_reference.insert(r, msg_sid.clone());
@@ -282,6 +289,10 @@ async fn stats(State(sim): State<Arc<Sim>>) -> Json<SimStats> {
 
 async fn recipients(State(sim): State<Arc<Sim>>) -> Json<HashMap<String, u32>> {
     Json(sim.books.lock().await.per_recipient.clone())
+}
+
+async fn messages(State(sim): State<Arc<Sim>>) -> Json<HashMap<String, String>> {
+    Json(sim.books.lock().await.bodies.clone())
 }
 
 async fn arrivals(State(sim): State<Arc<Sim>>) -> Json<Vec<i64>> {

@@ -228,7 +228,19 @@ pub struct Claimed {
     pub id: i64,
     pub msisdn: String,
     pub carrier: String,
+    pub district: Option<String>,
     pub attempts: i64,
+    /// The text for this recipient when the campaign is personalised (filled by the dispatcher).
+    pub text: Option<String>,
+}
+
+/// A list member's values for message placeholders.
+#[derive(Clone, Debug)]
+pub struct MemberFields {
+    pub subscriber_id: i64,
+    pub msisdn: String,
+    pub district: Option<String>,
+    pub attributes: Option<String>,
 }
 
 /// What happened to one submission try; recorded with its `attempts` row.
@@ -243,6 +255,8 @@ pub struct Outcome {
     pub gateway_code: Option<String>,
     pub kind: OutcomeKind,
     pub error: Option<String>,
+    /// The personalised text that was sent (None: the campaign's text).
+    pub text: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -349,6 +363,16 @@ pub trait Store: Send + Sync {
     async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>>;
     async fn lists(&self) -> Result<Vec<ListSummary>>;
     async fn list_size(&self, list: &str) -> Result<Option<i64>>;
+    /// A page of a list's members with their placeholder values, by subscriber id.
+    async fn list_members_page(
+        &self,
+        list: &str,
+        after_subscriber_id: i64,
+        limit: u32,
+    ) -> Result<Vec<MemberFields>>;
+    /// Attributes (CSV extra columns, JSON) of the subscribers behind these deliveries.
+    async fn delivery_attributes(&self, delivery_ids: &[i64])
+    -> Result<Vec<(i64, Option<String>)>>;
     /// Adds numbers to the opt-out table; returns how many were new.
     async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64>;
     async fn remove_opt_outs(&self, msisdns: &[String]) -> Result<u64>;

@@ -196,6 +196,46 @@ impl Store for SqliteStore {
         Ok(row.map(|(_, n)| n))
     }
 
+    async fn list_members_page(
+        &self,
+        list: &str,
+        after_subscriber_id: i64,
+        limit: u32,
+    ) -> Result<Vec<MemberFields>> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.msisdn, s.district, s.attributes FROM lists l
+             JOIN list_members m ON m.list_id = l.id JOIN subscribers s ON s.id = m.subscriber_id
+             WHERE l.name = $1 AND s.id > $2 ORDER BY s.id LIMIT $3",
+        )
+        .bind(list)
+        .bind(after_subscriber_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| MemberFields {
+                subscriber_id: r.get(0),
+                msisdn: r.get(1),
+                district: r.get(2),
+                attributes: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn delivery_attributes(
+        &self,
+        delivery_ids: &[i64],
+    ) -> Result<Vec<(i64, Option<String>)>> {
+        Ok(sqlx::query_as(
+            "SELECT d.id, s.attributes FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+             WHERE d.id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(json_ids(delivery_ids))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64> {
         let mut tx = self.write_tx().await?;
         let n = sqlx::query(
@@ -528,7 +568,7 @@ impl Store for SqliteStore {
              WHERE id IN (SELECT id FROM deliveries
                           WHERE campaign_id = $3 AND state = 'queued' AND next_attempt_ms <= $4
                           ORDER BY next_attempt_ms, id LIMIT $5)
-             RETURNING id, msisdn, carrier, attempts",
+             RETURNING id, msisdn, carrier, district, attempts",
         )
         .bind(worker)
         .bind(lease_until_ms)
@@ -544,7 +584,9 @@ impl Store for SqliteStore {
                 id: r.get(0),
                 msisdn: r.get(1),
                 carrier: r.get(2),
-                attempts: r.get(3),
+                district: r.get(3),
+                attempts: r.get(4),
+                text: None,
             })
             .collect();
         claimed.sort_by_key(|c| c.id);
@@ -631,6 +673,7 @@ impl Store for SqliteStore {
                     "next_attempt_ms": next_attempt,
                     "final_ms": final_ms,
                     "done_ms": o.started_ms + o.latency_ms,
+                    "text": o.text,
                 })
             })
             .collect();
@@ -656,12 +699,13 @@ impl Store for SqliteStore {
                  next_attempt_ms = COALESCE(o.next_attempt_ms, deliveries.next_attempt_ms),
                  final_ms = COALESCE(o.final_ms, deliveries.final_ms),
                  submitted_ms = CASE WHEN o.state = 'submitted' THEN o.done_ms ELSE deliveries.submitted_ms END,
+                 message_text = COALESCE(o.text, deliveries.message_text),
                  last_error = o.error, lease_owner = NULL, lease_expires_ms = NULL
              FROM (SELECT value ->> 'id' AS id, value ->> 'state' AS state,
                           value ->> 'gateway' AS gateway, value ->> 'gateway_id' AS gateway_id,
                           value ->> 'next_attempt_ms' AS next_attempt_ms,
                           value ->> 'final_ms' AS final_ms, value ->> 'done_ms' AS done_ms,
-                          value ->> 'error' AS error
+                          value ->> 'error' AS error, value ->> 'text' AS text
                    FROM json_each($1)) AS o
              WHERE deliveries.id = o.id AND deliveries.state IN ('sending', 'unknown')",
         )
