@@ -54,11 +54,31 @@ pub struct ImportRequest<'a> {
     pub options: SourceOptions,
     pub rejects: Option<&'a Path>,
     pub operator: &'a str,
-    /// Called with (bytes read, total bytes) as the import goes.
-    pub progress: &'a (dyn Fn(u64, u64) + Sync),
+    /// Called with (rows read, bytes read, total bytes) as the import goes.
+    pub progress: &'a (dyn Fn(u64, u64, u64) + Sync),
 }
 
+/// Imports one file into one list, in one transaction. On any error nothing is imported and
+/// no rejects file is left behind.
 pub async fn import(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportSummary> {
+    let rejects = req.rejects;
+    let result = run(store, req).await;
+    if result.is_err()
+        && let Some(path) = rejects
+    {
+        let _ = std::fs::remove_file(partial(path));
+    }
+    result
+}
+
+/// The rejects file is written here, then renamed into place once the import committed.
+fn partial(rejects: &Path) -> std::path::PathBuf {
+    let mut name = rejects.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    rejects.with_file_name(name)
+}
+
+async fn run(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportSummary> {
     let total_bytes = std::fs::metadata(req.file)
         .with_context(|| format!("Cannot read {}", req.file.display()))?
         .len();
@@ -74,7 +94,7 @@ pub async fn import(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportS
     summary.detected = Some(source.detected().clone());
     let mut rejects = match req.rejects {
         Some(p) => Some(
-            csv::Writer::from_path(p)
+            rejects_writer(&partial(p))
                 .with_context(|| format!("Cannot write the rejects file {}", p.display()))?,
         ),
         None => None,
@@ -170,14 +190,21 @@ pub async fn import(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportS
         if batch.len() >= BATCH {
             session.stage(&batch).await?;
             batch.clear();
-            (req.progress)(source.bytes_read(), total_bytes);
+            (req.progress)(summary.rows_read, source.bytes_read(), total_bytes);
         }
     }
+    if summary.rows_read == 0 {
+        anyhow::bail!(
+            "Cannot import {}: the file has a header row but no data rows; nothing was imported. Check that the right sheet or file was exported",
+            req.file.display()
+        );
+    }
     session.stage(&batch).await?;
-    (req.progress)(total_bytes, total_bytes);
+    (req.progress)(summary.rows_read, total_bytes, total_bytes);
     if let Some(w) = rejects.as_mut() {
         w.flush()?;
     }
+    drop(rejects);
     let meta = ImportMeta {
         list: req.list.to_string(),
         file_name: file_name(req.file),
@@ -188,7 +215,20 @@ pub async fn import(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportS
         operator: req.operator.to_string(),
     };
     summary.counts = session.commit(&meta).await?;
+    if let Some(p) = req.rejects {
+        std::fs::rename(partial(p), p)
+            .with_context(|| format!("Cannot write the rejects file {}", p.display()))?;
+    }
     Ok(summary)
+}
+
+/// The rejects file, with its header row even when no row is rejected.
+fn rejects_writer(path: &Path) -> Result<csv::Writer<std::fs::File>> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_path(path)?;
+    w.write_record(["line", "raw", "reason", "explanation"])?;
+    Ok(w)
 }
 
 fn file_name(p: &Path) -> String {
