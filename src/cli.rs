@@ -72,6 +72,9 @@ pub enum Command {
     Gateway(GatewayCmd),
     /// The whole journey on a built-in simulator, in a fresh folder, ending in a report
     Demo(DemoArgs),
+    /// Write a realistic subscriber file with a known ground truth (tests, benchmarks)
+    #[command(hide = true)]
+    GenSample(GenSampleArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,4 +328,41 @@ pub struct DemoArgs {
     /// Folder to work in [default: a new folder smscast-demo-<time> here]
     #[arg(long)]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SampleDelimiter {
+    Comma,
+    Semicolon,
+    Tab,
+}
+
+#[derive(Debug, Args)]
+pub struct GenSampleArgs {
+    /// Data rows to write (the header comes on top)
+    #[arg(long)]
+    pub rows: u64,
+    /// The file to write
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Random seed: the same seed gives the same file
+    #[arg(long, default_value_t = 2022)]
+    pub seed: u64,
+    /// Only canonical-looking numbers, no bad rows, no repeats
+    #[arg(long)]
+    pub clean: bool,
+    #[arg(long, value_enum, default_value_t = SampleDelimiter::Comma)]
+    pub delimiter: SampleDelimiter,
+    /// CRLF line endings
+    #[arg(long)]
+    pub crlf: bool,
+    /// UTF-8 byte order mark
+    #[arg(long)]
+    pub bom: bool,
+    /// UTF-16LE with byte order mark (Excel "Unicode text")
+    #[arg(long)]
+    pub utf16: bool,
+    /// Print the ground truth as JSON
+    #[arg(long)]
+    pub json: bool,
 }

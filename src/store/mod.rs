@@ -65,13 +65,14 @@ pub fn redact_url(url: &str) -> String {
 // Records
 // ---------------------------------------------------------------------------------------------
 
-/// One subscriber row as an import stages it.
+/// One valid row as an import stages it (batches keep the file's order).
 #[derive(Clone, Debug)]
 pub struct NewSubscriber {
-    pub line: u64,
-    pub msisdn: String,
+    pub msisdn: crate::msisdn::Msisdn,
     pub carrier: &'static str,
-    pub district: Option<String>,
+    /// Canonical (or unrecognised) district name, shared by every row that spells it.
+    pub district: Option<Arc<str>>,
+    /// JSON object of the row's extra columns.
     pub attributes: Option<String>,
 }
 
@@ -104,9 +105,11 @@ pub struct PreviousImport {
     pub imported: i64,
 }
 
-/// One import, inside one transaction: nothing is visible until [`ImportSession::commit`].
+/// One import into one list, inside one transaction: nothing is visible until
+/// [`ImportSession::commit`]; dropping the session imports nothing.
 #[async_trait]
 pub trait ImportSession: Send {
+    /// Adds a batch of rows (in file order) to the list; the first row of a number wins.
     async fn stage(&mut self, rows: &[NewSubscriber]) -> Result<()>;
     async fn commit(self: Box<Self>, meta: &ImportMeta) -> Result<ImportCounts>;
 }
@@ -359,7 +362,8 @@ pub struct ReportData {
 #[async_trait]
 pub trait Store: Send + Sync {
     // lists and subscribers
-    async fn begin_import(&self) -> Result<Box<dyn ImportSession>>;
+    /// Starts an import into `list` (created if new).
+    async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>>;
     async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>>;
     async fn lists(&self) -> Result<Vec<ListSummary>>;
     async fn list_size(&self, list: &str) -> Result<Option<i64>>;

@@ -188,3 +188,7 @@ pub fn signal(child: &Child, sig: &str) {
         .unwrap();
     assert!(status.success(), "kill {sig} failed");
 }
+
+mod workspace;
+#[allow(unused_imports)]
+pub use workspace::*;

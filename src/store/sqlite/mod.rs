@@ -132,8 +132,8 @@ const CAMPAIGN_SELECT: &str =
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn begin_import(&self) -> Result<Box<dyn ImportSession>> {
-        import::begin(self.write_tx().await?).await
+    async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
+        import::begin(self.write_tx().await?, list).await
     }
 
     async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
