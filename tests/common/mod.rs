@@ -143,3 +143,68 @@ pub async fn wait_for_state(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Claims every queued delivery and marks it in flight; records all but the first
+/// `leave_sending` as submitted through `gateway` with the id `gateway_id(reference)`.
+/// Returns (delivery id, reference) of every row, in id order.
+pub async fn submit_all(
+    store: &dyn Store,
+    campaign: &Campaign,
+    gateway: &str,
+    leave_sending: usize,
+    gateway_id: impl Fn(&str) -> String,
+) -> Vec<(i64, String)> {
+    let worker = "test-worker";
+    let now = store::now_ms();
+    let claimed = store
+        .claim(campaign.id, worker, 1_000_000, now, now + 600_000)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
+    let sending = store.mark_in_flight(worker, &ids).await.unwrap();
+    assert_eq!(sending.len(), ids.len());
+    let rows: Vec<(i64, String)> = ids
+        .iter()
+        .map(|id| (*id, store::reference(campaign.id, *id)))
+        .collect();
+    let outcomes: Vec<store::Outcome> = rows[leave_sending.min(rows.len())..]
+        .iter()
+        .map(|(id, r)| submitted(*id, gateway, &gateway_id(r)))
+        .collect();
+    store.record(worker, &outcomes).await.unwrap();
+    rows
+}
+
+/// The outcome "accepted by the gateway with this id" for a delivery.
+pub fn submitted(delivery_id: i64, gateway: &str, gateway_id: &str) -> store::Outcome {
+    store::Outcome {
+        delivery_id,
+        attempt_no: 1,
+        started_ms: store::now_ms(),
+        latency_ms: 5,
+        http_status: Some(202),
+        gateway: gateway.into(),
+        gateway_code: None,
+        kind: store::OutcomeKind::Submitted {
+            gateway_id: gateway_id.into(),
+        },
+        error: None,
+    }
+}
+
+/// State of each delivery of a campaign, by id.
+pub async fn states(store_url: &str, campaign_id: i64) -> std::collections::HashMap<i64, String> {
+    let pool = sqlx::SqlitePool::connect(store_url).await.unwrap();
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, state FROM deliveries WHERE campaign_id = $1")
+            .bind(campaign_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    rows.into_iter().collect()
+}
+
+pub fn db_url(dir: &TempDir) -> String {
+    format!("sqlite://{}", dir.0.join("smscast.db").display())
+}
