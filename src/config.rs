@@ -106,6 +106,7 @@ impl Default for Defaults {
 pub enum GatewayConfig {
     Twilio(TwilioConfig),
     Kannel(KannelConfig),
+    HttpJson(Box<HttpJsonConfig>),
 }
 
 impl GatewayConfig {
@@ -113,6 +114,7 @@ impl GatewayConfig {
         match self {
             Self::Twilio(t) => t.rate,
             Self::Kannel(k) => k.rate,
+            Self::HttpJson(h) => h.rate,
         }
     }
 }
@@ -193,7 +195,7 @@ pub struct TwilioConfig {
 }
 
 /// A configurable HTTP adapter for aggregators (eSMS, SpeedSMS, …): see `examples/`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpJsonConfig {
     pub url: String,
@@ -208,6 +210,9 @@ pub struct HttpJsonConfig {
     /// Secret name → environment variable, used as `{secret.NAME}`.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// Secret name → the secret itself, when the config file is kept private.
+    #[serde(default)]
+    pub secret_values: BTreeMap<String, Secret>,
     #[serde(default)]
     pub auth: AuthStyle,
     /// Basic auth user and password (may use `{secret.NAME}`).
@@ -288,7 +293,7 @@ pub enum AuthStyle {
 }
 
 /// The fields of an http-json gateway's delivery receipt (query, form or JSON body).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpJsonReceipts {
     /// Field with the gateway's message id.
@@ -392,6 +397,7 @@ impl Config {
             }
             let (dlr_url, token_env, token) = match gw {
                 GatewayConfig::Kannel(k) => (&k.dlr_url, &k.dlr_token_env, &k.dlr_token),
+                GatewayConfig::HttpJson(h) => (&h.dlr_url, &h.dlr_token_env, &h.dlr_token),
                 GatewayConfig::Twilio(_) => continue,
             };
             if dlr_url.is_some() && token_env.is_none() && token.is_none() {

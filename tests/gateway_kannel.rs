@@ -196,3 +196,15 @@ fn a_dlr_url_without_a_token_is_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("dlr_token_env"), "{err}");
 }
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let text = std::fs::read_to_string(format!(
+        "{}/examples/kannel.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let c = Config::parse(&text).unwrap();
+    assert_eq!(c.default_gateway().unwrap(), "viettel");
+    assert_eq!(c.dlr.validity_hours, 48.0);
+}

@@ -19,7 +19,7 @@ use super::auth;
 use super::parse::{self, Params};
 use super::upkeep::Upkeep;
 use super::writer::Writer;
-use crate::config::{Config, GatewayConfig, Secret, resolve_secret};
+use crate::config::{Config, GatewayConfig, HttpJsonReceipts, Secret, resolve_secret};
 use crate::store::{NewReceipt, Store, now_ms};
 
 /// How one gateway's receipts are authenticated and read.
@@ -31,6 +31,10 @@ pub enum Receiver {
         auth_token: Secret,
         /// The StatusCallback URL without its query: what Twilio signs, before the query.
         signed_base: String,
+    },
+    HttpJson {
+        token: Secret,
+        receipts: HttpJsonReceipts,
     },
 }
 
@@ -73,6 +77,21 @@ impl Receivers {
                         },
                     );
                 }
+                GatewayConfig::HttpJson(h) if h.dlr_url.is_some() => {
+                    let token = resolve_secret(
+                        name,
+                        "dlr_token",
+                        h.dlr_token_env.as_deref(),
+                        h.dlr_token.as_ref(),
+                    )?;
+                    map.insert(
+                        name.clone(),
+                        Receiver::HttpJson {
+                            token,
+                            receipts: h.receipts.clone(),
+                        },
+                    );
+                }
                 _ => {}
             }
         }
@@ -96,6 +115,7 @@ impl Receivers {
                 let format = match r {
                     Receiver::Kannel { .. } => "kannel",
                     Receiver::Twilio { .. } => "twilio",
+                    Receiver::HttpJson { .. } => "http-json",
                 };
                 (name.clone(), format!("/{format}/{name}"))
             })
@@ -163,6 +183,7 @@ impl DlrServer {
         let router = Router::new()
             .route("/kannel/{gateway}", any(kannel))
             .route("/twilio/{gateway}", any(twilio))
+            .route("/http-json/{gateway}", any(http_json))
             .route("/status", get(status))
             .with_state((app, store));
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -324,6 +345,57 @@ async fn twilio(
         .map(|(_, v)| v.as_str());
     let raw = raw(&method, &format!("/twilio/{gateway}"), &query_params, &body);
     let receipt = parse::twilio(&gateway, &form, reference, raw, now_ms());
+    store(&app, receipt).await
+}
+
+async fn http_json(
+    State((app, _)): AppState,
+    Path(gateway): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(Receiver::HttpJson { token, receipts }) = app.receivers.0.get(&gateway) else {
+        return reject(StatusCode::NOT_FOUND, "no such http-json gateway");
+    };
+    let mut params = pairs(query.as_deref().unwrap_or(""));
+    let given = params
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.to_string());
+    if !auth::token_matches(token.expose(), given.as_deref()) {
+        return reject(StatusCode::UNAUTHORIZED, "missing or wrong token");
+    }
+    params.retain(|(k, _)| k != "token");
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    if is_json {
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Object(m)) => {
+                for (k, v) in m {
+                    let v = match v {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    params.push((k, v));
+                }
+            }
+            _ => {
+                return reject(
+                    StatusCode::BAD_REQUEST,
+                    "malformed receipt: not a JSON object",
+                );
+            }
+        }
+    } else if !text.is_empty() {
+        params.extend(pairs(&text));
+    }
+    let raw = raw(&method, &format!("/http-json/{gateway}"), &params, "");
+    let receipt = parse::http_json(&gateway, receipts, &params, raw, now_ms());
     store(&app, receipt).await
 }
 
