@@ -294,6 +294,10 @@ pub struct SimulateArgs {
     /// Deduplicate submissions carrying the same value in this header
     #[arg(long)]
     pub idempotency_header: Option<String>,
+    /// Send signed status callbacks (late, some twice, out of order) to each message's
+    /// StatusCallback, signed with the auth token in this environment variable
+    #[arg(long)]
+    pub receipts_auth_token_env: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -325,6 +325,15 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
             fail_rate: args.fail_rate,
             max_rps: args.max_rps,
             idempotency_header: args.idempotency_header,
+            receipts: match &args.receipts_auth_token_env {
+                Some(var) => Some(crate::simulator::receipts::ReceiptOptions {
+                    auth_token: std::env::var(var).map_err(|_| {
+                        anyhow::anyhow!("--receipts-auth-token-env {var}: the variable is not set")
+                    })?,
+                    ..Default::default()
+                }),
+                None => None,
+            },
         },
     )
     .await?;

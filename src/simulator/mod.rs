@@ -3,6 +3,10 @@
 //! It keeps its own books (accepted submissions per recipient, arrival times), so tests can
 //! check "nothing sent twice" and "never over the rate" against the gateway's count, not ours:
 //! `GET /stats`, `GET /stats/recipients`, `GET /stats/arrivals`.
+//!
+//! With [`SimOptions::receipts`] it also sends delivery receipts ([`receipts`]).
+
+pub mod receipts;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,6 +35,8 @@ pub struct SimOptions {
     pub max_rps: Option<u32>,
     /// Header whose value deduplicates submissions (same value → same sid, counted once).
     pub idempotency_header: Option<String>,
+    /// Send signed status callbacks to each message's StatusCallback.
+    pub receipts: Option<receipts::ReceiptOptions>,
 }
 
 #[derive(Default)]
@@ -51,6 +57,7 @@ struct Sim {
     failed: AtomicU64,
     throttled: AtomicU64,
     next_sid: AtomicU64,
+    receipts: Option<Arc<receipts::Receipts>>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
@@ -73,6 +80,8 @@ struct SendForm {
     from: Option<String>,
     #[serde(rename = "Body")]
     body: String,
+    #[serde(rename = "StatusCallback")]
+    status_callback: Option<String>,
 }
 
 /// A running simulator.
@@ -116,8 +125,10 @@ impl Simulator {
 }
 
 fn router(opts: SimOptions) -> Router {
+    let receipts = opts.receipts.clone().map(receipts::Receipts::new);
     let sim = Arc::new(Sim {
         opts,
+        receipts,
         books: Mutex::default(),
         requests: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
@@ -131,6 +142,7 @@ fn router(opts: SimOptions) -> Router {
         .route("/stats", get(stats))
         .route("/stats/recipients", get(recipients))
         .route("/stats/arrivals", get(arrivals))
+        .route("/stats/receipts", get(receipt_stats))
         .with_state(sim)
 }
 
@@ -212,6 +224,9 @@ async fn send(
     }
     drop(b);
     sim.accepted.fetch_add(1, Ordering::Relaxed);
+    if let (Some(r), Some(cb)) = (&sim.receipts, &form.status_callback) {
+        r.schedule(cb.clone(), &sid, msg_sid.clone(), &form.to);
+    }
     created(&sid, &msg_sid, &form)
 }
 
@@ -250,6 +265,10 @@ async fn stats(State(sim): State<Arc<Sim>>) -> Json<SimStats> {
 
 async fn recipients(State(sim): State<Arc<Sim>>) -> Json<HashMap<String, u32>> {
     Json(sim.books.lock().await.per_recipient.clone())
+}
+
+async fn receipt_stats(State(sim): State<Arc<Sim>>) -> Json<receipts::ReceiptStats> {
+    Json(sim.receipts.as_ref().map(|r| r.stats()).unwrap_or_default())
 }
 
 async fn arrivals(State(sim): State<Arc<Sim>>) -> Json<Vec<i64>> {
