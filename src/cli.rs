@@ -70,6 +70,9 @@ pub enum Command {
     /// Gateway tools
     #[command(subcommand)]
     Gateway(GatewayCmd),
+    /// Delivery receipts
+    #[command(subcommand)]
+    Dlr(DlrCmd),
     /// The whole journey on a built-in simulator, in a fresh folder, ending in a report
     Demo(DemoArgs),
     /// Write a realistic subscriber file with a known ground truth (tests, benchmarks)
@@ -315,6 +318,25 @@ pub struct SimulateArgs {
     /// Keep the last text sent to each recipient, shown at GET /stats/messages
     #[arg(long)]
     pub keep_bodies: bool,
+    /// Send signed status callbacks (late, some twice, out of order) to each message's
+    /// StatusCallback, signed with the auth token in this environment variable
+    #[arg(long)]
+    pub receipts_auth_token_env: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlrCmd {
+    /// Receive delivery receipts from the configured gateways until Ctrl-C
+    #[command(after_help = "Example: smscast dlr serve --listen 0.0.0.0:8788
+Receipt URLs: /kannel/NAME, /twilio/NAME, /http-json/NAME for each gateway NAME in smscast.toml.")]
+    Serve(DlrServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DlrServeArgs {
+    /// Address to listen on [default: [dlr] listen in smscast.toml, else 127.0.0.1:8788]
+    #[arg(long)]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod campaign;
 mod demo;
+mod dlr;
 mod inspect;
 mod message;
 mod send;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, GatewayCmd, MessageCmd};
+use crate::cli::{Cli, Command, DlrCmd, GatewayCmd, MessageCmd};
 use crate::config::Config;
 use crate::store::{self, Access, Store};
 
@@ -76,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         Command::Lookup(args) => inspect::lookup(&ctx, args).await,
         Command::Audit(args) => inspect::audit(&ctx, args).await,
         Command::Gateway(GatewayCmd::Simulate(args)) => send::simulate(args).await,
+        Command::Dlr(DlrCmd::Serve(args)) => dlr::serve(&ctx, args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::GenSample(args) => demo::gen_sample(&args),
     }

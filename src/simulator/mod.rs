@@ -3,6 +3,10 @@
 //! It keeps its own books (accepted submissions per recipient, arrival times), so tests can
 //! check "nothing sent twice" and "never over the rate" against the gateway's count, not ours:
 //! `GET /stats`, `GET /stats/recipients`, `GET /stats/arrivals`.
+//!
+//! With [`SimOptions::receipts`] it also sends delivery receipts ([`receipts`]).
+
+pub mod receipts;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,6 +39,8 @@ pub struct SimOptions {
     pub idempotency_header: Option<String>,
     /// Keep the last text sent to each recipient (`GET /stats/messages`), for tests.
     pub keep_bodies: bool,
+    /// Send signed status callbacks to each message's StatusCallback.
+    pub receipts: Option<receipts::ReceiptOptions>,
 }
 
 #[derive(Default)]
@@ -57,6 +63,7 @@ struct Sim {
     throttled: AtomicU64,
     rejected: AtomicU64,
     next_sid: AtomicU64,
+    receipts: Option<Arc<receipts::Receipts>>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
@@ -80,6 +87,8 @@ struct SendForm {
     from: Option<String>,
     #[serde(rename = "Body")]
     body: String,
+    #[serde(rename = "StatusCallback")]
+    status_callback: Option<String>,
 }
 
 /// A running simulator.
@@ -123,8 +132,10 @@ impl Simulator {
 }
 
 fn router(opts: SimOptions) -> Router {
+    let receipts = opts.receipts.clone().map(receipts::Receipts::new);
     let sim = Arc::new(Sim {
         opts,
+        receipts,
         books: Mutex::default(),
         requests: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
@@ -140,6 +151,7 @@ fn router(opts: SimOptions) -> Router {
         .route("/stats/recipients", get(recipients))
         .route("/stats/arrivals", get(arrivals))
         .route("/stats/messages", get(messages))
+        .route("/stats/receipts", get(receipt_stats))
         .with_state(sim)
 }
 
@@ -250,6 +262,9 @@ async fn send(
         // Taken, but the answer comes too late: the client cannot know.
         tokio::time::sleep(sim.opts.faults.hang_for).await;
     }
+    if let (Some(r), Some(cb)) = (&sim.receipts, &form.status_callback) {
+        r.schedule(cb.clone(), &sid, msg_sid.clone(), &form.to);
+    }
     created(&sid, &msg_sid, &form)
 }
 
@@ -293,6 +308,10 @@ async fn recipients(State(sim): State<Arc<Sim>>) -> Json<HashMap<String, u32>> {
 
 async fn messages(State(sim): State<Arc<Sim>>) -> Json<HashMap<String, String>> {
     Json(sim.books.lock().await.bodies.clone())
+}
+
+async fn receipt_stats(State(sim): State<Arc<Sim>>) -> Json<receipts::ReceiptStats> {
+    Json(sim.receipts.as_ref().map(|r| r.stats()).unwrap_or_default())
 }
 
 async fn arrivals(State(sim): State<Arc<Sim>>) -> Json<Vec<i64>> {

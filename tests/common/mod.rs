@@ -192,3 +192,7 @@ pub fn signal(child: &Child, sig: &str) {
 mod workspace;
 #[allow(unused_imports)]
 pub use workspace::*;
+
+mod setup;
+#[allow(unused_imports)]
+pub use setup::*;

@@ -17,16 +17,24 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlSafeStr, Sqlite, Transaction};
 
 mod import;
+mod receipts;
 mod report;
 
 use super::*;
 use crate::audit;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "receipts",
+        include_str!("../../../migrations/sqlite/0002_receipts.sql"),
+    ),
+];
 
 pub struct SqliteStore {
     /// Readers.
@@ -878,5 +886,22 @@ impl Store for SqliteStore {
                 hash: r.get(7),
             })
             .collect())
+    }
+
+    // receipts
+    async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>> {
+        receipts::record(self.write_tx().await?, receipts).await
+    }
+
+    async fn match_pending_receipts(&self, unmatched_before_ms: i64) -> Result<MatchedReceipts> {
+        receipts::match_pending(&self.pool, unmatched_before_ms).await
+    }
+
+    async fn expire_submitted(&self, submitted_before_ms: i64, now_ms: i64) -> Result<u64> {
+        receipts::expire(&self.pool, submitted_before_ms, now_ms).await
+    }
+
+    async fn receipt_counts(&self) -> Result<ReceiptCounts> {
+        receipts::counts(&self.pool).await
     }
 }
