@@ -11,6 +11,7 @@
 //! [`Dispatcher::run`] loops around [`Dispatcher::step`]; shutdown is a parameter, and in-flight
 //! sends finish and are recorded before `run` returns.
 
+mod guard;
 mod recorder;
 
 use std::collections::{HashMap, VecDeque};
@@ -27,6 +28,7 @@ use tokio::sync::{Mutex, Semaphore, watch};
 use crate::gateway::{Gateway, OutboundSms, SubmitError};
 use crate::store::{Campaign, CampaignState, Claimed, Outcome, OutcomeKind, Store, now_ms};
 use crate::window::Hours;
+use guard::WindowGuard;
 use recorder::Recorder;
 
 /// Consecutive failed submissions (no success in between) that pause the campaign.
@@ -72,6 +74,8 @@ pub struct Route {
     hold_until: Mutex<Option<Instant>>,
     /// After a throttle, the share of the rate in use, and since when (it ramps back to 1).
     slowdown: std::sync::Mutex<(f64, Instant)>,
+    /// The gateway's rate, enforced where requests leave.
+    guard: Option<WindowGuard>,
 }
 
 /// Seconds to ramp from half the rate back to the full rate after a throttle.
@@ -80,11 +84,13 @@ const RAMP_SECS: f64 = 10.0;
 impl Route {
     pub fn new(gateway: Arc<dyn Gateway>) -> Self {
         let limiter = gateway.rate().map(limiter);
+        let guard = gateway.rate().map(WindowGuard::new);
         Self {
             gateway,
             limiter,
             hold_until: Mutex::new(None),
             slowdown: std::sync::Mutex::new((1.0, Instant::now())),
+            guard,
         }
     }
 
@@ -175,6 +181,8 @@ pub struct Dispatcher {
     opts: Options,
     hours: Hours,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// The campaign's rate, enforced where requests leave.
+    guard: Option<Arc<WindowGuard>>,
     permits: Arc<Semaphore>,
     recorder: Recorder,
     buffer: VecDeque<Claimed>,
@@ -224,6 +232,7 @@ impl Dispatcher {
             campaign,
             routes: Arc::new(routes),
             limiter: rate.map(limiter),
+            guard: rate.map(|r| Arc::new(WindowGuard::new(r))),
             permits: Arc::new(Semaphore::new(concurrency)),
             opts,
             recorder,
@@ -565,7 +574,14 @@ impl Dispatcher {
         let counters = self.counters.clone();
         let halt = self.halt.clone();
         let halted = self.halted.clone();
+        let guard = self.guard.clone();
         tokio::spawn(async move {
+            if let Some(g) = &guard {
+                g.admit().await;
+            }
+            if let Some(g) = &route.guard {
+                g.admit().await;
+            }
             let reference = format!("smscast-{campaign_id}-{}", row.id);
             let attempt_no = row.attempts + 1;
             let started_ms = now_ms();
