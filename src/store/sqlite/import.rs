@@ -26,6 +26,8 @@ pub(super) async fn begin(
 ) -> Result<Box<dyn ImportSession>> {
     let now = now_ms();
     for sql in [
+        // A large import keeps the subscribers index in memory (64 MiB, this transaction only).
+        "PRAGMA cache_size = -65536",
         "DROP TABLE IF EXISTS temp.import_batch",
         "DROP TABLE IF EXISTS temp.import_present",
         "CREATE TEMP TABLE import_batch (msisdn TEXT NOT NULL, carrier TEXT NOT NULL,
@@ -182,6 +184,9 @@ impl ImportSession for SqliteImport {
         ] {
             sqlx::query(sql).execute(&mut **tx).await?;
         }
+        sqlx::query("PRAGMA cache_size = -2048")
+            .execute(&mut *self.tx)
+            .await?;
         self.tx.commit().await?;
         Ok(counts)
     }

@@ -63,13 +63,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            .pragma("cache_size", "-65536");
+            // 2 MiB of page cache per connection keeps memory flat however large the
+            // campaign; an import raises it for its own transaction (see import.rs).
+            .pragma("cache_size", "-2048");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(2)
             .connect_with(options)
             .await?;
         if !read_only {
