@@ -67,15 +67,9 @@ impl SqliteStore {
             // reader, 16 MiB for the writer, which touches the claim index on every batch; an
             // import raises it for its own transaction (see import.rs).
             .pragma("cache_size", "-2048");
-        let cache_env =
-            std::env::var("SMSCAST_WRITER_CACHE_KIB").unwrap_or_else(|_| "16384".into());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(
-                options
-                    .clone()
-                    .pragma("cache_size", format!("-{cache_env}")),
-            )
+            .connect_with(options.clone().pragma("cache_size", "-16384"))
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
