@@ -22,11 +22,18 @@ mod report;
 use super::*;
 use crate::audit;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        3,
+        "report_indexes",
+        include_str!("../../../migrations/sqlite/0003_report_indexes.sql"),
+    ),
+];
 
 pub struct SqliteStore {
     /// Readers.
@@ -34,6 +41,8 @@ pub struct SqliteStore {
     /// The one connection that writes: in-process writers queue here (async) instead of
     /// polling SQLite's busy handler against each other.
     writer: SqlitePool,
+    /// Opened read-only (asked for, or `?mode=ro` in the URL): every write is refused.
+    read_only: bool,
 }
 
 impl SqliteStore {
@@ -42,7 +51,11 @@ impl SqliteStore {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        let read_only = access == Access::ReadOnly;
+        // `?mode=ro` in the URL makes every command read-only, whatever it asks for (an
+        // auditor's environment can be set up so).
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let url_read_only = query.split('&').any(|kv| kv == "mode=ro");
+        let read_only = access == Access::ReadOnly || url_read_only;
         if read_only && path != ":memory:" && !std::path::Path::new(path).exists() {
             bail!(
                 "there is no database at {path}: import a list first (smscast subscribers import), or point --db at the right file"
@@ -56,6 +69,12 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
             .pragma("cache_size", "-65536");
+        // Readers scan large indexes for reports: map the file instead of copying pages.
+        let options = if read_only {
+            options.pragma("mmap_size", "8589934592")
+        } else {
+            options
+        };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -82,7 +101,11 @@ impl SqliteStore {
                 .await
                 .context("Failed to apply the database migrations")?;
         }
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            read_only,
+        })
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
@@ -765,8 +788,16 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn report_data(&self, campaign_id: i64) -> Result<ReportData> {
-        report::report_data(&self.pool, campaign_id).await
+    async fn report_data(&self, filter: &ReportFilter) -> Result<ReportData> {
+        report::report_data(&self.pool, filter).await
+    }
+
+    async fn report_recipients(&self, filter: &ReportFilter) -> Result<Vec<RecipientRow>> {
+        report::recipients(&self.pool, filter).await
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>> {
