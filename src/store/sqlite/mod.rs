@@ -14,7 +14,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, SqlSafeStr, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Row, SqlSafeStr, Sqlite, Transaction};
 
 mod import;
 mod report;
@@ -69,9 +69,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
             .pragma("cache_size", "-65536");
-        // Readers scan large indexes for reports: map the file instead of copying pages.
+        // A report's queries are long scans by design: not worth a warning each.
         let options = if read_only {
-            options.pragma("mmap_size", "8589934592")
+            options.disable_statement_logging()
         } else {
             options
         };
@@ -80,7 +80,8 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            // A report runs its eight queries at once.
+            .max_connections(if read_only { 8 } else { 4 })
             .connect_with(options)
             .await?;
         if !read_only {
