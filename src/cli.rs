@@ -243,21 +243,86 @@ pub struct ReconcileArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum ReportFormat {
+    /// For the terminal
     Table,
+    /// The documented, versioned schema scripts read (keys never translated)
     Json,
+    /// One row per figure: section,item,detail,value
+    Csv,
+    /// A self-contained page with charts, for the screen and for print
+    Html,
 }
 
+pub use crate::report::labels::Lang;
+
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  smscast report june-2022 --format html --lang vi --out bao-cao.html
+  smscast report june-2022 --carrier viettel --state rejected,failed --format csv
+  smscast report --all --since 2022-06-01 --until 2022-06-30 --format json
+  smscast report june-2022 --reveal --reason \"complaint 2022/117\"   # operators only; audited")]
 pub struct ReportArgs {
-    pub campaign: String,
+    /// The campaign (name or id); omit with --all
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub campaign: Option<String>,
+    /// Every campaign (with --since/--until: the period's report)
+    #[arg(long)]
+    pub all: bool,
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
     /// Same as --format json
     #[arg(long)]
     pub json: bool,
+    /// Language of the labels (table, CSV, HTML); JSON keys stay English
+    #[arg(long, value_enum, default_value_t = Lang::En)]
+    pub lang: Lang,
     /// Write to this file instead of standard output
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Only this carrier (viettel, vinaphone, mobifone, vietnamobile, gmobile, itel, reddi, other)
+    #[arg(long)]
+    pub carrier: Option<String>,
+    /// Only this district (as in the report's district names)
+    #[arg(long)]
+    pub district: Option<String>,
+    /// Only these states (comma-separated: delivered,failed,…)
+    #[arg(long, value_delimiter = ',')]
+    pub state: Vec<String>,
+    /// From this day (YYYY-MM-DD, Vietnam time; inclusive): when a message was submitted, else
+    /// when it reached its final state, else when its campaign was launched
+    #[arg(long)]
+    pub since: Option<String>,
+    /// To this day (YYYY-MM-DD, Vietnam time; inclusive)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Also list the recipients in error or possibly sent twice, with FULL numbers. An
+    /// operator's act: needs write access, is written to the audit log first
+    #[arg(long, requires = "reason")]
+    pub reveal: bool,
+    /// Why the numbers are revealed (kept in the audit log); required with --reveal
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+impl ReportArgs {
+    /// The plain table report of one campaign (what `smscast demo` prints).
+    pub fn table(campaign: &str) -> Self {
+        Self {
+            campaign: Some(campaign.to_string()),
+            all: false,
+            format: ReportFormat::Table,
+            json: false,
+            lang: Lang::En,
+            out: None,
+            carrier: None,
+            district: None,
+            state: Vec::new(),
+            since: None,
+            until: None,
+            reveal: false,
+            reason: None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +331,13 @@ pub struct LookupArgs {
     pub number: String,
     #[arg(long)]
     pub json: bool,
+    /// Show the full number (masked by default). An operator's act: needs write access, is
+    /// written to the audit log first
+    #[arg(long, requires = "reason")]
+    pub reveal: bool,
+    /// Why the number is revealed (kept in the audit log); required with --reveal
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]

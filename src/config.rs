@@ -24,6 +24,9 @@ pub struct Config {
     /// The delivery-receipt server (`smscast dlr serve`).
     #[serde(default)]
     pub dlr: DlrConfig,
+    /// Price per SMS part, by carrier, for the report's cost figures.
+    #[serde(default)]
+    pub prices: Option<Prices>,
 }
 
 /// `[dlr]`: where receipts are received and how long a message may wait for one.
@@ -59,6 +62,25 @@ impl Default for DlrConfig {
             validity_hours: default_validity_hours(),
             unmatched_after_minutes: default_unmatched_after_minutes(),
         }
+    }
+}
+
+/// `[prices]`: `currency = "VND"`, then `carrier = price per SMS part` (`default` for the
+/// carriers not named), e.g. `viettel = 800`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Prices {
+    pub currency: String,
+    #[serde(flatten)]
+    pub per_part: BTreeMap<String, f64>,
+}
+
+impl Prices {
+    /// The price of one part sent to `carrier`, if configured.
+    pub fn price(&self, carrier: &str) -> Option<f64> {
+        self.per_part
+            .get(carrier)
+            .or_else(|| self.per_part.get("default"))
+            .copied()
     }
 }
 
@@ -380,6 +402,16 @@ impl Config {
                 );
             }
         }
+        if let Some(prices) = &config.prices {
+            if prices.currency.trim().is_empty() {
+                bail!("[prices] currency must name the currency, e.g. currency = \"VND\"");
+            }
+            for (carrier, price) in &prices.per_part {
+                if !(price.is_finite() && *price >= 0.0) {
+                    bail!("[prices] {carrier} must be a price per SMS part, 0 or more");
+                }
+            }
+        }
         for (name, gw) in &config.gateways {
             if let Some(rate) = gw.rate()
                 && !(rate > 0.0 && rate.is_finite())
@@ -459,6 +491,19 @@ mod tests {
         .unwrap();
         assert_eq!(c.default_gateway().unwrap(), "aggregator");
         assert_eq!(c.gateways["aggregator"].rate(), Some(100.0));
+    }
+
+    #[test]
+    fn prices_by_carrier_with_a_default() {
+        let c = Config::parse("[prices]\ncurrency = \"VND\"\nviettel = 800\ndefault = 850.5\n")
+            .unwrap();
+        let p = c.prices.unwrap();
+        assert_eq!(p.currency, "VND");
+        assert_eq!(p.price("viettel"), Some(800.0));
+        assert_eq!(p.price("mobifone"), Some(850.5));
+        assert!(Config::parse("[prices]\nviettel = 800\n").is_err());
+        assert!(Config::parse("[prices]\ncurrency = \"VND\"\nviettel = -1\n").is_err());
+        assert!(Config::parse("").unwrap().prices.is_none());
     }
 
     #[test]

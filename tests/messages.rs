@@ -63,9 +63,24 @@ fn message_check_shows_encoding_segments_and_the_folded_cost() {
     assert_eq!(off[0]["name"], "emoji");
     assert_eq!(off[0]["position"], 19);
     // Creating a --no-diacritics campaign with a character that cannot fold is refused.
-    env.config_for("http://127.0.0.1:9", "");
+    env.config_for(
+        "http://127.0.0.1:9",
+        "[prices]\ncurrency = \"VND\"\ndefault = 850\n",
+    );
     std::fs::write(env.path("l.csv"), "phone\n0912345678\n").unwrap();
     env.ok(&["subscribers", "import", "l.csv", "--list", "l"]);
+    let c = env.json(&[
+        "message",
+        "check",
+        &shipped("action-month-2022.toml"),
+        "--list",
+        "l",
+        "--json",
+    ]);
+    assert_eq!(c["recipients"], 1);
+    assert_eq!(c["sms_total"], 3);
+    assert_eq!(c["cost"]["total"], 2550.0);
+    assert_eq!(c["cost"]["currency"], "VND");
     let out = env.run(&[
         "campaign",
         "create",

@@ -176,16 +176,7 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
 
     // 5. The report, and the gateway's own books beside it.
     println!("\n[5/5] $ smscast report action-month-2022");
-    super::inspect::report(
-        &ctx,
-        crate::cli::ReportArgs {
-            campaign: "action-month-2022".into(),
-            format: crate::cli::ReportFormat::Table,
-            json: false,
-            out: None,
-        },
-    )
-    .await?;
+    super::inspect::report(&ctx, crate::cli::ReportArgs::table("action-month-2022")).await?;
     println!(
         "Gateway simulator's own count: {} accepted for {} recipients, {} duplicates.",
         stats.accepted, stats.unique_recipients, stats.duplicates

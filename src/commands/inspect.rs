@@ -1,33 +1,179 @@
 //! Read-only commands: `report`, `lookup`, `audit`.
 
-use anyhow::{Result, bail};
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
 
 use super::{Ctx, Exit, find_campaign, print_json};
 use crate::audit::{self, Verdict};
 use crate::cli::{AuditArgs, LookupArgs, ReportArgs, ReportFormat};
-use crate::msisdn::Msisdn;
+use crate::msisdn::{Carrier, Msisdn};
 use crate::report;
+use crate::store::{ReportFilter, state};
+use crate::window;
+
+/// Opens the database for `--reveal`: an operator's act, so it needs a connection that can
+/// write (its audit entry comes before anything is shown). Refused, with the reason, otherwise.
+async fn store_for_reveal(ctx: &Ctx) -> Result<std::sync::Arc<dyn crate::store::Store>> {
+    const WHY: &str = "--reveal shows full phone numbers: it is an operator's act, written to the audit log before anything is shown";
+    // The database must exist already: a read-only open says so without creating it.
+    ctx.store_read_only().await?;
+    let store = match ctx.store().await {
+        Ok(s) => s,
+        Err(e) => bail!(
+            "{WHY}, and the database cannot be opened for writing ({e:#}). Nothing was shown."
+        ),
+    };
+    if store.is_read_only() {
+        bail!(
+            "{WHY}, and this database connection is read-only ({}). Nothing was shown; ask an operator with write access.",
+            crate::store::redact_url(&ctx.db)
+        );
+    }
+    Ok(store)
+}
+
+/// Writes the `reveal` audit entry; a failure (e.g. a file the process may not write) refuses.
+async fn audit_reveal(
+    ctx: &Ctx,
+    store: &dyn crate::store::Store,
+    subject: &str,
+    details: serde_json::Value,
+) -> Result<i64> {
+    match store
+        .audit_append(&ctx.operator, "reveal", subject, &details)
+        .await
+    {
+        Ok(e) => Ok(e.id),
+        Err(e) => bail!(
+            "--reveal is refused: its audit entry could not be written ({e:#}). Nothing was shown."
+        ),
+    }
+}
+
+fn report_filter(args: &ReportArgs, campaign_id: Option<i64>) -> Result<ReportFilter> {
+    let carrier = match &args.carrier {
+        Some(c) => {
+            let c = c.trim().to_lowercase();
+            if !Carrier::ALL.iter().any(|k| k.as_str() == c) {
+                bail!(
+                    "{c:?} is not a carrier: use one of {}",
+                    Carrier::ALL.map(|k| k.as_str()).join(", ")
+                );
+            }
+            Some(c)
+        }
+        None => None,
+    };
+    let mut states = Vec::new();
+    for st in &args.state {
+        let st = st.trim().to_lowercase();
+        if !state::ALL.contains(&st.as_str()) {
+            bail!(
+                "{st:?} is not a delivery state: use one of {}",
+                state::ALL.join(", ")
+            );
+        }
+        if !states.contains(&st) {
+            states.push(st);
+        }
+    }
+    let since_ms = match &args.since {
+        Some(s) => Some(window::parse_date(s, false)?.timestamp_millis()),
+        None => None,
+    };
+    let until_ms = match &args.until {
+        Some(s) => Some(window::parse_date(s, true)?.timestamp_millis()),
+        None => None,
+    };
+    if let (Some(a), Some(b)) = (since_ms, until_ms)
+        && a >= b
+    {
+        bail!("--since must come before --until");
+    }
+    Ok(ReportFilter {
+        campaign_id,
+        carrier,
+        district: args.district.as_ref().map(|d| d.trim().to_string()),
+        states,
+        since_ms,
+        until_ms,
+    })
+}
 
 pub async fn report(ctx: &Ctx, args: ReportArgs) -> Result<Exit> {
+    let format = if args.json {
+        ReportFormat::Json
+    } else {
+        args.format
+    };
+    let prices = ctx.config()?.prices;
     let store = ctx.store_read_only().await?;
-    let c = find_campaign(&*store, &args.campaign).await?;
-    let data = store.report_data(c.id).await?;
+    let (campaigns, campaign_id) = match &args.campaign {
+        Some(key) if !args.all => {
+            let c = find_campaign(&*store, key).await?;
+            let id = c.id;
+            (vec![c], Some(id))
+        }
+        _ => (store.campaigns().await?, None),
+    };
+    let filter = report_filter(&args, campaign_id)?;
+    let data = store.report_data(&filter).await?;
     let head = match audit::verify(&store.audit_entries().await?) {
         Verdict::Intact { head, .. } => Some(head),
         Verdict::Broken { .. } => None,
     };
-    let r = report::build(&c, &data, head);
-    let text = if args.json || args.format == ReportFormat::Json {
-        serde_json::to_string_pretty(&r)? + "\n"
-    } else {
-        report::table(&r)
+    let scope = report::Scope {
+        campaigns: &campaigns,
+        all: campaign_id.is_none(),
+        filter: &filter,
+    };
+    let mut r = report::build(&scope, &data, prices.as_ref(), head);
+    if args.reveal {
+        let reason = args.reason.clone().unwrap_or_default();
+        if reason.trim().is_empty() {
+            bail!(
+                "--reveal needs --reason TEXT: why the numbers are shown (kept in the audit log)"
+            );
+        }
+        let rw = store_for_reveal(ctx).await?;
+        let recipients = rw.report_recipients(&filter).await?;
+        let subject = match campaign_id {
+            Some(id) => format!("campaign {id}"),
+            None => "all campaigns".to_string(),
+        };
+        let entry = audit_reveal(
+            ctx,
+            &*rw,
+            &subject,
+            serde_json::json!({
+                "command": "report",
+                "reason": reason,
+                "numbers": recipients.len(),
+                "filter": &r.filter,
+            }),
+        )
+        .await?;
+        r.revealed = Some(report::Revealed {
+            by: ctx.operator.clone(),
+            reason,
+            audit_entry: entry,
+            recipients,
+        });
+    }
+    let bytes = match format {
+        ReportFormat::Json => (serde_json::to_string_pretty(&r)? + "\n").into_bytes(),
+        ReportFormat::Table => report::table(&r, args.lang).into_bytes(),
+        ReportFormat::Csv => report::csv(&r, args.lang)?,
+        ReportFormat::Html => report::html(&r, args.lang).into_bytes(),
     };
     match args.out {
         Some(path) => {
-            std::fs::write(&path, text)?;
+            std::fs::write(&path, bytes)
+                .with_context(|| format!("Failed to write {}", path.display()))?;
             eprintln!("report written to {}", path.display());
         }
-        None => print!("{text}"),
+        None => std::io::stdout().write_all(&bytes)?,
     }
     Ok(Exit::Ok)
 }
@@ -37,17 +183,51 @@ pub async fn lookup(ctx: &Ctx, args: LookupArgs) -> Result<Exit> {
         Ok(p) => p.msisdn,
         Err(e) => bail!("{:?} is not a Vietnamese mobile number: {e}", args.number),
     };
-    let store = ctx.store_read_only().await?;
-    let events = store.lookup(number.as_str()).await?;
+    let store = if args.reveal {
+        if args.reason.as_deref().unwrap_or("").trim().is_empty() {
+            bail!("--reveal needs --reason TEXT: why the number is shown (kept in the audit log)");
+        }
+        store_for_reveal(ctx).await?
+    } else {
+        ctx.store_read_only().await?
+    };
+    let mut events = store.lookup(number.as_str()).await?;
+    if args.reveal {
+        audit_reveal(
+            ctx,
+            &*store,
+            &format!("number {number}"),
+            serde_json::json!({
+                "command": "lookup",
+                "reason": args.reason,
+                "events": events.len(),
+            }),
+        )
+        .await?;
+    } else {
+        for e in &mut events {
+            e.detail = report::mask_numbers(&e.detail);
+        }
+    }
+    let shown = if args.reveal {
+        number.as_str().to_string()
+    } else {
+        number.masked()
+    };
     if args.json {
-        print_json(&serde_json::json!({ "number": number, "events": events }))?;
+        print_json(&serde_json::json!({
+            "number": shown,
+            "carrier": number.carrier().as_str(),
+            "revealed": args.reveal,
+            "events": events,
+        }))?;
         return Ok(Exit::Ok);
     }
     if events.is_empty() {
-        println!("{number}: no campaign has this number");
+        println!("{shown}: no campaign has this number");
         return Ok(Exit::Ok);
     }
-    println!("{number} ({})", number.carrier());
+    println!("{shown} ({})", number.carrier());
     for e in events {
         let at = chrono::DateTime::from_timestamp_millis(e.at_ms)
             .map(crate::window::local)

@@ -17,6 +17,9 @@ struct ListCost {
     /// (carrier, recipients, SMS parts)
     by_carrier: Vec<(String, i64, i64)>,
     sms_total: i64,
+    /// Parts × the `[prices]` of smscast.toml: (currency, total), when prices are configured
+    /// for every carrier of the list.
+    cost: Option<(String, f64)>,
 }
 
 pub async fn check(
@@ -60,11 +63,19 @@ pub async fn check(
             .iter()
             .map(|(c, n)| (c.clone(), *n, n * segments))
             .collect();
+        let money = ctx.config()?.prices.and_then(|prices| {
+            let total: Option<f64> = by_carrier
+                .iter()
+                .map(|(c, _, parts)| prices.price(c).map(|p| p * *parts as f64))
+                .sum();
+            total.map(|t| (prices.currency.clone(), t))
+        });
         cost = Some(ListCost {
             list: l.to_string(),
             recipients: summary.members,
             sms_total: by_carrier.iter().map(|(_, _, p)| p).sum(),
             by_carrier,
+            cost: money,
         });
     }
     let plain = (!template.is_personalised())
@@ -92,6 +103,11 @@ pub async fn check(
             v["list"] = serde_json::to_value(c)?;
             v["recipients"] = c.recipients.into();
             v["sms_total"] = c.sms_total.into();
+            v["cost"] = serde_json::json!(
+                c.cost
+                    .as_ref()
+                    .map(|(cur, t)| serde_json::json!({"currency": cur, "total": t}))
+            );
         }
         print_json(&v)?;
         return Ok(Exit::Ok);
@@ -143,6 +159,14 @@ pub async fn check(
             println!("  {carrier:<14}{n:>10} × segments = {parts:>10} SMS");
         }
         println!("  total{:>33} SMS", c.sms_total);
+        match &c.cost {
+            Some((currency, total)) => {
+                println!("  cost: {total:.0} {currency} (from [prices] in smscast.toml)")
+            }
+            None => println!(
+                "  cost: set [prices] in smscast.toml (currency, and a price per SMS part per carrier)"
+            ),
+        }
     }
     Ok(Exit::Ok)
 }

@@ -335,24 +335,102 @@ pub struct LookupEvent {
     pub detail: String,
 }
 
-/// Raw aggregates a report is computed from.
+/// Which deliveries a report covers. Every figure of the report (attempts and latencies
+/// included) is about exactly these deliveries.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReportFilter {
+    /// One campaign, or `None` for every campaign (with `since`/`until`: a period's report).
+    pub campaign_id: Option<i64>,
+    pub carrier: Option<String>,
+    pub district: Option<String>,
+    /// Any of these states (empty: all).
+    pub states: Vec<String>,
+    /// A delivery's time is when it was submitted, else when it reached a final state, else
+    /// when its campaign was launched (suppressed and never-sent rows). UTC ms, inclusive.
+    pub since_ms: Option<i64>,
+    /// Exclusive.
+    pub until_ms: Option<i64>,
+}
+
+impl ReportFilter {
+    pub fn campaign(id: i64) -> Self {
+        Self {
+            campaign_id: Some(id),
+            ..Self::default()
+        }
+    }
+
+    /// Only the campaign is constrained (the report's fast path).
+    pub fn is_campaign_only(&self) -> bool {
+        self.carrier.is_none()
+            && self.district.is_none()
+            && self.states.is_empty()
+            && self.since_ms.is_none()
+            && self.until_ms.is_none()
+    }
+}
+
+/// Deliveries counted by campaign, carrier, district and state.
+#[derive(Clone, Debug, Serialize)]
+pub struct CubeRow {
+    pub campaign_id: i64,
+    pub carrier: String,
+    pub district: Option<String>,
+    pub state: String,
+    pub count: i64,
+}
+
+/// Submitted deliveries counted by Vietnam hour, carrier and (current) state.
+#[derive(Clone, Debug, Serialize)]
+pub struct HourRow {
+    pub campaign_id: i64,
+    /// Hours since 1970-01-01 00:00 Vietnam time: `(submitted_ms + 7 h) / 1 h`.
+    pub hour: i64,
+    pub carrier: String,
+    pub state: String,
+    pub count: i64,
+}
+
+/// Tries that did not succeed, by outcome and gateway answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorCodeRow {
+    pub outcome: String,
+    pub http_status: Option<i64>,
+    pub code: Option<String>,
+    pub count: i64,
+}
+
+/// Raw aggregates a report is computed from: small, whatever the number of deliveries.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ReportData {
-    pub by_state: Vec<(String, i64)>,
-    pub by_carrier_state: Vec<(String, String, i64)>,
-    pub by_district_state: Vec<(String, String, i64)>,
-    /// (local day "YYYY-MM-DD", submitted count, delivered count)
-    pub by_day: Vec<(String, i64, i64)>,
-    /// (error text, count)
-    pub errors: Vec<(String, i64)>,
+    pub cube: Vec<CubeRow>,
+    pub hours: Vec<HourRow>,
+    /// (state, error text or `None`, count) for rejected, failed, expired and unknown rows.
+    pub errors: Vec<(String, Option<String>, i64)>,
+    pub error_codes: Vec<ErrorCodeRow>,
     /// (outcome, count) over every attempt
     pub attempts_by_outcome: Vec<(String, i64)>,
-    /// Submit latencies of successful attempts, sorted ascending, in ms.
-    pub latency_percentiles_ms: Vec<(String, i64)>,
+    /// (latency ms, count) of successful submissions, ascending.
+    pub latency_histogram: Vec<(i64, i64)>,
+    /// (final_ms - submitted_ms, count) of rows finalised by a receipt, ascending.
+    pub receipt_delay_histogram: Vec<(i64, i64)>,
     /// Deliveries with more than one attempt that may have reached the phone twice.
     pub possible_duplicates: i64,
     pub first_submit_ms: Option<i64>,
     pub last_submit_ms: Option<i64>,
+}
+
+/// One recipient in error (or possibly sent twice), for `report --reveal`: the full number.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecipientRow {
+    pub number: String,
+    pub campaign: String,
+    pub carrier: String,
+    pub district: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+    pub reason: Option<String>,
+    pub possible_duplicate: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -442,7 +520,13 @@ pub trait Store: Send + Sync {
     async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64>;
 
     // auditors
-    async fn report_data(&self, campaign_id: i64) -> Result<ReportData>;
+    /// The report's aggregates for the deliveries `filter` selects.
+    async fn report_data(&self, filter: &ReportFilter) -> Result<ReportData>;
+    /// Recipients in error (rejected, failed, expired, unknown) or possibly sent twice, with
+    /// full numbers: only for `--reveal`, after its audit entry is written.
+    async fn report_recipients(&self, filter: &ReportFilter) -> Result<Vec<RecipientRow>>;
+    /// Whether this connection refuses writes (opened read-only, or `?mode=ro` in the URL).
+    fn is_read_only(&self) -> bool;
     async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>>;
     async fn audit_append(
         &self,

@@ -14,7 +14,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, SqlSafeStr, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Row, SqlSafeStr, Sqlite, Transaction};
 
 mod import;
 mod receipts;
@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "receipts",
         include_str!("../../../migrations/sqlite/0002_receipts.sql"),
     ),
+    (
+        3,
+        "report_indexes",
+        include_str!("../../../migrations/sqlite/0003_report_indexes.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -42,6 +47,8 @@ pub struct SqliteStore {
     /// The one connection that writes: in-process writers queue here (async) instead of
     /// polling SQLite's busy handler against each other.
     writer: SqlitePool,
+    /// Opened read-only (asked for, or `?mode=ro` in the URL): every write is refused.
+    read_only: bool,
 }
 
 impl SqliteStore {
@@ -50,7 +57,11 @@ impl SqliteStore {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        let read_only = access == Access::ReadOnly;
+        // `?mode=ro` in the URL makes every command read-only, whatever it asks for (an
+        // auditor's environment can be set up so).
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let url_read_only = query.split('&').any(|kv| kv == "mode=ro");
+        let read_only = access == Access::ReadOnly || url_read_only;
         if read_only && path != ":memory:" && !std::path::Path::new(path).exists() {
             bail!(
                 "there is no database at {path}: import a list first (smscast subscribers import), or point --db at the right file"
@@ -63,16 +74,24 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            // Small page caches keep memory flat however large the campaign: 2 MiB per
-            // reader, 16 MiB for the writer, which touches the claim index on every batch; an
-            // import raises it for its own transaction (see import.rs).
-            .pragma("cache_size", "-2048");
+            // Small page caches keep a sender's memory flat however large the campaign: 2 MiB
+            // per reader, 16 MiB for the writer, which touches the claim index on every batch;
+            // an import raises it for its own transaction (see import.rs). An auditor's
+            // short-lived read-only process scans millions of rows: 64 MiB.
+            .pragma("cache_size", if read_only { "-65536" } else { "-2048" });
+        // A report's queries are long scans by design: not worth a warning each.
+        let options = if read_only {
+            options.disable_statement_logging()
+        } else {
+            options
+        };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone().pragma("cache_size", "-16384"))
             .await?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(2)
+            // A report runs its queries at once; a sender needs few readers.
+            .max_connections(if read_only { 8 } else { 2 })
             .connect_with(options)
             .await?;
         if !read_only {
@@ -93,7 +112,11 @@ impl SqliteStore {
                 .await
                 .context("Failed to apply the database migrations")?;
         }
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            read_only,
+        })
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
@@ -827,8 +850,16 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn report_data(&self, campaign_id: i64) -> Result<ReportData> {
-        report::report_data(&self.pool, campaign_id).await
+    async fn report_data(&self, filter: &ReportFilter) -> Result<ReportData> {
+        report::report_data(&self.pool, filter).await
+    }
+
+    async fn report_recipients(&self, filter: &ReportFilter) -> Result<Vec<RecipientRow>> {
+        report::recipients(&self.pool, filter).await
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>> {
