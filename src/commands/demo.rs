@@ -1,7 +1,6 @@
 //! `smscast demo`: the whole journey against the built-in simulator, in a fresh folder.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -9,13 +8,17 @@ use tokio::sync::watch;
 
 use super::{Ctx, Exit};
 use crate::cli::DemoArgs;
-use crate::config::{Secret, TwilioConfig};
+use crate::config::Config;
 use crate::dispatch::{self, Options, Routes};
-use crate::gateway::twilio::Twilio;
+use crate::dlr::{DlrOptions, DlrServer, Receivers};
 use crate::message::MessageFile;
 use crate::sample::{self, Shape};
+use crate::simulator::receipts::ReceiptOptions;
 use crate::simulator::{SimOptions, SimStats, Simulator};
 use crate::store::{self, Access, NewCampaign};
+
+/// The simulator's auth token, which signs its receipts (a demo, not a secret).
+const DEMO_TOKEN: &str = "demo-auth-token";
 
 const MESSAGE: &str = include_str!("../../messages/action-month-2022.toml");
 
@@ -71,21 +74,48 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
     super::message::check(&ctx, &msg_path, false, Some("long-an"), false).await?;
 
     // 3. The gateway simulator on a free loopback port.
+    // It sends signed delivery receipts (late, some twice, out of order); one number in 40
+    // ends "undelivered", as real phones that are off or out of service do.
+    let undelivered = truth.numbers.iter().step_by(40).cloned().collect();
     let sim = Simulator::start(
         "127.0.0.1:0",
         SimOptions {
             latency: Duration::from_millis(20),
+            receipts: Some(ReceiptOptions {
+                auth_token: DEMO_TOKEN.into(),
+                max_delay: Duration::from_millis(1500),
+                duplicate_rate: 0.1,
+                undelivered,
+            }),
             ..Default::default()
         },
     )
     .await?;
-    println!(
-        "\n[3/5] gateway simulator (Twilio Messages API) on {}",
+    let store = store::open(&ctx.db, Access::ReadWrite).await?;
+    let dlr_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = Config::parse(&format!(
+        "[gateways.simulator]\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"ACdemo\"\nauth_token = \"{DEMO_TOKEN}\"\nstatus_callback = \"http://127.0.0.1:{dlr_port}/twilio/simulator\"\n",
         sim.base_url()
+    ))?;
+    let dlr = DlrServer::start(
+        store.clone(),
+        Receivers::from_config(&config)?,
+        &format!("127.0.0.1:{dlr_port}"),
+        DlrOptions {
+            upkeep_every: Duration::from_millis(500),
+            ..DlrOptions::from_config(&config)
+        },
+    )
+    .await?;
+    println!(
+        "\n[3/5] gateway simulator (Twilio Messages API) on {}, delivery receipts to {}/twilio/simulator",
+        sim.base_url(),
+        dlr.base_url()
     );
 
     // 4. Create and send.
-    let store = store::open(&ctx.db, Access::ReadWrite).await?;
     let message = MessageFile::load(&msg_path)?;
     let a = message.prepare(false);
     let new = NewCampaign {
@@ -130,20 +160,7 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
         args.rate
     );
     println!("      $ smscast send action-month-2022");
-    let gateway = Twilio::new(
-        "simulator",
-        &TwilioConfig {
-            base_url: sim.base_url(),
-            account_sid: "ACdemo".into(),
-            auth_token_env: None,
-            auth_token: Some(Secret::new("demo")),
-            from: None,
-            status_callback: None,
-            rate: None,
-            idempotency_header: None,
-        },
-        Duration::from_secs(10),
-    )?;
+    let gateway = crate::gateway::build(&config, "simulator", Duration::from_secs(10))?;
     let campaign = super::find_campaign(&*store, &id.to_string()).await?;
     let (tx, rx) = watch::channel(false);
     super::send::spawn_signal_handler(tx);
@@ -159,7 +176,7 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
         &ctx,
         store.clone(),
         campaign,
-        Routes::single(Arc::new(gateway)),
+        Routes::single(gateway),
         opts,
         rx,
         plain,
@@ -169,6 +186,19 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
         .await?
         .json()
         .await?;
+    if exit == Exit::Ok {
+        // Receipts come after the sends: give the last ones a moment to arrive.
+        println!("\nwaiting for the last delivery receipts…");
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < until {
+            let counts = store.state_counts(id).await?;
+            if !counts.iter().any(|(s, n)| s == "submitted" && *n > 0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    dlr.stop().await;
     sim.stop().await;
     if exit != Exit::Ok {
         return Ok(exit);
