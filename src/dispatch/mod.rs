@@ -11,7 +11,9 @@
 //! [`Dispatcher::run`] loops around [`Dispatcher::step`]; shutdown is a parameter, and in-flight
 //! sends finish and are recorded before `run` returns.
 
+mod budget;
 mod recorder;
+mod takeover;
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
@@ -180,6 +182,8 @@ pub struct Dispatcher {
     announced_wait: Option<i64>,
     /// The next batch, being marked in flight while the current one is sent.
     prefetched: Option<Marking>,
+    /// The rate shared with every other worker (campaign and gateways).
+    budget: budget::Budget,
 }
 
 impl Dispatcher {
@@ -202,6 +206,7 @@ impl Dispatcher {
         };
         let recorder = Recorder::start(store.clone(), opts.worker_id.clone());
         Self {
+            budget: budget::Budget::new(store.clone(), campaign.id, campaign.rate),
             hours: Hours {
                 start: campaign.window_start,
                 end: campaign.window_end,
@@ -362,6 +367,16 @@ impl Dispatcher {
                             .any(|(s, n)| (s == "claimed" || s == "sending") && *n > 0);
                         if busy && self.permits.available_permits() < self.opts.concurrency {
                             StepOutcome::Idle(Duration::from_millis(20))
+                        } else if busy
+                            && let Some(wait) = takeover::wait_for_others(
+                                &*self.store,
+                                self.campaign.id,
+                                &self.opts.worker_id,
+                                self.routes.all_dedup(),
+                            )
+                            .await?
+                        {
+                            StepOutcome::Idle(wait)
                         } else {
                             StepOutcome::Stop(Stop::NothingLeft)
                         }
@@ -440,6 +455,9 @@ impl Dispatcher {
         if let Some(l) = &route.limiter {
             l.until_ready().await;
         }
+        self.budget
+            .take(route.gateway.name(), route.gateway.rate())
+            .await;
         let factor = route.factor();
         let rate = match (self.opts.rate, route.gateway.rate()) {
             (Some(a), Some(b)) => Some(a.min(b)),
