@@ -512,3 +512,58 @@ fn three_workers_one_killed_each_recipient_once_and_one_rate() {
     assert_eq!(r["possible_duplicates"].as_u64().unwrap(), unknown);
     assert_eq!(sim.recipients().len(), numbers.len());
 }
+
+/// A gateway's rate is the carrier account's: two campaigns on it, a worker each, share it.
+#[test]
+fn two_campaigns_on_one_gateway_share_its_rate() {
+    let env = pg_env!("two_campaigns_on_one_gateway_share_its_rate");
+    let sim = Sim::start(&["--latency-ms", "5"]);
+    let numbers = setup(
+        &env,
+        &sim,
+        2400,
+        "rate = 300",
+        &["--rate", "300", "--cap-hours", "0"],
+    );
+    let msg = env.message();
+    env.ok(&[
+        "campaign",
+        "create",
+        "july",
+        "--list",
+        "la",
+        "--message",
+        &msg,
+        "--hours",
+        "00:00-24:00",
+        "--rate",
+        "300",
+        "--cap-hours",
+        "0",
+    ]);
+    let workers: Vec<_> = ["june", "july"]
+        .iter()
+        .map(|c| {
+            env.cmd()
+                .args(["send", c, "--plain"])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for w in workers {
+        let out = w.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(sim.accepted(), 2 * numbers.len() as u64);
+    let busiest = busiest_second(&sim.arrivals());
+    let limit = (300.0 + 300.0 / 20.0) * 1.02;
+    assert!(
+        busiest as f64 <= limit,
+        "{busiest} in one second through a 300/s gateway"
+    );
+}
