@@ -70,8 +70,14 @@ pub enum Command {
     /// Gateway tools
     #[command(subcommand)]
     Gateway(GatewayCmd),
+    /// Delivery receipts
+    #[command(subcommand)]
+    Dlr(DlrCmd),
     /// The whole journey on a built-in simulator, in a fresh folder, ending in a report
     Demo(DemoArgs),
+    /// Write a realistic subscriber file with a known ground truth (tests, benchmarks)
+    #[command(hide = true)]
+    GenSample(GenSampleArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -309,6 +315,28 @@ pub struct SimulateArgs {
     /// Deduplicate submissions carrying the same value in this header
     #[arg(long)]
     pub idempotency_header: Option<String>,
+    /// Keep the last text sent to each recipient, shown at GET /stats/messages
+    #[arg(long)]
+    pub keep_bodies: bool,
+    /// Send signed status callbacks (late, some twice, out of order) to each message's
+    /// StatusCallback, signed with the auth token in this environment variable
+    #[arg(long)]
+    pub receipts_auth_token_env: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlrCmd {
+    /// Receive delivery receipts from the configured gateways until Ctrl-C
+    #[command(after_help = "Example: smscast dlr serve --listen 0.0.0.0:8788
+Receipt URLs: /kannel/NAME, /twilio/NAME, /http-json/NAME for each gateway NAME in smscast.toml.")]
+    Serve(DlrServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DlrServeArgs {
+    /// Address to listen on [default: [dlr] listen in smscast.toml, else 127.0.0.1:8788]
+    #[arg(long)]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -322,4 +350,41 @@ pub struct DemoArgs {
     /// Folder to work in [default: a new folder smscast-demo-<time> here]
     #[arg(long)]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SampleDelimiter {
+    Comma,
+    Semicolon,
+    Tab,
+}
+
+#[derive(Debug, Args)]
+pub struct GenSampleArgs {
+    /// Data rows to write (the header comes on top)
+    #[arg(long)]
+    pub rows: u64,
+    /// The file to write
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Random seed: the same seed gives the same file
+    #[arg(long, default_value_t = 2022)]
+    pub seed: u64,
+    /// Only canonical-looking numbers, no bad rows, no repeats
+    #[arg(long)]
+    pub clean: bool,
+    #[arg(long, value_enum, default_value_t = SampleDelimiter::Comma)]
+    pub delimiter: SampleDelimiter,
+    /// CRLF line endings
+    #[arg(long)]
+    pub crlf: bool,
+    /// UTF-8 byte order mark
+    #[arg(long)]
+    pub bom: bool,
+    /// UTF-16LE with byte order mark (Excel "Unicode text")
+    #[arg(long)]
+    pub utf16: bool,
+    /// Print the ground truth as JSON
+    #[arg(long)]
+    pub json: bool,
 }

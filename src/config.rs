@@ -21,6 +21,45 @@ pub struct Config {
     pub routing: BTreeMap<String, String>,
     #[serde(default)]
     pub defaults: Defaults,
+    /// The delivery-receipt server (`smscast dlr serve`).
+    #[serde(default)]
+    pub dlr: DlrConfig,
+}
+
+/// `[dlr]`: where receipts are received and how long a message may wait for one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DlrConfig {
+    /// Address `smscast dlr serve` listens on.
+    #[serde(default = "default_dlr_listen")]
+    pub listen: String,
+    /// Hours a submitted message may wait for a final receipt before it counts as expired.
+    #[serde(default = "default_validity_hours")]
+    pub validity_hours: f64,
+    /// Minutes a receipt that matches no message is kept pending before it is reported
+    /// unmatched (its submission may not be recorded yet).
+    #[serde(default = "default_unmatched_after_minutes")]
+    pub unmatched_after_minutes: f64,
+}
+
+fn default_dlr_listen() -> String {
+    "127.0.0.1:8788".into()
+}
+fn default_validity_hours() -> f64 {
+    48.0
+}
+fn default_unmatched_after_minutes() -> f64 {
+    60.0
+}
+
+impl Default for DlrConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_dlr_listen(),
+            validity_hours: default_validity_hours(),
+            unmatched_after_minutes: default_unmatched_after_minutes(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,14 +105,76 @@ impl Default for Defaults {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum GatewayConfig {
     Twilio(TwilioConfig),
+    Kannel(KannelConfig),
+    HttpJson(Box<HttpJsonConfig>),
 }
 
 impl GatewayConfig {
     pub fn rate(&self) -> Option<f64> {
         match self {
             Self::Twilio(t) => t.rate,
+            Self::Kannel(k) => k.rate,
+            Self::HttpJson(h) => h.rate,
         }
     }
+}
+
+/// How a gateway wants the recipient's number written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum NumberFormat {
+    /// `0912345678`
+    #[serde(rename = "0")]
+    National,
+    /// `84912345678`
+    #[default]
+    #[serde(rename = "84")]
+    International,
+    /// `+84912345678`
+    #[serde(rename = "+84")]
+    Plus,
+}
+
+impl NumberFormat {
+    /// Formats a canonical `84` + 9 digits number.
+    pub fn format(self, canonical: &str) -> String {
+        let national = canonical.strip_prefix("84").unwrap_or(canonical);
+        match self {
+            Self::National => format!("0{national}"),
+            Self::International => format!("84{national}"),
+            Self::Plus => format!("+84{national}"),
+        }
+    }
+}
+
+/// Kannel's `sendsms` HTTP interface (smsbox).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KannelConfig {
+    /// e.g. `http://127.0.0.1:13013/cgi-bin/sendsms`
+    pub url: String,
+    pub username: String,
+    /// Name of the environment variable holding the sendsms password (preferred).
+    pub password_env: Option<String>,
+    pub password: Option<Secret>,
+    /// Sender id; the campaign's sender when absent.
+    pub from: Option<String>,
+    /// Where `smscast dlr serve` is reachable (base URL); no receipts are asked for without it.
+    pub dlr_url: Option<String>,
+    /// Name of the environment variable holding the secret token put into the dlr-url.
+    pub dlr_token_env: Option<String>,
+    pub dlr_token: Option<Secret>,
+    /// Kannel's dlr-mask: 1 delivered, 2 undelivered, 4 buffered, 8 SMSC accepted, 16 SMSC rejected.
+    #[serde(default = "default_dlr_mask")]
+    pub dlr_mask: u8,
+    /// Route through this smsc-id.
+    pub smsc: Option<String>,
+    #[serde(default)]
+    pub number_format: NumberFormat,
+    pub rate: Option<f64>,
+}
+
+fn default_dlr_mask() -> u8 {
+    31
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +192,122 @@ pub struct TwilioConfig {
     pub rate: Option<f64>,
     /// A request header carrying our reference, for gateways that deduplicate by it.
     pub idempotency_header: Option<String>,
+}
+
+/// A configurable HTTP adapter for aggregators (eSMS, SpeedSMS, …): see `examples/`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpJsonConfig {
+    pub url: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// `json` (the body is `template` as JSON), `form` (form-encoded) or `query` (URL query).
+    #[serde(default)]
+    pub body: BodyStyle,
+    /// The request fields; strings may hold `{to}`, `{text}`, `{from}`, `{unicode}`,
+    /// `{reference}`, `{dlr_url}` and `{secret.NAME}`.
+    pub template: toml::Table,
+    /// Secret name → environment variable, used as `{secret.NAME}`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Secret name → the secret itself, when the config file is kept private.
+    #[serde(default)]
+    pub secret_values: BTreeMap<String, Secret>,
+    #[serde(default)]
+    pub auth: AuthStyle,
+    /// Basic auth user and password (may use `{secret.NAME}`).
+    pub auth_username: Option<String>,
+    pub auth_password: Option<String>,
+    /// For `auth = "header"`: header name; value from `auth_value`.
+    pub auth_header: Option<String>,
+    /// For `bearer` and `header`: the value (may use `{secret.NAME}`).
+    pub auth_value: Option<String>,
+    #[serde(default)]
+    pub number_format: NumberFormat,
+    /// What `{unicode}` becomes: [GSM-7 value, UCS-2 value].
+    #[serde(default = "default_unicode_values")]
+    pub unicode_values: [toml::Value; 2],
+    /// Whether the gateway deduplicates by the request id (`{reference}`).
+    #[serde(default)]
+    pub dedups_by_reference: bool,
+    /// Dotted path of the answer code in the JSON answer (e.g. `CodeResult`, `status`).
+    pub code_path: Option<String>,
+    /// Codes that mean accepted; with no code_path, any 2xx is accepted.
+    #[serde(default)]
+    pub success_codes: Vec<String>,
+    /// Codes that mean "this request id was taken already" (accepted earlier).
+    #[serde(default)]
+    pub duplicate_codes: Vec<String>,
+    /// Dotted path of the gateway's message id in the answer.
+    pub message_id_path: Option<String>,
+    /// Dotted path of a human-readable error text.
+    pub error_path: Option<String>,
+    /// Codes that no retry can fix for any message (credentials, brandname, balance).
+    #[serde(default)]
+    pub unusable_codes: Vec<String>,
+    /// Codes that mean "never for this recipient" (invalid number, opted out, …).
+    #[serde(default)]
+    pub recipient_codes: Vec<String>,
+    /// Other codes that mean "this message, never".
+    #[serde(default)]
+    pub permanent_codes: Vec<String>,
+    /// Codes to retry later.
+    #[serde(default)]
+    pub retryable_codes: Vec<String>,
+    /// Header with seconds to wait after a 429 when `Retry-After` is absent.
+    pub retry_after_header: Option<String>,
+    /// Where `smscast dlr serve` is reachable (base URL), for `{dlr_url}`.
+    pub dlr_url: Option<String>,
+    pub dlr_token_env: Option<String>,
+    pub dlr_token: Option<Secret>,
+    /// How this gateway's receipts read.
+    #[serde(default)]
+    pub receipts: HttpJsonReceipts,
+    pub rate: Option<f64>,
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+fn default_unicode_values() -> [toml::Value; 2] {
+    [toml::Value::Integer(0), toml::Value::Integer(1)]
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyStyle {
+    #[default]
+    Json,
+    Form,
+    Query,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthStyle {
+    #[default]
+    None,
+    Basic,
+    Bearer,
+    Header,
+}
+
+/// The fields of an http-json gateway's delivery receipt (query, form or JSON body).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpJsonReceipts {
+    /// Field with the gateway's message id.
+    pub id_field: Option<String>,
+    /// Field with our reference (when the gateway echoes the request id).
+    pub reference_field: Option<String>,
+    /// Field with the status.
+    pub status_field: Option<String>,
+    #[serde(default)]
+    pub delivered: Vec<String>,
+    #[serde(default)]
+    pub failed: Vec<String>,
+    /// Field with an error code, kept with the receipt.
+    pub error_field: Option<String>,
 }
 
 /// A credential: usable, never printed.
@@ -169,6 +386,32 @@ impl Config {
             {
                 bail!("[gateways.{name}] rate must be a positive number of messages per second");
             }
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                bail!(
+                    "gateway name {name:?}: use letters, digits, '-' and '_' only (it is part of the receipt URL)"
+                );
+            }
+            let (dlr_url, token_env, token) = match gw {
+                GatewayConfig::Kannel(k) => (&k.dlr_url, &k.dlr_token_env, &k.dlr_token),
+                GatewayConfig::HttpJson(h) => (&h.dlr_url, &h.dlr_token_env, &h.dlr_token),
+                GatewayConfig::Twilio(_) => continue,
+            };
+            if dlr_url.is_some() && token_env.is_none() && token.is_none() {
+                bail!(
+                    "[gateways.{name}] has a dlr_url but no dlr_token_env: receipts must carry a secret token, or anyone could forge them"
+                );
+            }
+        }
+        let dlr = &config.dlr;
+        if !(dlr.validity_hours > 0.0 && dlr.validity_hours.is_finite()) {
+            bail!("[dlr] validity_hours must be a positive number of hours");
+        }
+        if !(dlr.unmatched_after_minutes >= 0.0 && dlr.unmatched_after_minutes.is_finite()) {
+            bail!("[dlr] unmatched_after_minutes must be a number of minutes");
         }
         Ok(config)
     }

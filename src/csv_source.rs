@@ -164,6 +164,14 @@ pub enum SourceError {
         "--phone-column and --district-column both designate column {column}; give two different columns"
     )]
     SameColumn { column: usize },
+    #[error(
+        "the file is not CSV (found {found}); open it in Excel and save it as \"CSV UTF-8 (Comma delimited)\""
+    )]
+    NotCsv { found: String },
+    #[error(
+        "a quoted field in the row on line {line} is never closed, so it runs to the end of the file and would swallow every row after it; remove that stray \" (or write it as \"\") and import again"
+    )]
+    UnclosedQuote { line: u64 },
     #[error("malformed CSV: {0}; save the file again as CSV from a spreadsheet")]
     Malformed(String),
     #[error("cannot read the file: {0}")]
@@ -254,6 +262,9 @@ impl<R: Read> Source<R> {
             check_text(body, eof, bom_len as u64)?;
             Cow::Borrowed(body)
         };
+        if let Some(found) = markup(&text) {
+            return Err(SourceError::NotCsv { found });
+        }
         let layout = sniff_layout(&text, eof, opts)?;
         drop(text);
 
@@ -346,6 +357,10 @@ impl<R: Read> Source<R> {
         }
         let record_pos = self.record.position().map_or(0, csv::Position::byte);
         let (line, start) = self.csv.get_mut().line_at(record_pos);
+        if self.unclosed_quote() {
+            self.done = true;
+            return Some(Err(SourceError::UnclosedQuote { line }));
+        }
 
         if self.record.as_slice().contains(&0) {
             self.done = true;
@@ -400,6 +415,40 @@ impl<R: Read> Source<R> {
             }),
         }))
     }
+}
+
+impl<R: Read> Source<R> {
+    /// True when the record just read ends in a quoted field that was never closed: the
+    /// parser hit the end of the file inside quotes, so that field holds line breaks and the
+    /// file's last visible character is not the closing quote.
+    fn unclosed_quote(&self) -> bool {
+        let tracker = self.csv.get_ref();
+        tracker.eof
+            && tracker.last_visible != b'"'
+            && self
+                .record
+                .iter()
+                .next_back()
+                .is_some_and(|f| f.contains(&b'\n') || f.contains(&b'\r'))
+    }
+}
+
+/// HTML or XML where a CSV was expected (web exports and Excel 2003 XML saved as `.xls`).
+fn markup(text: &[u8]) -> Option<String> {
+    let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = &text[start..];
+    let head: Vec<u8> = rest.iter().take(16).map(u8::to_ascii_lowercase).collect();
+    let found = if head.starts_with(b"<?xml") {
+        "XML, as in an Excel 2003 XML spreadsheet"
+    } else if head.starts_with(b"<!doctype")
+        || head.starts_with(b"<html")
+        || head.starts_with(b"<table")
+    {
+        "HTML, as in a web page or a report saved as .xls"
+    } else {
+        return None;
+    };
+    Some(found.to_owned())
 }
 
 fn csv_error(e: csv::Error) -> SourceError {
@@ -883,6 +932,10 @@ struct LineTracker<R> {
     /// Line breaks already passed.
     passed: u64,
     last_was_cr: bool,
+    /// The last byte delivered that is not ASCII whitespace.
+    last_visible: u8,
+    /// The inner reader reported the end of the input.
+    eof: bool,
 }
 
 impl<R> LineTracker<R> {
@@ -893,6 +946,8 @@ impl<R> LineTracker<R> {
             breaks: VecDeque::new(),
             passed: 0,
             last_was_cr: false,
+            last_visible: 0,
+            eof: false,
         }
     }
 
@@ -917,6 +972,12 @@ impl<R> LineTracker<R> {
 impl<R: Read> Read for LineTracker<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.eof = true;
+        }
+        if let Some(&b) = buf[..n].iter().rev().find(|b| !b.is_ascii_whitespace()) {
+            self.last_visible = b;
+        }
         let mut last_was_cr = self.last_was_cr;
         for (i, &b) in buf[..n].iter().enumerate() {
             if b == b'\n' {
@@ -1379,6 +1440,40 @@ mod tests {
             "the row has 2 fields but the phone column (phone) is column 3"
         );
         assert_eq!((problems[1].line, problems[1].raw.as_str()), (4, "Cuong"));
+    }
+
+    #[test]
+    fn unclosed_quote_is_a_file_error() {
+        let data = b"phone,name\n0912345678,\"An\n0987654321,Binh\n0911111111,C\n";
+        let mut s = src(data);
+        let err = first_error(&mut s);
+        assert!(
+            matches!(err, SourceError::UnclosedQuote { line: 2 }),
+            "{err:?}"
+        );
+        // Closed multi-line fields, with or without a final newline, are fine.
+        for data in [
+            &b"phone,note\n0912345678,\"a\nb\"\n0987654321,\"c\nd\""[..],
+            b"phone,note\n0912345678,\"a\nb\"\n0987654321,\"c\nd\"\r\n",
+            b"note,phone\n\"a\nb\",0912345678\n\"c\nd\",0987654321",
+        ] {
+            let (rows, problems) = drain(&mut src(data));
+            assert_eq!(rows.len(), 2, "{data:?}");
+            assert!(problems.is_empty());
+        }
+    }
+
+    #[test]
+    fn html_and_xml_are_not_csv() {
+        for data in [
+            &b"<html><body><table><tr><td>phone</td></tr></table></body></html>\n"[..],
+            b"\r\n  <!DOCTYPE html>\n<html>",
+            b"<?xml version=\"1.0\"?>\n<Workbook>",
+        ] {
+            let err = Source::new(data, &SourceOptions::default()).err().unwrap();
+            assert!(matches!(err, SourceError::NotCsv { .. }), "{err:?}");
+            assert!(err.to_string().contains("CSV UTF-8"), "{err}");
+        }
     }
 
     #[test]

@@ -1,25 +1,39 @@
-//! Subscriber import: stream a messy CSV, canonicalise every number, stage, commit once.
+//! Subscriber import: stream a messy CSV, canonicalise every number, merge batch by batch,
+//! commit once.
 //!
-//! Rows are read one at a time (constant memory), numbers parsed by [`crate::msisdn`],
-//! districts matched by [`crate::district`], and good rows staged in batches inside one
-//! transaction; the file's bad rows are counted by reason and written to `--rejects` with
-//! their line numbers. A file-level problem aborts the transaction: nothing is imported.
+//! Two stages run at the same time: a blocking thread reads the file row by row (constant
+//! memory), parses numbers ([`crate::msisdn`]), matches districts ([`crate::district`]),
+//! counts, writes `--rejects`, and hands batches of good rows over a small bounded channel
+//! to the store, which merges each batch into the list inside one transaction. A file-level
+//! problem (or any error) drops the transaction: nothing is imported and no rejects file is
+//! left behind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
 
-use crate::csv_source::{Detected, Source, SourceOptions};
+use crate::csv_source::{Detected, Row, Source, SourceOptions};
 use crate::district::{District, DistrictMatcher};
 use crate::msisdn::{Fix, Msisdn};
 use crate::store::{ImportCounts, ImportMeta, NewSubscriber, PreviousImport, Store};
 
-const BATCH: usize = 10_000;
+/// Rows per batch handed to the store (a multiple of the store's statement chunk).
+const BATCH: usize = 32_000;
+/// Batches parsed ahead of the store (bounds memory: about 2 × BATCH rows).
+const BATCHES_AHEAD: usize = 2;
+/// Distinct raw district spellings remembered (a column of addresses must not grow memory).
+const DISTRICT_CACHE: usize = 4096;
 
+/// What an import did. Every row read is accounted for exactly once:
+/// `rows_read = rejected + imported + already_present + duplicates_in_file`, and the valid
+/// rows (the last three) are split by carrier in `by_carrier` and by district in
+/// `by_district`.
 #[derive(Debug, Default, Serialize)]
 pub struct ImportSummary {
     pub file: String,
@@ -54,141 +68,362 @@ pub struct ImportRequest<'a> {
     pub options: SourceOptions,
     pub rejects: Option<&'a Path>,
     pub operator: &'a str,
-    /// Called with (bytes read, total bytes) as the import goes.
-    pub progress: &'a (dyn Fn(u64, u64) + Sync),
+    /// Called with (rows read, bytes read, total bytes) as the import goes.
+    pub progress: &'a (dyn Fn(u64, u64, u64) + Sync),
 }
 
+/// Imports one file into one list, in one transaction. On any error nothing is imported and
+/// no rejects file is left behind.
 pub async fn import(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportSummary> {
+    let rejects = req.rejects;
+    let result = run(store, req).await;
+    if result.is_err()
+        && let Some(path) = rejects
+    {
+        let _ = std::fs::remove_file(partial(path));
+    }
+    result
+}
+
+/// The rejects file is written here, then renamed into place once the import committed.
+fn partial(rejects: &Path) -> PathBuf {
+    let mut name = rejects.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    rejects.with_file_name(name)
+}
+
+/// A batch of good rows and how far the reader got.
+struct Batch {
+    rows: Vec<NewSubscriber>,
+    rows_read: u64,
+    bytes_read: u64,
+}
+
+async fn run(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportSummary> {
     let total_bytes = std::fs::metadata(req.file)
         .with_context(|| format!("Cannot read {}", req.file.display()))?
         .len();
     let sha256 = file_sha256(req.file)?;
-    let mut summary = ImportSummary {
-        file: req.file.display().to_string(),
-        list: req.list.to_string(),
-        previous_import: store.previous_import(req.list, &sha256).await?,
-        ..Default::default()
-    };
-    let mut source = Source::open(req.file, &req.options)
+    let previous_import = store.previous_import(req.list, &sha256).await?;
+    let source = Source::open(req.file, &req.options)
         .with_context(|| format!("Cannot import {}", req.file.display()))?;
-    summary.detected = Some(source.detected().clone());
-    let mut rejects = match req.rejects {
+    let rejects = match req.rejects {
         Some(p) => Some(
-            csv::Writer::from_path(p)
+            rejects_writer(&partial(p))
                 .with_context(|| format!("Cannot write the rejects file {}", p.display()))?,
         ),
         None => None,
     };
-    let districts = DistrictMatcher::long_an();
-    let mut session = store.begin_import().await?;
-    let mut batch: Vec<NewSubscriber> = Vec::with_capacity(BATCH);
-    let mut reject =
-        |summary: &mut ImportSummary, line: u64, raw: &str, code: &str, why: &str| -> Result<()> {
-            summary.rejected += 1;
-            *summary
-                .rejected_by_reason
-                .entry(code.to_string())
-                .or_default() += 1;
-            if let Some(w) = rejects.as_mut() {
-                w.serialize(RejectRow {
-                    line,
-                    raw,
-                    reason: code,
-                    explanation: why,
-                })?;
-            }
-            Ok(())
-        };
-    while let Some(item) = source.next_row() {
-        let row = match item.with_context(|| {
-            format!("Cannot import {}: nothing was imported", req.file.display())
-        })? {
-            Ok(row) => row,
-            Err(problem) => {
-                summary.rows_read += 1;
-                reject(
-                    &mut summary,
-                    problem.line,
-                    &problem.raw,
-                    "malformed_row",
-                    &problem.reason,
-                )?;
-                continue;
-            }
-        };
-        summary.rows_read += 1;
-        let parsed = match Msisdn::parse(row.phone) {
-            Ok(p) => p,
-            Err(r) => {
-                reject(&mut summary, row.line, row.phone, r.code(), r.explain())?;
-                continue;
-            }
-        };
-        match parsed.fix {
-            Some(Fix::LegacyPrefix) => summary.legacy_converted += 1,
-            Some(Fix::LeadingZeroRestored) => summary.leading_zero_restored += 1,
-            None => {}
-        }
-        let msisdn = parsed.msisdn;
-        let carrier = msisdn.carrier();
-        *summary
-            .by_carrier
-            .entry(carrier.as_str().to_string())
-            .or_default() += 1;
-        let district = match row.district.and_then(|d| districts.resolve(d)) {
-            Some(District::Known(name)) => Some(name.to_string()),
-            Some(District::Unknown(name)) => {
-                *summary.unknown_districts.entry(name.clone()).or_default() += 1;
-                Some(name)
-            }
-            None => None,
-        };
-        *summary
-            .by_district
-            .entry(district.clone().unwrap_or_else(|| "(none)".into()))
-            .or_default() += 1;
-        let attributes = (!row.attributes.is_empty()).then(|| {
-            let map: serde_json::Map<String, serde_json::Value> = row
-                .attributes
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        (*k).to_string(),
-                        serde_json::Value::String((*v).to_string()),
-                    )
-                })
-                .collect();
-            serde_json::Value::Object(map).to_string()
-        });
-        batch.push(NewSubscriber {
-            line: row.line,
-            msisdn: msisdn.as_str().to_string(),
-            carrier: carrier.as_str(),
-            district,
-            attributes,
-        });
-        if batch.len() >= BATCH {
-            session.stage(&batch).await?;
-            batch.clear();
-            (req.progress)(source.bytes_read(), total_bytes);
-        }
+    let mut session = store.begin_import(req.list).await?;
+
+    let (tx, mut rx) = mpsc::channel::<Batch>(BATCHES_AHEAD);
+    let file = req.file.to_path_buf();
+    let reader = tokio::task::spawn_blocking(move || Reader::new(source, rejects).run(&file, tx));
+    while let Some(batch) = rx.recv().await {
+        session.stage(&batch.rows).await?;
+        (req.progress)(batch.rows_read, batch.bytes_read, total_bytes);
     }
-    session.stage(&batch).await?;
-    (req.progress)(total_bytes, total_bytes);
-    if let Some(w) = rejects.as_mut() {
-        w.flush()?;
-    }
+    let read = reader.await.context("the file reader stopped")??;
+    (req.progress)(read.rows_read, total_bytes, total_bytes);
+
     let meta = ImportMeta {
         list: req.list.to_string(),
         file_name: file_name(req.file),
         sha256,
-        rows_read: summary.rows_read,
-        rejected: summary.rejected,
-        legacy_converted: summary.legacy_converted,
+        rows_read: read.rows_read,
+        rejected: read.rejected,
+        legacy_converted: read.legacy_converted,
         operator: req.operator.to_string(),
     };
-    summary.counts = session.commit(&meta).await?;
-    Ok(summary)
+    let counts = session.commit(&meta).await?;
+    if let Some(p) = req.rejects {
+        std::fs::rename(partial(p), p)
+            .with_context(|| format!("Cannot write the rejects file {}", p.display()))?;
+    }
+    Ok(ImportSummary {
+        file: req.file.display().to_string(),
+        list: req.list.to_string(),
+        detected: Some(read.detected),
+        rows_read: read.rows_read,
+        counts,
+        legacy_converted: read.legacy_converted,
+        leading_zero_restored: read.leading_zero_restored,
+        rejected: read.rejected,
+        rejected_by_reason: read
+            .rejected_by_reason
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), n))
+            .collect(),
+        by_carrier: read
+            .by_carrier
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), n))
+            .collect(),
+        by_district: read.by_district,
+        unknown_districts: read.unknown_districts,
+        previous_import,
+    })
+}
+
+/// What the reader counted.
+struct ReadCounts {
+    detected: Detected,
+    rows_read: u64,
+    rejected: u64,
+    legacy_converted: u64,
+    leading_zero_restored: u64,
+    rejected_by_reason: BTreeMap<&'static str, u64>,
+    by_carrier: BTreeMap<&'static str, u64>,
+    by_district: BTreeMap<String, u64>,
+    unknown_districts: BTreeMap<String, u64>,
+}
+
+/// A district spelling resolved once: the name to store, and its counter.
+#[derive(Clone)]
+struct Resolved {
+    name: Arc<str>,
+    known: bool,
+}
+
+/// The blocking half: reads, parses, counts, writes rejects, sends batches.
+struct Reader {
+    source: Source<std::fs::File>,
+    rejects: Option<csv::Writer<std::fs::File>>,
+    districts: DistrictMatcher,
+    /// Raw spelling → resolved name (bounded by `DISTRICT_CACHE`).
+    spellings: HashMap<String, Option<Resolved>>,
+    /// Valid rows per resolved district name ("(none)" for no district).
+    district_rows: HashMap<Arc<str>, (u64, bool)>,
+    none: Arc<str>,
+    counts: ReadCounts,
+    attributes: String,
+}
+
+impl Reader {
+    fn new(source: Source<std::fs::File>, rejects: Option<csv::Writer<std::fs::File>>) -> Self {
+        let detected = source.detected().clone();
+        Reader {
+            source,
+            rejects,
+            districts: DistrictMatcher::long_an(),
+            spellings: HashMap::new(),
+            district_rows: HashMap::new(),
+            none: Arc::from("(none)"),
+            counts: ReadCounts {
+                detected,
+                rows_read: 0,
+                rejected: 0,
+                legacy_converted: 0,
+                leading_zero_restored: 0,
+                rejected_by_reason: BTreeMap::new(),
+                by_carrier: BTreeMap::new(),
+                by_district: BTreeMap::new(),
+                unknown_districts: BTreeMap::new(),
+            },
+            attributes: String::new(),
+        }
+    }
+
+    fn run(mut self, file: &Path, tx: mpsc::Sender<Batch>) -> Result<ReadCounts> {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let item = match self.source.next_row() {
+                None => break,
+                Some(item) => item.with_context(|| {
+                    format!("Cannot import {}: nothing was imported", file.display())
+                })?,
+            };
+            self.counts.rows_read += 1;
+            let row = match item {
+                Ok(row) => row,
+                Err(problem) => {
+                    reject(
+                        &mut self.counts,
+                        self.rejects.as_mut(),
+                        problem.line,
+                        &problem.raw,
+                        "malformed_row",
+                        &problem.reason,
+                    )?;
+                    continue;
+                }
+            };
+            let parsed = match Msisdn::parse(row.phone) {
+                Ok(p) => p,
+                Err(r) => {
+                    reject(
+                        &mut self.counts,
+                        self.rejects.as_mut(),
+                        row.line,
+                        row.phone,
+                        r.code(),
+                        r.explain(),
+                    )?;
+                    continue;
+                }
+            };
+            match parsed.fix {
+                Some(Fix::LegacyPrefix) => self.counts.legacy_converted += 1,
+                Some(Fix::LeadingZeroRestored) => self.counts.leading_zero_restored += 1,
+                None => {}
+            }
+            let msisdn = parsed.msisdn;
+            let carrier = msisdn.carrier().as_str();
+            *self.counts.by_carrier.entry(carrier).or_default() += 1;
+            let district = match row.district {
+                Some(raw) => resolve(&self.districts, &mut self.spellings, raw),
+                None => None,
+            };
+            let key = district.as_ref().map_or(&self.none, |d| &d.name);
+            match self.district_rows.get_mut(key) {
+                Some((n, _)) => *n += 1,
+                None => {
+                    let known = district.as_ref().is_none_or(|d| d.known);
+                    self.district_rows.insert(Arc::clone(key), (1, known));
+                }
+            }
+            let attributes = attributes_json(&row, &mut self.attributes);
+            batch.push(NewSubscriber {
+                msisdn,
+                carrier,
+                district: district.map(|d| d.name),
+                attributes,
+            });
+            if batch.len() >= BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if !self.send(&tx, full) {
+                    // The store side stopped (it reports its own error).
+                    return Ok(self.finish());
+                }
+            }
+        }
+        if self.counts.rows_read == 0 {
+            anyhow::bail!(
+                "Cannot import {}: the file has a header row but no data rows; nothing was imported. Check that the right sheet or file was exported",
+                file.display()
+            );
+        }
+        if let Some(w) = self.rejects.as_mut() {
+            w.flush()?;
+        }
+        self.send(&tx, batch);
+        Ok(self.finish())
+    }
+
+    /// Sends a batch sorted by number (stable: the first row of a number stays first), so
+    /// the store walks its number index in order instead of jumping around it.
+    fn send(&self, tx: &mpsc::Sender<Batch>, mut rows: Vec<NewSubscriber>) -> bool {
+        rows.sort_by(|a, b| a.msisdn.as_str().cmp(b.msisdn.as_str()));
+        tx.blocking_send(Batch {
+            rows,
+            rows_read: self.counts.rows_read,
+            bytes_read: self.source.bytes_read(),
+        })
+        .is_ok()
+    }
+
+    fn finish(mut self) -> ReadCounts {
+        for (name, (n, known)) in self.district_rows.drain() {
+            if !known {
+                self.counts.unknown_districts.insert(name.to_string(), n);
+            }
+            self.counts.by_district.insert(name.to_string(), n);
+        }
+        self.counts
+    }
+}
+
+/// A raw district value resolved through the bounded spelling cache.
+fn resolve(
+    matcher: &DistrictMatcher,
+    spellings: &mut HashMap<String, Option<Resolved>>,
+    raw: &str,
+) -> Option<Resolved> {
+    if let Some(hit) = spellings.get(raw) {
+        return hit.clone();
+    }
+    let resolved = matcher.resolve(raw).map(|d| match d {
+        District::Known(name) => Resolved {
+            name: Arc::from(name),
+            known: true,
+        },
+        District::Unknown(name) => Resolved {
+            name: Arc::from(name),
+            known: false,
+        },
+    });
+    if spellings.len() < DISTRICT_CACHE {
+        spellings.insert(raw.to_owned(), resolved.clone());
+    }
+    resolved
+}
+
+/// The row's extra columns as a JSON object, or `None` when it has none.
+fn attributes_json(row: &Row<'_>, buf: &mut String) -> Option<String> {
+    if row.attributes.is_empty() {
+        return None;
+    }
+    buf.clear();
+    buf.push('{');
+    for (i, (k, v)) in row.attributes.iter().enumerate() {
+        if i > 0 {
+            buf.push(',');
+        }
+        push_json_string(buf, k);
+        buf.push(':');
+        push_json_string(buf, v);
+    }
+    buf.push('}');
+    Some(buf.clone())
+}
+
+fn push_json_string(buf: &mut String, s: &str) {
+    use std::fmt::Write;
+    buf.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => buf.push_str("\\\""),
+            '\\' => buf.push_str("\\\\"),
+            '\n' => buf.push_str("\\n"),
+            '\r' => buf.push_str("\\r"),
+            '\t' => buf.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(buf, "\\u{:04x}", c as u32);
+            }
+            c => buf.push(c),
+        }
+    }
+    buf.push('"');
+}
+
+fn reject(
+    counts: &mut ReadCounts,
+    writer: Option<&mut csv::Writer<std::fs::File>>,
+    line: u64,
+    raw: &str,
+    code: &'static str,
+    why: &str,
+) -> Result<()> {
+    counts.rejected += 1;
+    *counts.rejected_by_reason.entry(code).or_default() += 1;
+    if let Some(w) = writer {
+        w.serialize(RejectRow {
+            line,
+            raw,
+            reason: code,
+            explanation: why,
+        })?;
+    }
+    Ok(())
+}
+
+/// The rejects file, with its header row even when no row is rejected.
+fn rejects_writer(path: &Path) -> Result<csv::Writer<std::fs::File>> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_path(path)?;
+    w.write_record(["line", "raw", "reason", "explanation"])?;
+    Ok(w)
 }
 
 fn file_name(p: &Path) -> String {
@@ -211,4 +446,35 @@ fn file_sha256(path: &Path) -> Result<String> {
         hasher.update(&buf[..n]);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_are_valid_json_objects() {
+        let row = Row {
+            line: 2,
+            phone: "0912345678",
+            district: None,
+            attributes: vec![
+                ("Họ tên", "Nguyễn \"Văn\" A"),
+                ("note", "a\\b\nc\t\u{1}"),
+                ("", ""),
+            ],
+        };
+        let mut buf = String::new();
+        let json = attributes_json(&row, &mut buf).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"Họ tên": "Nguyễn \"Văn\" A", "note": "a\\b\nc\t\u{1}", "": ""})
+        );
+        let none = Row {
+            attributes: vec![],
+            ..row
+        };
+        assert_eq!(attributes_json(&none, &mut buf), None);
+    }
 }

@@ -9,6 +9,7 @@
 //! * [`store`] — every durable fact, behind one interface (SQLite by default).
 //! * [`dispatch`] — claim → rate limit → submit → record, crash-safe.
 //! * [`gateway`] — adapters behind one trait; [`simulator`] — a gateway to test against.
+//! * [`dlr`] — the delivery-receipt server: authenticated, durable, never regressing.
 //! * [`report`], [`audit`] — what auditors read; [`window`] — sending hours in Vietnam time.
 
 pub mod audit;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod csv_source;
 pub mod dispatch;
 pub mod district;
+pub mod dlr;
 pub mod encoding;
 pub mod gateway;
 pub mod import;
@@ -27,4 +29,5 @@ pub mod report;
 pub mod sample;
 pub mod simulator;
 pub mod store;
+pub mod template;
 pub mod window;

@@ -82,11 +82,49 @@ const LEGACY_VIETTEL: &[(&str, &str)] = &[
     ("169", "39"),
 ];
 
+/// How the file itself is written: the shapes spreadsheets and other systems produce.
+#[derive(Debug, Clone, Copy)]
+pub struct Form {
+    /// `,` `;` or TAB.
+    pub delimiter: u8,
+    /// CRLF line endings (Excel on Windows).
+    pub crlf: bool,
+    /// A UTF-8 byte order mark (Excel "CSV UTF-8").
+    pub bom: bool,
+    /// UTF-16LE with BOM (Excel "Unicode text"); `bom` is then implied.
+    pub utf16: bool,
+}
+
+impl Default for Form {
+    fn default() -> Self {
+        Self {
+            delimiter: b',',
+            crlf: false,
+            bom: false,
+            utf16: false,
+        }
+    }
+}
+
 /// Writes `rows` rows (`phone,district,name`) to `path`.
 pub fn write_csv(path: &Path, rows: u64, seed: u64, shape: Shape) -> Result<Truth> {
+    write_csv_form(path, rows, seed, shape, Form::default())
+}
+
+/// Writes `rows` rows (phone, district, name) to `path` in the given [`Form`].
+pub fn write_csv_form(
+    path: &Path,
+    rows: u64,
+    seed: u64,
+    shape: Shape,
+    form: Form,
+) -> Result<Truth> {
+    let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut out = FormWriter::new(file, form)?;
+    let d = char::from(form.delimiter);
+    let q = |s: &str| quote(s, form.delimiter);
+    out.line(&format!("phone{d}district{d}name"))?;
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    writeln!(out, "phone,district,name")?;
     let total_pop: u32 = LONG_AN_2019_POPULATION.iter().map(|(_, p)| p).sum();
     let mut truth = Truth::default();
     let mut seen = std::collections::HashSet::new();
@@ -109,13 +147,23 @@ pub fn write_csv(path: &Path, rows: u64, seed: u64, shape: Shape) -> Result<Trut
                 3 => String::new(),
                 _ => format!("09{}", rng.random_range(0..100_000)),
             };
-            writeln!(out, "{},{district},Bad {}", quote(&bad), truth.rows)?;
+            out.line(&format!(
+                "{}{d}{}{d}Bad {}",
+                q(&bad),
+                q(&district),
+                truth.rows
+            ))?;
             continue;
         }
         if r < shape.bad_share + shape.duplicate_share && !recent.is_empty() {
             truth.duplicates += 1;
             let n = recent[rng.random_range(0..recent.len())].clone();
-            writeln!(out, "0{},{district},Dup {}", &n[2..], truth.rows)?;
+            out.line(&format!(
+                "0{}{d}{}{d}Dup {}",
+                &n[2..],
+                q(&district),
+                truth.rows
+            ))?;
             continue;
         }
         let (national, legacy_form) = loop {
@@ -140,15 +188,62 @@ pub fn write_csv(path: &Path, rows: u64, seed: u64, shape: Shape) -> Result<Trut
             None if shape.messy => messy_form(&mut rng, &national),
             None => format!("0{national}"),
         };
-        writeln!(out, "{},{district},Người {}", quote(&written), truth.rows)?;
+        out.line(&format!(
+            "{}{d}{}{d}Người {}",
+            q(&written),
+            q(&district),
+            truth.rows
+        ))?;
         truth.numbers.push(canonical);
     }
-    out.flush()?;
+    out.finish()?;
     Ok(truth)
 }
 
-fn quote(s: &str) -> String {
-    if s.contains([',', '"']) {
+/// Writes lines with the form's line ending and encoding.
+struct FormWriter<W: Write> {
+    out: W,
+    form: Form,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> FormWriter<W> {
+    fn new(mut out: W, form: Form) -> Result<Self> {
+        if form.utf16 {
+            out.write_all(b"\xFF\xFE")?;
+        } else if form.bom {
+            out.write_all(b"\xEF\xBB\xBF")?;
+        }
+        Ok(Self {
+            out,
+            form,
+            buf: Vec::new(),
+        })
+    }
+
+    fn line(&mut self, text: &str) -> Result<()> {
+        let end = if self.form.crlf { "\r\n" } else { "\n" };
+        if self.form.utf16 {
+            self.buf.clear();
+            for unit in text.encode_utf16().chain(end.encode_utf16()) {
+                self.buf.extend_from_slice(&unit.to_le_bytes());
+            }
+            self.out.write_all(&self.buf)?;
+        } else {
+            self.out.write_all(text.as_bytes())?;
+            self.out.write_all(end.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+fn quote(s: &str, delimiter: u8) -> String {
+    if s.contains([char::from(delimiter), '"']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
@@ -219,5 +314,70 @@ fn messy_form(rng: &mut StdRng, national: &str) -> String {
         4 => format!("(+84) {}-{}", &national[..3], &national[3..]),
         5 => national.to_string(),
         _ => format!("0{national}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv_source::{Source, SourceOptions};
+    use crate::msisdn::{Fix, Msisdn};
+
+    /// Reads a generated file back and checks it against its ground truth.
+    fn check(form: Form, encoding: &str) {
+        let dir = std::env::temp_dir().join(format!(
+            "smscast-sample-{}-{}",
+            std::process::id(),
+            encoding.replace(' ', "")
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("f{}.csv", form.delimiter));
+        let truth = write_csv_form(&path, 3000, 7, Shape::default(), form).unwrap();
+        let mut src = Source::open(&path, &SourceOptions::default()).unwrap();
+        assert_eq!(src.detected().encoding, encoding);
+        assert_eq!(src.detected().delimiter, char::from(form.delimiter));
+        assert_eq!(src.detected().phone_column, "phone");
+        let (mut rows, mut bad, mut legacy) = (0, 0, 0);
+        let mut distinct = std::collections::HashSet::new();
+        while let Some(row) = src.next_row() {
+            let row = row.unwrap().unwrap();
+            rows += 1;
+            match Msisdn::parse(row.phone) {
+                Ok(p) => {
+                    legacy += u64::from(p.fix == Some(Fix::LegacyPrefix));
+                    distinct.insert(p.msisdn.as_str().to_string());
+                }
+                Err(_) => bad += 1,
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(rows, truth.rows);
+        assert_eq!(bad, truth.bad);
+        assert_eq!(legacy, truth.legacy);
+        assert_eq!(distinct.len() as u64, truth.valid_unique);
+        assert_eq!(
+            truth.rows,
+            truth.valid_unique + truth.duplicates + truth.bad
+        );
+        assert!(truth.bad > 0 && truth.duplicates > 0 && truth.legacy > 0);
+    }
+
+    #[test]
+    fn every_form_reads_back_to_its_ground_truth() {
+        check(Form::default(), "UTF-8");
+        let semicolon_bom_crlf = Form {
+            delimiter: b';',
+            crlf: true,
+            bom: true,
+            utf16: false,
+        };
+        check(semicolon_bom_crlf, "UTF-8 (BOM)");
+        let excel_unicode_text = Form {
+            delimiter: b'\t',
+            crlf: true,
+            bom: false,
+            utf16: true,
+        };
+        check(excel_unicode_text, "UTF-16LE (BOM)");
     }
 }

@@ -94,7 +94,7 @@ fn kill_9_ten_times_with_a_deduplicating_gateway_sends_everyone_exactly_once() {
         "--idempotency-header",
         "Idempotency-Key",
     ]);
-    let numbers = setup(&env, &sim, 3000, DEDUP, &["--rate", "600"]);
+    let numbers = setup(&env, &sim, 6000, DEDUP, &["--rate", "600"]);
     kill_repeatedly(&env, &sim, 10, &["june", "--plain"]);
     env.ok(&["send", "june", "--plain"]);
 
@@ -119,7 +119,7 @@ fn kill_9_ten_times_with_a_deduplicating_gateway_sends_everyone_exactly_once() {
 fn kill_9_ten_times_without_dedup_never_duplicates_more_than_reported() {
     let env = Env::new("kill-nodedup");
     let sim = Sim::start(&["--latency-ms", "20"]);
-    let numbers = setup(&env, &sim, 3000, "", &["--rate", "600"]);
+    let numbers = setup(&env, &sim, 6000, "", &["--rate", "600"]);
     kill_repeatedly(&env, &sim, 10, &["june", "--plain"]);
     env.ok(&["send", "june", "--plain"]);
 

@@ -84,6 +84,7 @@ CREATE TABLE deliveries (
     lease_expires_ms INTEGER,
     gateway          TEXT,
     gateway_id       TEXT,
+    message_text     TEXT,                      -- the text as sent, when the campaign is personalised
     last_error       TEXT,
     submitted_ms     INTEGER,
     final_ms         INTEGER,

@@ -4,9 +4,10 @@ use anyhow::{Result, bail};
 
 use super::{Ctx, Exit, find_campaign, print_json};
 use crate::cli::{CampaignCmd, CreateArgs, ReconcileArgs};
-use crate::encoding::check_brandname;
+use crate::encoding::{self, check_brandname};
 use crate::message::MessageFile;
 use crate::store::{CampaignState, NewCampaign};
+use crate::template::{self, Fields, Template};
 use crate::window::{Hours, parse_date};
 
 pub async fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<Exit> {
@@ -91,13 +92,53 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
             args.list
         );
     };
+    // The text is a template: `{name}` placeholders are filled per recipient.
+    let template = Template::parse(&analysis.text)?;
+    let sent = if template.is_personalised() {
+        let check = template::check_list(&*store, &args.list, &template, analysis.folded).await?;
+        if !check.missing.is_empty() {
+            let what: Vec<String> = check
+                .missing
+                .iter()
+                .map(|(name, n, example)| {
+                    format!("{n} have no value for {{{name}}} (e.g. {example})")
+                })
+                .collect();
+            bail!(
+                "of the {} recipients in list {:?}, {}: fill the column in the file and import it again, or remove the placeholder",
+                check.recipients,
+                args.list,
+                what.join("; ")
+            );
+        }
+        let Some(worst) = check.worst else {
+            bail!("list {:?} has no members", args.list);
+        };
+        println!(
+            "personalised: {} recipients, up to {} segment(s) each ({} need UCS-2)",
+            check.recipients, worst.segments, check.ucs2
+        );
+        worst
+    } else {
+        encoding::analyze(
+            &template
+                .render(
+                    &Fields {
+                        district: None,
+                        attributes: None,
+                    },
+                    false,
+                )
+                .expect("no placeholders"),
+        )
+    };
     let new = NewCampaign {
         name: args.name.clone(),
         list: args.list.clone(),
         message_text: analysis.text.clone(),
-        encoding: analysis.encoding.as_str().to_string(),
-        segments: analysis.segments as i64,
-        characters: analysis.characters as i64,
+        encoding: sent.encoding.as_str().to_string(),
+        segments: sent.segments as i64,
+        characters: sent.characters as i64,
         sender,
         gateway,
         rate,

@@ -68,7 +68,7 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
     let msg_path = dir.join("action-month-2022.toml");
     std::fs::write(&msg_path, MESSAGE)?;
     println!("\n[2/5] $ smscast message check {}", msg_path.display());
-    super::inspect::message_check(&ctx, &msg_path, false, Some("long-an"), false).await?;
+    super::message::check(&ctx, &msg_path, false, Some("long-an"), false).await?;
 
     // 3. The gateway simulator on a free loopback port.
     let sim = Simulator::start(
@@ -194,5 +194,54 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
         "\nEverything is in {db}. Try:\n  smscast --db sqlite://{db} report action-month-2022 --format json\n  smscast --db sqlite://{db} audit --verify",
         db = db.display()
     );
+    Ok(Exit::Ok)
+}
+
+/// `smscast gen-sample` (hidden): a realistic file with its ground truth, for tests and the
+/// import benchmark.
+pub fn gen_sample(args: &crate::cli::GenSampleArgs) -> Result<Exit> {
+    use crate::cli::SampleDelimiter;
+    let shape = if args.clean {
+        Shape {
+            bad_share: 0.0,
+            duplicate_share: 0.0,
+            messy: false,
+        }
+    } else {
+        Shape::default()
+    };
+    let form = sample::Form {
+        delimiter: match args.delimiter {
+            SampleDelimiter::Comma => b',',
+            SampleDelimiter::Semicolon => b';',
+            SampleDelimiter::Tab => b'\t',
+        },
+        crlf: args.crlf,
+        bom: args.bom,
+        utf16: args.utf16,
+    };
+    let truth = sample::write_csv_form(&args.out, args.rows, args.seed, shape, form)
+        .with_context(|| format!("Cannot write {}", args.out.display()))?;
+    let summary = serde_json::json!({
+        "file": args.out.display().to_string(),
+        "rows": truth.rows,
+        "valid_unique": truth.valid_unique,
+        "duplicates": truth.duplicates,
+        "bad": truth.bad,
+        "legacy": truth.legacy,
+    });
+    if args.json {
+        super::print_json(&summary)?;
+    } else {
+        println!(
+            "{}: {} rows ({} distinct valid numbers, {} repeats, {} bad rows, {} legacy 11-digit)",
+            args.out.display(),
+            truth.rows,
+            truth.valid_unique,
+            truth.duplicates,
+            truth.bad,
+            truth.legacy
+        );
+    }
     Ok(Exit::Ok)
 }

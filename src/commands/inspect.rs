@@ -1,117 +1,12 @@
-//! Read-only commands: `message check`, `report`, `lookup`, `audit`.
-
-use std::path::Path;
+//! Read-only commands: `report`, `lookup`, `audit`.
 
 use anyhow::{Result, bail};
 
 use super::{Ctx, Exit, find_campaign, print_json};
 use crate::audit::{self, Verdict};
 use crate::cli::{AuditArgs, LookupArgs, ReportArgs, ReportFormat};
-use crate::message::MessageFile;
 use crate::msisdn::Msisdn;
 use crate::report;
-
-pub async fn message_check(
-    ctx: &Ctx,
-    file: &Path,
-    no_diacritics: bool,
-    list: Option<&str>,
-    json: bool,
-) -> Result<Exit> {
-    let m = MessageFile::load(file)?;
-    let a = m.prepare(no_diacritics);
-    let recipients = match list {
-        Some(l) => {
-            let store = ctx.store_read_only().await?;
-            match store.list_size(l).await? {
-                Some(n) => Some(n),
-                None => bail!("there is no list named {l:?}: see `smscast lists`"),
-            }
-        }
-        None => None,
-    };
-    let sender_problem = m
-        .sender
-        .as_deref()
-        .and_then(|s| crate::encoding::check_brandname(s).err());
-    if json {
-        let mut v = serde_json::to_value(&a)?;
-        v["sender"] = serde_json::json!(m.sender);
-        v["sender_problem"] = serde_json::json!(sender_problem);
-        if let Some(n) = recipients {
-            v["recipients"] = n.into();
-            v["sms_total"] = (n * a.segments as i64).into();
-        }
-        print_json(&v)?;
-        return Ok(Exit::Ok);
-    }
-    println!("{} — {}", m.id, m.title);
-    println!(
-        "encoding:   {}{}",
-        a.encoding,
-        if a.folded { " (no diacritics)" } else { "" }
-    );
-    println!(
-        "characters: {} ({} {})",
-        a.characters,
-        a.units,
-        if a.encoding.as_str() == "GSM-7" {
-            "septets"
-        } else {
-            "UTF-16 units"
-        }
-    );
-    println!(
-        "segments:   {} (up to {} per part)",
-        a.segments, a.per_segment
-    );
-    if let Some(s) = &m.sender {
-        println!(
-            "sender:     {s}{}",
-            sender_problem
-                .as_ref()
-                .map(|p| format!(" — {p}"))
-                .unwrap_or_default()
-        );
-    }
-    for (i, part) in a.parts.iter().enumerate() {
-        println!("part {}: {part}", i + 1);
-    }
-    if !a.offending.is_empty() {
-        println!("characters that force UCS-2:");
-        for o in a.offending.iter().take(40) {
-            println!(
-                "  position {:>4}: {:?} {} ({}){}",
-                o.position,
-                o.character,
-                o.codepoint,
-                o.name,
-                o.suggestion
-                    .as_ref()
-                    .map(|s| format!(" → use {s:?}"))
-                    .unwrap_or_default()
-            );
-        }
-        if a.offending.len() > 40 {
-            println!("  … and {} more", a.offending.len() - 40);
-        }
-        if !no_diacritics {
-            let folded = m.prepare(true);
-            println!(
-                "without diacritics (--no-diacritics): {} , {} segment(s) instead of {}",
-                folded.encoding, folded.segments, a.segments
-            );
-        }
-    }
-    if let Some(n) = recipients {
-        println!(
-            "recipients: {n} × {} segment(s) = {} SMS",
-            a.segments,
-            n * a.segments as i64
-        );
-    }
-    Ok(Exit::Ok)
-}
 
 pub async fn report(ctx: &Ctx, args: ReportArgs) -> Result<Exit> {
     let store = ctx.store_read_only().await?;

@@ -3,7 +3,9 @@
 
 mod campaign;
 mod demo;
+mod dlr;
 mod inspect;
+mod message;
 mod send;
 mod subscribers;
 
@@ -12,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, GatewayCmd, MessageCmd};
+use crate::cli::{Cli, Command, DlrCmd, GatewayCmd, MessageCmd};
 use crate::config::Config;
 use crate::store::{self, Access, Store};
 
@@ -67,7 +69,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
             no_diacritics,
             list,
             json,
-        }) => inspect::message_check(&ctx, &file, no_diacritics, list.as_deref(), json).await,
+        }) => message::check(&ctx, &file, no_diacritics, list.as_deref(), json).await,
         Command::Campaign(cmd) => campaign::run(&ctx, cmd).await,
         Command::Send(args) => send::send(&ctx, args).await,
         Command::Reconcile(args) => campaign::reconcile(&ctx, args).await,
@@ -75,7 +77,9 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         Command::Lookup(args) => inspect::lookup(&ctx, args).await,
         Command::Audit(args) => inspect::audit(&ctx, args).await,
         Command::Gateway(GatewayCmd::Simulate(args)) => send::simulate(args).await,
+        Command::Dlr(DlrCmd::Serve(args)) => dlr::serve(&ctx, args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::GenSample(args) => demo::gen_sample(&args),
     }
 }
 

@@ -346,6 +346,16 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
             },
             max_rps: args.max_rps,
             idempotency_header: args.idempotency_header,
+            keep_bodies: args.keep_bodies,
+            receipts: match &args.receipts_auth_token_env {
+                Some(var) => Some(crate::simulator::receipts::ReceiptOptions {
+                    auth_token: std::env::var(var).map_err(|_| {
+                        anyhow::anyhow!("--receipts-auth-token-env {var}: the variable is not set")
+                    })?,
+                    ..Default::default()
+                }),
+                None => None,
+            },
         },
     )
     .await?;

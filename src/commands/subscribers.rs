@@ -28,17 +28,21 @@ async fn import_file(ctx: &Ctx, args: ImportArgs) -> Result<Exit> {
         let b = ProgressBar::new(0);
         b.set_style(
             ProgressStyle::with_template(
-                "{spinner} importing {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+                "{spinner} importing [{bar:30}] {bytes}/{total_bytes} {msg}, {eta} left",
             )
-            .expect("valid template"),
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         b
     } else {
         ProgressBar::hidden()
     };
-    let progress = |done: u64, total: u64| {
+    let started = std::time::Instant::now();
+    let progress = |rows: u64, done: u64, total: u64| {
+        let secs = started.elapsed().as_secs_f64().max(0.001);
         bar.set_length(total);
         bar.set_position(done);
+        bar.set_message(format!("{rows} rows, {:.0} rows/s", rows as f64 / secs));
     };
     let summary = import(
         &*store,
@@ -94,7 +98,7 @@ fn print_summary(s: &ImportSummary, rejects: Option<&std::path::Path>) {
     }
     if let Some(d) = &s.detected {
         println!(
-            "{}: {} , delimiter {:?}, {}, phone column {:?}{}",
+            "{}: {}, delimiter {:?}, {}, phone column {:?}{}",
             s.file,
             d.encoding,
             d.delimiter,
@@ -132,6 +136,12 @@ fn print_summary(s: &ImportSummary, rejects: Option<&std::path::Path>) {
             .map(|(c, n)| format!("{c} {n}"))
             .collect();
         println!("by carrier: {}", parts.join(", "));
+    }
+    if !s.by_district.is_empty() {
+        let mut parts: Vec<(&String, &u64)> = s.by_district.iter().collect();
+        parts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let parts: Vec<String> = parts.iter().map(|(d, n)| format!("{d} {n}")).collect();
+        println!("by district: {}", parts.join(", "));
     }
     if !s.unknown_districts.is_empty() {
         println!(

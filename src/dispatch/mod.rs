@@ -12,6 +12,7 @@
 //! sends finish and are recorded before `run` returns.
 
 mod budget;
+mod guard;
 mod recorder;
 mod takeover;
 
@@ -29,6 +30,7 @@ use tokio::sync::{Mutex, Semaphore, watch};
 use crate::gateway::{Gateway, OutboundSms, SubmitError};
 use crate::store::{Campaign, CampaignState, Claimed, Outcome, OutcomeKind, Store, now_ms};
 use crate::window::Hours;
+use guard::WindowGuard;
 use recorder::Recorder;
 
 /// Consecutive failed submissions (no success in between) that pause the campaign.
@@ -74,6 +76,8 @@ pub struct Route {
     hold_until: Mutex<Option<Instant>>,
     /// After a throttle, the share of the rate in use, and since when (it ramps back to 1).
     slowdown: std::sync::Mutex<(f64, Instant)>,
+    /// The gateway's rate, enforced where requests leave.
+    guard: Option<WindowGuard>,
 }
 
 /// Seconds to ramp from half the rate back to the full rate after a throttle.
@@ -82,11 +86,13 @@ const RAMP_SECS: f64 = 10.0;
 impl Route {
     pub fn new(gateway: Arc<dyn Gateway>) -> Self {
         let limiter = gateway.rate().map(limiter);
+        let guard = gateway.rate().map(WindowGuard::new);
         Self {
             gateway,
             limiter,
             hold_until: Mutex::new(None),
             slowdown: std::sync::Mutex::new((1.0, Instant::now())),
+            guard,
         }
     }
 
@@ -127,11 +133,18 @@ impl Routes {
     }
 }
 
-/// A governor limiter for `rate` messages per second, with a burst of ~50 ms of traffic so
-/// scheduler jitter does not cost throughput (any one-second window stays within rate + burst).
+/// The promise to carriers: in any one-second window, measured at the gateway, at most
+/// `rate` plus this burst allowance (50 ms of traffic).
+pub fn burst_allowance(rate: f64) -> u32 {
+    ((rate / 20.0) as u32).max(1)
+}
+
+/// A governor limiter for `rate` messages per second. Its bucket holds half the burst
+/// allowance (25 ms of traffic): enough that scheduler jitter costs no throughput, and the
+/// other half absorbs requests that bunch up on their way to the gateway.
 fn limiter(rate: f64) -> DefaultDirectRateLimiter {
     let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
-    let burst = NonZeroU32::new(((rate / 20.0) as u32).max(1)).expect("non-zero");
+    let burst = NonZeroU32::new((burst_allowance(rate) / 2).max(1)).expect("non-zero");
     RateLimiter::direct(
         Quota::with_period(period)
             .expect("positive period")
@@ -170,6 +183,8 @@ pub struct Dispatcher {
     opts: Options,
     hours: Hours,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// The campaign's rate, enforced where requests leave.
+    guard: Option<Arc<WindowGuard>>,
     permits: Arc<Semaphore>,
     recorder: Recorder,
     buffer: VecDeque<Claimed>,
@@ -180,6 +195,10 @@ pub struct Dispatcher {
     mark_batch: usize,
     claim_batch: u32,
     announced_wait: Option<i64>,
+    /// The text to send when the message has no placeholders.
+    plain_text: String,
+    /// Set when the message has placeholders.
+    template: Option<crate::template::Template>,
     /// The next batch, being marked in flight while the current one is sent.
     prefetched: Option<Marking>,
     /// The rate shared with every other worker (campaign and gateways).
@@ -205,6 +224,9 @@ impl Dispatcher {
             None => 2_000,
         };
         let recorder = Recorder::start(store.clone(), opts.worker_id.clone());
+        let campaign_text = campaign.message_text.clone();
+        // The stored text is a template: `{{` is a literal brace, `{name}` a placeholder.
+        let template = crate::template::Template::parse(&campaign_text);
         Self {
             budget: budget::Budget::new(store.clone(), campaign.id, campaign.rate),
             hours: Hours {
@@ -215,6 +237,7 @@ impl Dispatcher {
             campaign,
             routes: Arc::new(routes),
             limiter: rate.map(limiter),
+            guard: rate.map(|r| Arc::new(WindowGuard::new(r))),
             permits: Arc::new(Semaphore::new(concurrency)),
             opts,
             recorder,
@@ -226,6 +249,19 @@ impl Dispatcher {
             claim_batch,
             announced_wait: None,
             prefetched: None,
+            plain_text: match &template {
+                Ok(t) if !t.is_personalised() => t
+                    .render(
+                        &crate::template::Fields {
+                            district: None,
+                            attributes: None,
+                        },
+                        false,
+                    )
+                    .unwrap_or(campaign_text),
+                _ => campaign_text,
+            },
+            template: template.ok().filter(|t| t.is_personalised()),
         }
     }
 
@@ -397,9 +433,16 @@ impl Dispatcher {
         if !self.buffer.is_empty() && !*shutdown.borrow() && !self.halted.load(Ordering::Relaxed) {
             self.prefetched = Some(self.spawn_mark());
         }
+        let mut batch: Vec<Claimed> = batch
+            .into_iter()
+            .filter(|c| sending.contains(&c.id))
+            .collect();
+        if self.template.is_some() {
+            batch = self.personalise(batch).await?;
+        }
         let mut sent = 0;
         let mut unsent = Vec::new();
-        for row in batch.into_iter().filter(|c| sending.contains(&c.id)) {
+        for row in batch {
             if *shutdown.borrow() || self.halted.load(Ordering::Relaxed) {
                 unsent.push(row.id);
                 continue;
@@ -421,6 +464,65 @@ impl Dispatcher {
                 .await?;
         }
         Ok(StepOutcome::Sent(sent))
+    }
+
+    /// Fills each row's text from its placeholders; a row without a value is rejected with
+    /// the reason instead of being sent with a hole in it.
+    async fn personalise(&self, batch: Vec<Claimed>) -> Result<Vec<Claimed>> {
+        let Some(template) = &self.template else {
+            return Ok(batch);
+        };
+        let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
+        let attributes: HashMap<i64, Option<String>> = self
+            .store
+            .delivery_attributes(&ids)
+            .await?
+            .into_iter()
+            .collect();
+        let fold = self.campaign.encoding == "GSM-7";
+        let recorder = self.recorder.sender();
+        let mut ready = Vec::with_capacity(batch.len());
+        for mut row in batch {
+            let attrs = crate::template::parse_attributes(
+                attributes.get(&row.id).cloned().flatten().as_deref(),
+            );
+            let fields = crate::template::Fields {
+                district: row.district.as_deref(),
+                attributes: attrs.as_ref(),
+            };
+            match template.render(&fields, fold) {
+                Ok(text) => {
+                    row.text = Some(text);
+                    ready.push(row);
+                }
+                Err(missing) => {
+                    self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    let now = now_ms();
+                    recorder
+                        .send(Outcome {
+                            delivery_id: row.id,
+                            attempt_no: row.attempts + 1,
+                            started_ms: now,
+                            latency_ms: 0,
+                            http_status: None,
+                            gateway: self
+                                .routes
+                                .for_carrier(&row.carrier)
+                                .gateway
+                                .name()
+                                .to_string(),
+                            gateway_code: None,
+                            kind: OutcomeKind::Rejected,
+                            error: Some(format!(
+                                "no value for the placeholder {{{missing}}}: not sent"
+                            )),
+                            text: None,
+                        })
+                        .await?;
+                }
+            }
+        }
+        Ok(ready)
     }
 
     /// Marks the next small batch of claimed rows in flight, in the background.
@@ -478,15 +580,26 @@ impl Dispatcher {
         permit: tokio::sync::OwnedSemaphorePermit,
     ) {
         let campaign_id = self.campaign.id;
-        let text = self.campaign.message_text.clone();
+        let personal = row.text.clone();
+        let unicode = match &personal {
+            Some(t) => !t.chars().all(crate::encoding::is_gsm7),
+            None => self.campaign.encoding == "UCS-2",
+        };
+        let text = personal.clone().unwrap_or_else(|| self.plain_text.clone());
         let from = self.campaign.sender.clone();
-        let unicode = self.campaign.encoding == "UCS-2";
         let max_attempts = self.campaign.max_attempts;
         let recorder = self.recorder.sender();
         let counters = self.counters.clone();
         let halt = self.halt.clone();
         let halted = self.halted.clone();
+        let guard = self.guard.clone();
         tokio::spawn(async move {
+            if let Some(g) = &guard {
+                g.admit().await;
+            }
+            if let Some(g) = &route.guard {
+                g.admit().await;
+            }
             let reference = format!("smscast-{campaign_id}-{}", row.id);
             let attempt_no = row.attempts + 1;
             let started_ms = now_ms();
@@ -554,6 +667,7 @@ impl Dispatcher {
                     .map(str::to_string),
                 kind,
                 error,
+                text: personal,
             };
             // The recorder outlives every send task; a closed channel means the process is
             // going down and the row stays `sending`, in doubt — which is the truth.
@@ -739,7 +853,7 @@ mod tests {
 
     #[tokio::test]
     async fn limiter_paces_to_the_rate() {
-        // 100/s with a burst of 5: 25 permits cannot come in under (25 - 5) / 100 s.
+        // 100/s with a bucket of 2: 25 permits cannot come in under (25 - 2) / 100 s.
         let l = limiter(100.0);
         let start = Instant::now();
         for _ in 0..25 {

@@ -5,6 +5,8 @@
 //! in doubt (the request went out and no answer came back: the gateway may have taken it), or
 //! unusable (credentials or configuration: stop the campaign, do not burn through the list).
 
+pub mod http_json;
+pub mod kannel;
 pub mod twilio;
 
 use std::sync::Arc;
@@ -149,5 +151,11 @@ pub fn build(config: &Config, name: &str, timeout: Duration) -> Result<Arc<dyn G
     };
     match gw {
         GatewayConfig::Twilio(t) => Ok(Arc::new(twilio::Twilio::new(name, t, timeout)?)),
+        GatewayConfig::Kannel(k) => Ok(Arc::new(kannel::Kannel::new(name, k, timeout)?)),
+        GatewayConfig::HttpJson(h) => Ok(Arc::new(http_json::HttpJson::new(
+            name,
+            (**h).clone(),
+            timeout,
+        )?)),
     }
 }

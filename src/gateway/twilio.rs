@@ -2,6 +2,12 @@
 //!
 //! `POST {base_url}/2010-04-01/Accounts/{sid}/Messages.json`, form-encoded `To`, `From`,
 //! `Body`, `StatusCallback`, HTTP Basic auth; `201` with a JSON `sid` when accepted.
+//!
+//! The StatusCallback carries our reference (`?ref=smscast-…`), so `dlr serve` matches a
+//! status callback even when it beats the recording of the sid. Answers are classified by
+//! HTTP status and Twilio's error code: 429 / 20429 throttled (Retry-After slows the whole
+//! gateway), 21211 and the other per-recipient codes permanent, 21610 opted out, bad
+//! credentials or sender unusable (the campaign pauses), 5xx transient.
 
 use std::time::Duration;
 
@@ -37,9 +43,19 @@ struct ApiError {
 }
 
 /// Twilio error codes that mean "this recipient, never": retrying cannot help.
-const PERMANENT_CODES: &[i64] = &[21211, 21408, 21610, 21612, 21614, 30003, 30005, 30006];
+/// 21211 invalid To, 21214 To cannot be reached, 21217 To not valid, 21408 region not enabled,
+/// 21610 the recipient replied STOP, 21612 cannot route to this number, 21614 not a mobile.
+const PERMANENT_CODES: &[i64] = &[21211, 21214, 21217, 21408, 21610, 21612, 21614];
+/// The recipient opted out with the provider: recorded as such.
+const OPTED_OUT: i64 = 21610;
 /// Twilio's "too many requests" code, sometimes sent with a 400.
 const THROTTLED: i64 = 20429;
+/// Codes that fail every message alike: credentials, account, sender.
+/// 20003 authentication, 20404 account not found, 21212/21606/21659/21660 invalid From,
+/// 30002 account suspended.
+const UNUSABLE_CODES: &[i64] = &[20003, 20404, 21212, 21606, 21659, 21660, 30002];
+/// Codes worth another try later: 30001 queue overflow, 20500/20503 internal errors.
+const RETRYABLE_CODES: &[i64] = &[30001, 20500, 20503];
 
 impl Twilio {
     pub fn new(name: &str, c: &TwilioConfig, timeout: Duration) -> Result<Self> {
@@ -90,7 +106,11 @@ impl Gateway for Twilio {
         let to = format!("+{}", sms.to);
         let from = self.from.as_deref().unwrap_or(sms.from);
         let mut form = vec![("To", to.as_str()), ("From", from), ("Body", sms.text)];
-        if let Some(cb) = &self.status_callback {
+        let callback = self
+            .status_callback
+            .as_deref()
+            .map(|cb| crate::dlr::twilio_callback_url(cb, sms.reference));
+        if let Some(cb) = &callback {
             form.push(("StatusCallback", cb));
         }
         let mut req = self
@@ -122,54 +142,72 @@ impl Gateway for Twilio {
             };
         }
         let api: ApiError = serde_json::from_slice(&body).unwrap_or_default();
-        let code = api.code.map(|c| c.to_string());
         let message = api
             .message
             .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string());
-        let http_status = Some(status.as_u16());
-        Err(match status {
-            StatusCode::TOO_MANY_REQUESTS => SubmitError::Transient {
-                reason: format!("throttled by the gateway (HTTP 429): {message}"),
-                retry_after: wait,
-                http_status,
-                code,
-            },
-            _ if api.code == Some(THROTTLED) => SubmitError::Transient {
-                reason: format!("throttled by the gateway: {message}"),
-                retry_after: wait,
-                http_status,
-                code,
-            },
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => SubmitError::Unusable {
-                reason: format!(
-                    "the gateway refused our credentials (HTTP {}): check account_sid and the auth token of gateway {:?}",
-                    status.as_u16(),
-                    self.name
-                ),
-                http_status,
-            },
-            s if s.is_server_error() => SubmitError::Transient {
-                reason: format!("gateway error (HTTP {}): {message}", s.as_u16()),
-                retry_after: wait,
-                http_status,
-                code,
-            },
-            s => {
-                let permanent_code = api.code.is_some_and(|c| PERMANENT_CODES.contains(&c));
-                SubmitError::Permanent {
-                    reason: format!(
-                        "rejected by the gateway (HTTP {}{}): {message}",
-                        s.as_u16(),
-                        if permanent_code {
-                            ", permanent error code"
-                        } else {
-                            ""
-                        }
-                    ),
-                    http_status,
-                    code,
-                }
-            }
-        })
+        let message: String = message.chars().take(300).collect();
+        Err(classify(&self.name, status, wait, api.code, message))
+    }
+}
+
+/// Maps a Twilio error answer to its outcome.
+fn classify(
+    gateway: &str,
+    status: StatusCode,
+    wait: Option<std::time::Duration>,
+    api_code: Option<i64>,
+    message: String,
+) -> SubmitError {
+    let code = api_code.map(|c| c.to_string());
+    let http_status = Some(status.as_u16());
+    let s = status.as_u16();
+    let has = |list: &[i64]| api_code.is_some_and(|c| list.contains(&c));
+    if status == StatusCode::TOO_MANY_REQUESTS || api_code == Some(THROTTLED) {
+        return SubmitError::Transient {
+            reason: format!("throttled by the gateway (HTTP {s}): {message}"),
+            retry_after: wait,
+            http_status,
+            code,
+        };
+    }
+    if api_code == Some(OPTED_OUT) {
+        return SubmitError::Permanent {
+            reason: format!("the recipient opted out with the provider (code 21610): {message}"),
+            http_status,
+            code,
+        };
+    }
+    if has(PERMANENT_CODES) {
+        return SubmitError::Permanent {
+            reason: format!(
+                "rejected for this recipient (HTTP {s}, code {}): {message}",
+                api_code.unwrap_or_default()
+            ),
+            http_status,
+            code,
+        };
+    }
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN || has(UNUSABLE_CODES)
+    {
+        return SubmitError::Unusable {
+            reason: format!(
+                "the gateway refused us (HTTP {s}{}): {message}; check account_sid, the auth token and the sender of gateway {gateway:?}",
+                api_code.map(|c| format!(", code {c}")).unwrap_or_default()
+            ),
+            http_status,
+        };
+    }
+    if status.is_server_error() || has(RETRYABLE_CODES) {
+        return SubmitError::Transient {
+            reason: format!("gateway error (HTTP {s}): {message}"),
+            retry_after: wait,
+            http_status,
+            code,
+        };
+    }
+    SubmitError::Permanent {
+        reason: format!("rejected by the gateway (HTTP {s}): {message}"),
+        http_status,
+        code,
     }
 }

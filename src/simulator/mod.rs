@@ -3,6 +3,10 @@
 //! It keeps its own books (accepted submissions per recipient, arrival times), so tests can
 //! check "nothing sent twice" and "never over the rate" against the gateway's count, not ours:
 //! `GET /stats`, `GET /stats/recipients`, `GET /stats/arrivals`.
+//!
+//! With [`SimOptions::receipts`] it also sends delivery receipts ([`receipts`]).
+
+pub mod receipts;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +37,10 @@ pub struct SimOptions {
     pub max_rps: Option<u32>,
     /// Header whose value deduplicates submissions (same value → same sid, counted once).
     pub idempotency_header: Option<String>,
+    /// Keep the last text sent to each recipient (`GET /stats/messages`), for tests.
+    pub keep_bodies: bool,
+    /// Send signed status callbacks to each message's StatusCallback.
+    pub receipts: Option<receipts::ReceiptOptions>,
 }
 
 #[derive(Default)]
@@ -40,6 +48,7 @@ struct Books {
     per_recipient: HashMap<String, u32>,
     arrivals_ms: Vec<i64>,
     by_reference: HashMap<String, String>,
+    bodies: HashMap<String, String>,
     window_start_ms: i64,
     window_count: u32,
 }
@@ -54,6 +63,7 @@ struct Sim {
     throttled: AtomicU64,
     rejected: AtomicU64,
     next_sid: AtomicU64,
+    receipts: Option<Arc<receipts::Receipts>>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
@@ -77,6 +87,8 @@ struct SendForm {
     from: Option<String>,
     #[serde(rename = "Body")]
     body: String,
+    #[serde(rename = "StatusCallback")]
+    status_callback: Option<String>,
 }
 
 /// A running simulator.
@@ -120,8 +132,10 @@ impl Simulator {
 }
 
 fn router(opts: SimOptions) -> Router {
+    let receipts = opts.receipts.clone().map(receipts::Receipts::new);
     let sim = Arc::new(Sim {
         opts,
+        receipts,
         books: Mutex::default(),
         requests: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
@@ -136,6 +150,8 @@ fn router(opts: SimOptions) -> Router {
         .route("/stats", get(stats))
         .route("/stats/recipients", get(recipients))
         .route("/stats/arrivals", get(arrivals))
+        .route("/stats/messages", get(messages))
+        .route("/stats/receipts", get(receipt_stats))
         .with_state(sim)
 }
 
@@ -233,6 +249,9 @@ async fn send(
         return created(&sid, &msg_sid, &form);
     }
     let msg_sid = format!("SM{:032x}", sim.next_sid.fetch_add(1, Ordering::Relaxed));
+    if sim.opts.keep_bodies {
+        b.bodies.insert(to.clone(), form.body.clone());
+    }
     *b.per_recipient.entry(to).or_default() += 1;
     if let Some(r) = reference {
         b.by_reference.insert(r, msg_sid.clone());
@@ -242,6 +261,9 @@ async fn send(
     if fault == Fault::Hang {
         // Taken, but the answer comes too late: the client cannot know.
         tokio::time::sleep(sim.opts.faults.hang_for).await;
+    }
+    if let (Some(r), Some(cb)) = (&sim.receipts, &form.status_callback) {
+        r.schedule(cb.clone(), &sid, msg_sid.clone(), &form.to);
     }
     created(&sid, &msg_sid, &form)
 }
@@ -282,6 +304,14 @@ async fn stats(State(sim): State<Arc<Sim>>) -> Json<SimStats> {
 
 async fn recipients(State(sim): State<Arc<Sim>>) -> Json<HashMap<String, u32>> {
     Json(sim.books.lock().await.per_recipient.clone())
+}
+
+async fn messages(State(sim): State<Arc<Sim>>) -> Json<HashMap<String, String>> {
+    Json(sim.books.lock().await.bodies.clone())
+}
+
+async fn receipt_stats(State(sim): State<Arc<Sim>>) -> Json<receipts::ReceiptStats> {
+    Json(sim.receipts.as_ref().map(|r| r.stats()).unwrap_or_default())
 }
 
 async fn arrivals(State(sim): State<Arc<Sim>>) -> Json<Vec<i64>> {

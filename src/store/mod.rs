@@ -79,13 +79,14 @@ pub fn redact_url(url: &str) -> String {
 // Records
 // ---------------------------------------------------------------------------------------------
 
-/// One subscriber row as an import stages it.
+/// One valid row as an import stages it (batches keep the file's order).
 #[derive(Clone, Debug)]
 pub struct NewSubscriber {
-    pub line: u64,
-    pub msisdn: String,
+    pub msisdn: crate::msisdn::Msisdn,
     pub carrier: &'static str,
-    pub district: Option<String>,
+    /// Canonical (or unrecognised) district name, shared by every row that spells it.
+    pub district: Option<Arc<str>>,
+    /// JSON object of the row's extra columns.
     pub attributes: Option<String>,
 }
 
@@ -118,9 +119,11 @@ pub struct PreviousImport {
     pub imported: i64,
 }
 
-/// One import, inside one transaction: nothing is visible until [`ImportSession::commit`].
+/// One import into one list, inside one transaction: nothing is visible until
+/// [`ImportSession::commit`]; dropping the session imports nothing.
 #[async_trait]
 pub trait ImportSession: Send {
+    /// Adds a batch of rows (in file order) to the list; the first row of a number wins.
     async fn stage(&mut self, rows: &[NewSubscriber]) -> Result<()>;
     async fn commit(self: Box<Self>, meta: &ImportMeta) -> Result<ImportCounts>;
 }
@@ -242,7 +245,19 @@ pub struct Claimed {
     pub id: i64,
     pub msisdn: String,
     pub carrier: String,
+    pub district: Option<String>,
     pub attempts: i64,
+    /// The text for this recipient when the campaign is personalised (filled by the dispatcher).
+    pub text: Option<String>,
+}
+
+/// A list member's values for message placeholders.
+#[derive(Clone, Debug)]
+pub struct MemberFields {
+    pub subscriber_id: i64,
+    pub msisdn: String,
+    pub district: Option<String>,
+    pub attributes: Option<String>,
 }
 
 /// What happened to one submission try; recorded with its `attempts` row.
@@ -257,6 +272,8 @@ pub struct Outcome {
     pub gateway_code: Option<String>,
     pub kind: OutcomeKind,
     pub error: Option<String>,
+    /// The personalised text that was sent (None: the campaign's text).
+    pub text: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -367,10 +384,21 @@ pub struct ReportData {
 #[async_trait]
 pub trait Store: Send + Sync {
     // lists and subscribers
-    async fn begin_import(&self) -> Result<Box<dyn ImportSession>>;
+    /// Starts an import into `list` (created if new).
+    async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>>;
     async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>>;
     async fn lists(&self) -> Result<Vec<ListSummary>>;
     async fn list_size(&self, list: &str) -> Result<Option<i64>>;
+    /// A page of a list's members with their placeholder values, by subscriber id.
+    async fn list_members_page(
+        &self,
+        list: &str,
+        after_subscriber_id: i64,
+        limit: u32,
+    ) -> Result<Vec<MemberFields>>;
+    /// Attributes (CSV extra columns, JSON) of the subscribers behind these deliveries.
+    async fn delivery_attributes(&self, delivery_ids: &[i64])
+    -> Result<Vec<(i64, Option<String>)>>;
     /// Adds numbers to the opt-out table; returns how many were new.
     async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64>;
     async fn remove_opt_outs(&self, msisdns: &[String]) -> Result<u64>;
@@ -447,6 +475,19 @@ pub trait Store: Send + Sync {
     ) -> Result<AuditEntry>;
     async fn audit_entries(&self) -> Result<Vec<AuditEntry>>;
 
+    // receipts
+    /// Appends every receipt as received and applies each to its message where it can, in
+    /// one transaction: when this returns, the receipts are durable. A receipt never moves a
+    /// message out of a final state; one whose message is not found, or whose submission is
+    /// not recorded yet (`claimed`, `sending`), is kept pending.
+    async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>>;
+    /// Applies pending receipts whose message can now be matched; pending receipts received
+    /// before `unmatched_before_ms` that still match nothing are marked unmatched.
+    async fn match_pending_receipts(&self, unmatched_before_ms: i64) -> Result<MatchedReceipts>;
+    /// Messages `submitted` before `submitted_before_ms` with no final receipt → `expired`.
+    async fn expire_submitted(&self, submitted_before_ms: i64, now_ms: i64) -> Result<u64>;
+    async fn receipt_counts(&self) -> Result<ReceiptCounts>;
+
     // scale-out
     /// Takes up to `want` tokens from the shared token bucket `scope` (refilled at `rate` per
     /// second, holding at most `burst`), so that many workers together keep one rate. `None`:
@@ -462,6 +503,100 @@ pub trait Store: Send + Sync {
         let _ = (scope, rate, burst, want);
         Ok(None)
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// receipts
+// ---------------------------------------------------------------------------------------------
+
+/// What a receipt says, in our words. `Enroute` is any intermediate report (accepted by the
+/// SMSC, buffered, sent): it never finalises a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptStatus {
+    Enroute,
+    Delivered,
+    Failed,
+    Expired,
+}
+
+impl ReceiptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enroute => "enroute",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// One receipt as received and parsed.
+#[derive(Clone, Debug)]
+pub struct NewReceipt {
+    pub received_ms: i64,
+    /// The gateway's name in `smscast.toml`.
+    pub gateway: String,
+    /// Our reference (`smscast-{campaign}-{delivery}`), when the callback carries it.
+    pub reference: Option<String>,
+    pub gateway_id: Option<String>,
+    pub status: ReceiptStatus,
+    /// The gateway's own status word or code.
+    pub gateway_status: String,
+    pub error_code: Option<String>,
+    /// The receipt as received (secrets removed).
+    pub raw: String,
+}
+
+/// What storing one receipt did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptEffect {
+    /// The message's state changed.
+    Applied,
+    /// Matched, but the message is already final (or the receipt is intermediate).
+    NoChange,
+    /// Kept until its message can be matched.
+    Pending,
+}
+
+impl ReceiptEffect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::NoChange => "no_change",
+            Self::Pending => "pending",
+        }
+    }
+}
+
+/// What one pass over the pending receipts did.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct MatchedReceipts {
+    pub applied: u64,
+    pub no_change: u64,
+    pub still_pending: u64,
+    pub unmatched: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReceiptCounts {
+    pub total: i64,
+    pub matched: i64,
+    pub pending: i64,
+    pub unmatched: i64,
+}
+
+/// Our reference for a delivery, stable across retries; receipts carry it back.
+pub fn reference(campaign_id: i64, delivery_id: i64) -> String {
+    format!("smscast-{campaign_id}-{delivery_id}")
+}
+
+/// (campaign id, delivery id) from a reference made by [`reference`].
+pub fn parse_reference(reference: &str) -> Option<(i64, i64)> {
+    let rest = reference.strip_prefix("smscast-")?;
+    let (c, d) = rest.split_once('-')?;
+    Some((c.parse().ok()?, d.parse().ok()?))
 }
 
 /// Percentiles (p50, p90, p95, p99, max) from a `(value, count)` histogram sorted by value.
@@ -506,6 +641,14 @@ mod tests {
         assert_eq!(p[4], ("max".to_string(), 100));
         assert!(percentiles(&[]).is_empty());
         assert_eq!(percentiles(&[(7, 3)])[0].1, 7);
+    }
+
+    #[test]
+    fn references_round_trip() {
+        assert_eq!(parse_reference(&reference(3, 1234)), Some((3, 1234)));
+        assert_eq!(parse_reference("smscast-3"), None);
+        assert_eq!(parse_reference("other-3-4"), None);
+        assert_eq!(parse_reference("smscast-x-4"), None);
     }
 
     #[test]

@@ -301,3 +301,11 @@ pub fn signal(child: &Child, sig: &str) {
         .unwrap();
     assert!(status.success(), "kill {sig} failed");
 }
+
+mod workspace;
+#[allow(unused_imports)]
+pub use workspace::*;
+
+mod setup;
+#[allow(unused_imports)]
+pub use setup::*;

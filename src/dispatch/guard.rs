@@ -1,0 +1,76 @@
+//! The last check before a request goes to the gateway: in any one-second window, never more
+//! than the rate.
+//!
+//! The governor limiter paces requests where they are scheduled; on a busy machine the tasks
+//! that carry them can be delayed and then run together, so requests would reach the gateway
+//! bunched. This guard counts the moments requests are actually handed to the HTTP client
+//! and holds any request that would make a sliding one-second window exceed the rate.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+const WINDOW: Duration = Duration::from_secs(1);
+
+pub struct WindowGuard {
+    limit: usize,
+    sent: Mutex<VecDeque<Instant>>,
+}
+
+impl WindowGuard {
+    pub fn new(rate: f64) -> Self {
+        let limit = (rate.floor() as usize).max(1);
+        Self {
+            limit,
+            sent: Mutex::new(VecDeque::with_capacity(limit + 1)),
+        }
+    }
+
+    /// Waits until one more request fits in the window, and counts it.
+    pub async fn admit(&self) {
+        loop {
+            let wait = {
+                let mut sent = self.sent.lock().expect("not poisoned");
+                let now = Instant::now();
+                while sent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+                {
+                    sent.pop_front();
+                }
+                if sent.len() < self.limit {
+                    sent.push_back(now);
+                    return;
+                }
+                WINDOW.saturating_sub(now.duration_since(*sent.front().expect("non-empty")))
+            };
+            tokio::time::sleep(wait.max(Duration::from_micros(100))).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_than_the_rate_in_any_window() {
+        let g = std::sync::Arc::new(WindowGuard::new(10.0));
+        let start = tokio::time::Instant::now();
+        let mut admitted = Vec::new();
+        for _ in 0..35 {
+            g.admit().await;
+            admitted.push(start.elapsed());
+        }
+        // 10 at once, then the next 10 only when the first ones leave the window, and so on.
+        assert!(admitted[9] < Duration::from_millis(1));
+        assert!(admitted[10] >= Duration::from_secs(1));
+        assert!(admitted[20] >= Duration::from_secs(2));
+        for (i, t) in admitted.iter().enumerate() {
+            let in_window = admitted[..=i].iter().filter(|u| *t - **u < WINDOW).count();
+            assert!(in_window <= 10, "{in_window} in the window ending at {t:?}");
+        }
+    }
+}

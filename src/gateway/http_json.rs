@@ -1,0 +1,368 @@
+//! A configurable adapter for HTTP aggregators (eSMS, SpeedSMS, and the like): the request
+//! is a template, the answer is read by paths and code lists, all from `smscast.toml`
+//! (see `examples/esms.toml`, `examples/speedsms.toml`).
+//!
+//! Placeholders in template strings: `{to}` (in `number_format`), `{text}`, `{from}`,
+//! `{unicode}` (a string that is exactly `{unicode}` becomes the configured value with its
+//! type), `{reference}` (our id, the request id for gateways that deduplicate), `{dlr_url}`
+//! (our receipt URL with the token and the reference), `{secret.NAME}`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::{Accepted, Gateway, OutboundSms, SubmitError, classify_transport, retry_after};
+use crate::config::{AuthStyle, BodyStyle, HttpJsonConfig, Secret, resolve_secret};
+
+pub struct HttpJson {
+    name: String,
+    client: reqwest::Client,
+    method: reqwest::Method,
+    c: HttpJsonConfig,
+    secrets: BTreeMap<String, Secret>,
+    dlr_token: Option<Secret>,
+}
+
+impl HttpJson {
+    pub fn new(name: &str, c: HttpJsonConfig, timeout: Duration) -> Result<Self> {
+        let mut secrets = c.secret_values.clone();
+        for (key, var) in &c.secrets {
+            secrets.insert(
+                key.clone(),
+                resolve_secret(name, &format!("secret {key}"), Some(var), None)?,
+            );
+        }
+        let dlr_token = match &c.dlr_url {
+            Some(_) => Some(resolve_secret(
+                name,
+                "dlr_token",
+                c.dlr_token_env.as_deref(),
+                c.dlr_token.as_ref(),
+            )?),
+            None => None,
+        };
+        let method = reqwest::Method::from_bytes(c.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| anyhow::anyhow!("gateway {name:?}: unknown method {:?}", c.method))?;
+        if c.body != BodyStyle::Json && c.template.values().any(|v| v.is_table() || v.is_array()) {
+            bail!(
+                "gateway {name:?}: a {:?} body has flat fields only; nested values need body = \"json\"",
+                c.body
+            );
+        }
+        if c.auth == AuthStyle::Header && c.auth_header.is_none() {
+            bail!("gateway {name:?}: auth = \"header\" needs auth_header = \"NAME\"");
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(256)
+            .build()?;
+        Ok(Self {
+            name: name.into(),
+            client,
+            method,
+            c,
+            secrets,
+            dlr_token,
+        })
+    }
+
+    /// Replaces the placeholders of one template string.
+    fn fill(&self, s: &str, sms: &OutboundSms<'_>) -> String {
+        let mut out = String::with_capacity(s.len() + sms.text.len());
+        let mut rest = s;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else {
+                out.push_str(&rest[open..]);
+                return out;
+            };
+            let key = &after[..close];
+            match self.value_of(key, sms) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    out.push('{');
+                    out.push_str(key);
+                    out.push('}');
+                }
+            }
+            rest = &after[close + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn value_of(&self, key: &str, sms: &OutboundSms<'_>) -> Option<String> {
+        Some(match key {
+            "to" => self.c.number_format.format(sms.to),
+            "text" => sms.text.to_string(),
+            "from" => sms.from.to_string(),
+            "reference" => sms.reference.to_string(),
+            "unicode" => match self.render(&toml::Value::String("{unicode}".into()), sms) {
+                Value::String(s) => s,
+                other => other.to_string(),
+            },
+            "dlr_url" => match (&self.c.dlr_url, &self.dlr_token) {
+                (Some(base), token) => crate::dlr::callback_url(
+                    base,
+                    "http-json",
+                    &self.name,
+                    token.as_ref(),
+                    sms.reference,
+                ),
+                _ => String::new(),
+            },
+            k => self
+                .secrets
+                .get(k.strip_prefix("secret.")?)?
+                .expose()
+                .to_string(),
+        })
+    }
+
+    fn render(&self, v: &toml::Value, sms: &OutboundSms<'_>) -> Value {
+        match v {
+            toml::Value::String(s) if s == "{unicode}" => {
+                match &self.c.unicode_values[usize::from(sms.unicode)] {
+                    // Taken as it is: never a template itself.
+                    toml::Value::String(u) => Value::String(u.clone()),
+                    other => self.render(other, sms),
+                }
+            }
+            toml::Value::String(s) => Value::String(self.fill(s, sms)),
+            toml::Value::Integer(i) => Value::from(*i),
+            toml::Value::Float(f) => Value::from(*f),
+            toml::Value::Boolean(b) => Value::Bool(*b),
+            toml::Value::Datetime(d) => Value::String(d.to_string()),
+            toml::Value::Array(a) => Value::Array(a.iter().map(|x| self.render(x, sms)).collect()),
+            toml::Value::Table(t) => Value::Object(
+                t.iter()
+                    .map(|(k, x)| (k.clone(), self.render(x, sms)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn request(&self, sms: &OutboundSms<'_>) -> reqwest::RequestBuilder {
+        let url = self.fill(&self.c.url, sms);
+        let mut req = self.client.request(self.method.clone(), url);
+        let fields: Vec<(String, Value)> = self
+            .c
+            .template
+            .iter()
+            .map(|(k, v)| (k.clone(), self.render(v, sms)))
+            .collect();
+        let flat = || -> Vec<(String, String)> {
+            fields
+                .iter()
+                .map(|(k, v)| {
+                    let s = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), s)
+                })
+                .collect()
+        };
+        req = match self.c.body {
+            BodyStyle::Json => req.json(&Value::Object(fields.into_iter().collect())),
+            BodyStyle::Form => req.form(&flat()),
+            BodyStyle::Query => req.query(&flat()),
+        };
+        let opt = |s: &Option<String>| s.as_deref().map(|v| self.fill(v, sms));
+        match self.c.auth {
+            AuthStyle::None => req,
+            AuthStyle::Basic => req.basic_auth(
+                opt(&self.c.auth_username).unwrap_or_default(),
+                opt(&self.c.auth_password),
+            ),
+            AuthStyle::Bearer => req.bearer_auth(opt(&self.c.auth_value).unwrap_or_default()),
+            AuthStyle::Header => req.header(
+                self.c.auth_header.as_deref().unwrap_or_default(),
+                opt(&self.c.auth_value).unwrap_or_default(),
+            ),
+        }
+    }
+
+    /// The wait a 429 asks for: Retry-After, else the configured header (seconds, or a Unix
+    /// time in seconds).
+    fn wait(&self, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+        retry_after(headers).or_else(|| {
+            let v: f64 = headers
+                .get(self.c.retry_after_header.as_deref()?)?
+                .to_str()
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            let now = chrono::Utc::now().timestamp() as f64;
+            let secs = if v > 1e9 { v - now } else { v };
+            Some(Duration::from_secs_f64(secs.clamp(0.0, 3600.0)))
+        })
+    }
+}
+
+/// The value at a dotted path (`data.tranId`, `items.0.id`), numbers and strings as text.
+pub fn at_path(v: &Value, path: &str) -> Option<String> {
+    let mut cur = v;
+    for part in path.split('.') {
+        cur = match cur {
+            Value::Object(m) => m.get(part)?,
+            Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    match cur {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl Gateway for HttpJson {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn dedups_by_reference(&self) -> bool {
+        self.c.dedups_by_reference
+    }
+
+    fn rate(&self) -> Option<f64> {
+        self.c.rate
+    }
+
+    async fn submit(&self, sms: &OutboundSms<'_>) -> Result<Accepted, SubmitError> {
+        let resp = self.request(sms).send().await.map_err(classify_transport)?;
+        let status = resp.status();
+        let wait = self.wait(resp.headers());
+        let body = match resp.text().await {
+            Ok(b) => b,
+            Err(e) if status.is_success() => return Err(classify_transport(e)),
+            Err(_) => String::new(),
+        };
+        self.classify(status, wait, &body, sms.reference)
+    }
+}
+
+impl HttpJson {
+    fn classify(
+        &self,
+        status: StatusCode,
+        wait: Option<Duration>,
+        body: &str,
+        reference: &str,
+    ) -> Result<Accepted, SubmitError> {
+        let c = &self.c;
+        let json: Option<Value> = serde_json::from_str(body).ok();
+        let code = match (&json, &c.code_path) {
+            (Some(j), Some(p)) => at_path(j, p),
+            _ => None,
+        };
+        let detail = json
+            .as_ref()
+            .zip(c.error_path.as_deref())
+            .and_then(|(j, p)| at_path(j, p))
+            .unwrap_or_else(|| body.trim().chars().take(200).collect());
+        let http_status = Some(status.as_u16());
+        let s = status.as_u16();
+        let with_code = code
+            .as_deref()
+            .map(|c| format!(", code {c}"))
+            .unwrap_or_default();
+        let id = || {
+            json.as_ref()
+                .zip(c.message_id_path.as_deref())
+                .and_then(|(j, p)| at_path(j, p))
+                .unwrap_or_else(|| reference.to_string())
+        };
+        let is = |list: &[String]| code.as_ref().is_some_and(|x| list.contains(x));
+        let transient = |what: &str| SubmitError::Transient {
+            reason: format!("{what} (HTTP {s}{with_code}): {detail}"),
+            retry_after: wait,
+            http_status,
+            code: code.clone(),
+        };
+        let permanent = |what: &str| SubmitError::Permanent {
+            reason: format!("{what} (HTTP {s}{with_code}): {detail}"),
+            http_status,
+            code: code.clone(),
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(transient("throttled by the gateway"));
+        }
+        if is(&c.unusable_codes) || status == StatusCode::UNAUTHORIZED || s == 403 {
+            return Err(SubmitError::Unusable {
+                reason: format!(
+                    "the gateway refused us (HTTP {s}{with_code}): {detail}; check the credentials, brandname and balance of gateway {:?}",
+                    self.name
+                ),
+                http_status,
+            });
+        }
+        if is(&c.recipient_codes) {
+            return Err(permanent("rejected for this recipient"));
+        }
+        if is(&c.permanent_codes) {
+            return Err(permanent("rejected by the gateway"));
+        }
+        if is(&c.retryable_codes) || status.is_server_error() {
+            return Err(transient("gateway error"));
+        }
+        if is(&c.duplicate_codes) {
+            // The gateway has this request id already: it was submitted before.
+            return Ok(Accepted {
+                gateway_id: id(),
+                http_status: s,
+            });
+        }
+        if !status.is_success() {
+            return Err(permanent("rejected by the gateway"));
+        }
+        let accepted = match (&c.code_path, &code) {
+            (None, _) => true,
+            // A 2xx without the code we read answers by: we cannot tell whether it was taken.
+            (Some(_), None) => {
+                return Err(SubmitError::InDoubt {
+                    reason: format!(
+                        "HTTP {s} without an answer code at {:?}: {detail}",
+                        c.code_path.as_deref().unwrap_or_default()
+                    ),
+                });
+            }
+            (Some(_), Some(_)) => c.success_codes.is_empty() || is(&c.success_codes),
+        };
+        if accepted {
+            Ok(Accepted {
+                gateway_id: id(),
+                http_status: s,
+            })
+        } else {
+            Err(permanent(
+                "unrecognised answer code (list it in success_codes, retryable_codes or permanent_codes)",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_read_nested_values() {
+        let v: Value =
+            serde_json::json!({"CodeResult": "100", "data": {"tranId": 42, "list": [{"id": "a"}]}});
+        assert_eq!(at_path(&v, "CodeResult").as_deref(), Some("100"));
+        assert_eq!(at_path(&v, "data.tranId").as_deref(), Some("42"));
+        assert_eq!(at_path(&v, "data.list.0.id").as_deref(), Some("a"));
+        assert_eq!(at_path(&v, "data.nope"), None);
+    }
+}

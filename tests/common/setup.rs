@@ -1,0 +1,209 @@
+//! Shared set-up for the receipt and gateway integration tests.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smscast::dispatch::{self, Counters, Dispatcher, Options, Routes, Stop};
+use smscast::encoding;
+use smscast::store::{self, Access, Campaign, ImportMeta, NewCampaign, NewSubscriber, Store};
+use tokio::sync::watch;
+
+/// A fresh folder under the system's temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "smscast-{tag}-{}-{:x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub async fn open_store(dir: &TempDir) -> Arc<dyn Store> {
+    store::open(
+        &format!("sqlite://{}", dir.0.join("smscast.db").display()),
+        Access::ReadWrite,
+    )
+    .await
+    .unwrap()
+}
+
+/// `n` Viettel numbers 8496000000x.
+pub fn numbers(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("849{:08}", 60_000_000 + i))
+        .collect()
+}
+
+/// A list of `numbers`, a campaign sending `text` through `gateway`, launched.
+pub async fn seed(store: &dyn Store, numbers: &[String], text: &str, gateway: &str) -> Campaign {
+    let mut import = store.begin_import("test").await.unwrap();
+    let rows: Vec<NewSubscriber> = numbers
+        .iter()
+        .map(|m| NewSubscriber {
+            msisdn: smscast::msisdn::Msisdn::from_canonical(m).expect("canonical number"),
+            carrier: "viettel",
+            district: Some("Tân An".into()),
+            attributes: None,
+        })
+        .collect();
+    import.stage(&rows).await.unwrap();
+    import
+        .commit(&ImportMeta {
+            list: "test".into(),
+            file_name: "test.csv".into(),
+            sha256: "0".repeat(64),
+            rows_read: numbers.len() as u64,
+            rejected: 0,
+            legacy_converted: 0,
+            operator: "test".into(),
+        })
+        .await
+        .unwrap();
+    let a = encoding::analyze(text);
+    let id = store
+        .create_campaign(&NewCampaign {
+            name: "test".into(),
+            list: "test".into(),
+            message_text: text.into(),
+            encoding: a.encoding.as_str().into(),
+            segments: a.segments as i64,
+            characters: a.characters as i64,
+            sender: "LONGAN".into(),
+            gateway: gateway.into(),
+            rate: 200.0,
+            window_start: 0,
+            window_end: 1440,
+            starts_ms: None,
+            ends_ms: None,
+            max_attempts: 3,
+            cap_hours: 0,
+            created_by: "test".into(),
+        })
+        .await
+        .unwrap();
+    store.launch(id).await.unwrap();
+    store.campaign(&id.to_string()).await.unwrap().unwrap()
+}
+
+/// Runs the campaign to its end through `routes`.
+pub async fn send(store: Arc<dyn Store>, campaign: Campaign, routes: Routes) -> Stop {
+    let dispatcher = Dispatcher::new(
+        store,
+        campaign,
+        routes,
+        Options {
+            rate: Some(200.0),
+            concurrency: 8,
+            lease: Duration::from_secs(30),
+            worker_id: dispatch::new_worker_id(),
+            no_wait: true,
+        },
+        Arc::new(Counters::default()),
+    );
+    dispatcher.start(&[]).await.unwrap();
+    let (_tx, rx) = watch::channel(false);
+    tokio::time::timeout(Duration::from_secs(60), dispatcher.run(rx))
+        .await
+        .expect("the campaign finishes within a minute")
+        .unwrap()
+}
+
+/// Polls `state_counts` until `state` has `n` rows or `within` passes; returns the counts.
+pub async fn wait_for_state(
+    store: &dyn Store,
+    campaign_id: i64,
+    state: &str,
+    n: i64,
+    within: Duration,
+) -> Vec<(String, i64)> {
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let counts = store.state_counts(campaign_id).await.unwrap();
+        let got = counts
+            .iter()
+            .find(|(s, _)| s == state)
+            .map_or(0, |(_, n)| *n);
+        if got >= n || tokio::time::Instant::now() >= until {
+            return counts;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Claims every queued delivery and marks it in flight; records all but the first
+/// `leave_sending` as submitted through `gateway` with the id `gateway_id(reference)`.
+/// Returns (delivery id, reference) of every row, in id order.
+pub async fn submit_all(
+    store: &dyn Store,
+    campaign: &Campaign,
+    gateway: &str,
+    leave_sending: usize,
+    gateway_id: impl Fn(&str) -> String,
+) -> Vec<(i64, String)> {
+    let worker = "test-worker";
+    let now = store::now_ms();
+    let claimed = store
+        .claim(campaign.id, worker, 1_000_000, now, now + 600_000)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
+    let sending = store.mark_in_flight(worker, &ids, 0).await.unwrap();
+    assert_eq!(sending.len(), ids.len());
+    let rows: Vec<(i64, String)> = ids
+        .iter()
+        .map(|id| (*id, store::reference(campaign.id, *id)))
+        .collect();
+    let outcomes: Vec<store::Outcome> = rows[leave_sending.min(rows.len())..]
+        .iter()
+        .map(|(id, r)| submitted(*id, gateway, &gateway_id(r)))
+        .collect();
+    store.record(worker, &outcomes).await.unwrap();
+    rows
+}
+
+/// The outcome "accepted by the gateway with this id" for a delivery.
+pub fn submitted(delivery_id: i64, gateway: &str, gateway_id: &str) -> store::Outcome {
+    store::Outcome {
+        delivery_id,
+        attempt_no: 1,
+        started_ms: store::now_ms(),
+        latency_ms: 5,
+        http_status: Some(202),
+        gateway: gateway.into(),
+        gateway_code: None,
+        kind: store::OutcomeKind::Submitted {
+            gateway_id: gateway_id.into(),
+        },
+        error: None,
+        text: None,
+    }
+}
+
+/// State of each delivery of a campaign, by id.
+pub async fn states(store_url: &str, campaign_id: i64) -> std::collections::HashMap<i64, String> {
+    let pool = sqlx::SqlitePool::connect(store_url).await.unwrap();
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, state FROM deliveries WHERE campaign_id = $1")
+            .bind(campaign_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    rows.into_iter().collect()
+}
+
+pub fn db_url(dir: &TempDir) -> String {
+    format!("sqlite://{}", dir.0.join("smscast.db").display())
+}
