@@ -567,3 +567,132 @@ fn two_campaigns_on_one_gateway_share_its_rate() {
         "{busiest} in one second through a 300/s gateway"
     );
 }
+
+/// Receipts on PostgreSQL, through the store: a final state never regresses, a receipt waits
+/// for its message's submission to be recorded, one matching nothing becomes unmatched after
+/// the grace period, and silent messages expire.
+#[test]
+fn receipts_apply_once_wait_for_their_message_and_expire_the_silent() {
+    use smscast::store::{NewReceipt, Outcome, OutcomeKind, ReceiptEffect, ReceiptStatus};
+    let env = pg_env!("receipts_apply_once_wait_for_their_message_and_expire_the_silent");
+    let sim = Sim::start(&[]);
+    setup(&env, &sim, 5, "", &[]);
+    let url = env.db_url();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = store::open(&url, Access::ReadWrite).await.unwrap();
+        let c = s.campaign("june").await.unwrap().unwrap();
+        s.launch(c.id).await.unwrap();
+        let now = store::now_ms();
+        let claimed = s.claim(c.id, "w", 10, now, now + 60_000).await.unwrap();
+        let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
+        assert_eq!(ids.len(), 5);
+        assert_eq!(s.mark_in_flight("w", &ids, 0).await.unwrap().len(), 5);
+        let outcome = |id: i64, kind: OutcomeKind| Outcome {
+            delivery_id: id,
+            attempt_no: 1,
+            started_ms: now,
+            latency_ms: 5,
+            http_status: Some(200),
+            gateway: c.gateway.clone(),
+            gateway_code: None,
+            kind,
+            error: None,
+            text: None,
+        };
+        let submitted = |id: i64| {
+            outcome(
+                id,
+                OutcomeKind::Submitted {
+                    gateway_id: format!("g{id}"),
+                },
+            )
+        };
+        s.record(
+            "w",
+            &[
+                submitted(ids[0]),
+                submitted(ids[1]),
+                outcome(ids[2], OutcomeKind::InDoubt),
+                submitted(ids[3]),
+            ],
+        )
+        .await
+        .unwrap();
+        let receipt = |reference: Option<String>, gid: Option<String>, status, at| NewReceipt {
+            received_ms: at,
+            gateway: c.gateway.clone(),
+            reference,
+            gateway_id: gid,
+            status,
+            gateway_status: status.as_str().into(),
+            error_code: None,
+            raw: "{}".into(),
+        };
+        let r = |id: i64| Some(store::reference(c.id, id));
+        let effects = s
+            .record_receipts(&[
+                receipt(r(ids[0]), None, ReceiptStatus::Delivered, now),
+                receipt(r(ids[0]), None, ReceiptStatus::Failed, now),
+                receipt(
+                    None,
+                    Some(format!("g{}", ids[1])),
+                    ReceiptStatus::Failed,
+                    now,
+                ),
+                receipt(r(ids[2]), None, ReceiptStatus::Enroute, now),
+                receipt(r(ids[4]), None, ReceiptStatus::Delivered, now),
+                receipt(
+                    Some("smscast-999999-999999".into()),
+                    None,
+                    ReceiptStatus::Delivered,
+                    now - 10_000,
+                ),
+            ])
+            .await
+            .unwrap();
+        use ReceiptEffect::*;
+        assert_eq!(
+            effects,
+            vec![Applied, NoChange, Applied, Applied, Pending, Pending]
+        );
+        let counts = s.receipt_counts().await.unwrap();
+        assert_eq!(
+            (
+                counts.total,
+                counts.matched,
+                counts.pending,
+                counts.unmatched
+            ),
+            (6, 4, 2, 0)
+        );
+        // Still sending: the receipt waits; nothing is unmatched before the grace period.
+        let early = s.match_pending_receipts(now - 20_000).await.unwrap();
+        assert_eq!(
+            (early.applied, early.still_pending, early.unmatched),
+            (0, 2, 0)
+        );
+        s.record("w", &[submitted(ids[4])]).await.unwrap();
+        let m = s.match_pending_receipts(now).await.unwrap();
+        assert_eq!(
+            (m.applied, m.no_change, m.still_pending, m.unmatched),
+            (1, 0, 0, 1)
+        );
+        assert_eq!(s.expire_submitted(now + 1_000, now).await.unwrap(), 2);
+        let counts = s.receipt_counts().await.unwrap();
+        assert_eq!(
+            (
+                counts.total,
+                counts.matched,
+                counts.pending,
+                counts.unmatched
+            ),
+            (6, 5, 0, 1)
+        );
+        let states: std::collections::HashMap<String, i64> =
+            s.state_counts(c.id).await.unwrap().into_iter().collect();
+        assert_eq!(states.get("delivered"), Some(&2), "{states:?}");
+        assert_eq!(states.get("failed"), Some(&1), "{states:?}");
+        assert_eq!(states.get("expired"), Some(&2), "{states:?}");
+    });
+}

@@ -86,6 +86,7 @@ CREATE TABLE deliveries (
     lease_expires_ms BIGINT,
     gateway          TEXT,
     gateway_id       TEXT,
+    message_text     TEXT,                      -- the text as sent, when the campaign is personalised
     last_error       TEXT,
     submitted_ms     BIGINT,
     final_ms         BIGINT,

@@ -64,7 +64,8 @@ pub enum Stop {
     NothingDueUntil(i64),
     /// The campaign's send-by date passed: nothing more goes out.
     PastDeadline,
-    /// Nothing left for this worker; other workers still hold rows.
+    /// Nothing left to send, and another worker completed the campaign (this worker waited for
+    /// the others, taking over the rows of any that died).
     NothingLeft,
 }
 

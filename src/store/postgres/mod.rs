@@ -18,6 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, SqlSafeStr, Transaction};
 
 mod import;
+mod receipts;
 mod report;
 
 use super::*;
@@ -28,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         1,
         "initial",
         include_str!("../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "receipts",
+        include_str!("../../../migrations/postgres/0002_receipts.sql"),
     ),
     (
         1001,
@@ -149,6 +155,7 @@ struct OutcomeColumns {
     next_attempt_ms: Vec<Option<i64>>,
     final_ms: Vec<Option<i64>>,
     done_ms: Vec<i64>,
+    text: Vec<Option<String>>,
 }
 
 impl OutcomeColumns {
@@ -180,6 +187,7 @@ impl OutcomeColumns {
             c.next_attempt_ms.push(next_attempt);
             c.final_ms.push(final_ms);
             c.done_ms.push(o.started_ms + o.latency_ms);
+            c.text.push(o.text.clone());
         }
         c
     }
@@ -187,8 +195,8 @@ impl OutcomeColumns {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn begin_import(&self) -> Result<Box<dyn ImportSession>> {
-        import::begin(self.tx().await?).await
+    async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
+        import::begin(self.tx().await?, list).await
     }
 
     async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
@@ -251,6 +259,46 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|(_, n)| n))
+    }
+
+    async fn list_members_page(
+        &self,
+        list: &str,
+        after_subscriber_id: i64,
+        limit: u32,
+    ) -> Result<Vec<MemberFields>> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.msisdn, s.district, s.attributes FROM lists l
+             JOIN list_members m ON m.list_id = l.id JOIN subscribers s ON s.id = m.subscriber_id
+             WHERE l.name = $1 AND s.id > $2 ORDER BY s.id LIMIT $3",
+        )
+        .bind(list)
+        .bind(after_subscriber_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| MemberFields {
+                subscriber_id: r.get(0),
+                msisdn: r.get(1),
+                district: r.get(2),
+                attributes: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn delivery_attributes(
+        &self,
+        delivery_ids: &[i64],
+    ) -> Result<Vec<(i64, Option<String>)>> {
+        Ok(sqlx::query_as(
+            "SELECT d.id, s.attributes FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+             WHERE d.id = ANY($1)",
+        )
+        .bind(delivery_ids)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64> {
@@ -587,7 +635,8 @@ impl Store for PostgresStore {
                              FOR UPDATE SKIP LOCKED)
              UPDATE deliveries SET state = 'claimed', lease_owner = $1, lease_expires_ms = $2
              FROM picked WHERE deliveries.id = picked.id
-             RETURNING deliveries.id, deliveries.msisdn, deliveries.carrier, deliveries.attempts",
+             RETURNING deliveries.id, deliveries.msisdn, deliveries.carrier, deliveries.district,
+                       deliveries.attempts",
         )
         .bind(worker)
         .bind(lease_until_ms)
@@ -602,7 +651,9 @@ impl Store for PostgresStore {
                 id: r.get(0),
                 msisdn: r.get(1),
                 carrier: r.get(2),
-                attempts: r.get(3),
+                district: r.get(3),
+                attempts: r.get(4),
+                text: None,
             })
             .collect();
         claimed.sort_by_key(|c| c.id);
@@ -692,10 +743,12 @@ impl Store for PostgresStore {
                  next_attempt_ms = COALESCE(o.next_attempt_ms, deliveries.next_attempt_ms),
                  final_ms = COALESCE(o.final_ms, deliveries.final_ms),
                  submitted_ms = CASE WHEN o.state = 'submitted' THEN o.done_ms ELSE deliveries.submitted_ms END,
+                 message_text = COALESCE(o.text, deliveries.message_text),
                  last_error = o.error, lease_owner = NULL, lease_expires_ms = NULL
              FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
-                         $6::bigint[], $7::bigint[], $8::text[])
-                  AS o(id, state, gateway, gateway_id, next_attempt_ms, final_ms, done_ms, error)
+                         $6::bigint[], $7::bigint[], $8::text[], $9::text[])
+                  AS o(id, state, gateway, gateway_id, next_attempt_ms, final_ms, done_ms, error,
+                       text)
              WHERE deliveries.id = o.id AND deliveries.state IN ('sending', 'unknown')",
         )
         .bind(&c.id)
@@ -706,6 +759,7 @@ impl Store for PostgresStore {
         .bind(&c.final_ms)
         .bind(&c.done_ms)
         .bind(&c.error)
+        .bind(&c.text)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -895,6 +949,32 @@ impl Store for PostgresStore {
                 hash: r.get(7),
             })
             .collect())
+    }
+
+    // receipts
+    async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>> {
+        // Receipts apply in arrival order, so two receivers' batches may lock the same
+        // messages in opposite orders: PostgreSQL then rolls one back, and it is tried again.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match receipts::record(self.tx().await?, receipts).await {
+                Err(e) if tries < 3 && receipts::is_retryable(&e) => continue,
+                result => return result,
+            }
+        }
+    }
+
+    async fn match_pending_receipts(&self, unmatched_before_ms: i64) -> Result<MatchedReceipts> {
+        receipts::match_pending(&self.pool, unmatched_before_ms).await
+    }
+
+    async fn expire_submitted(&self, submitted_before_ms: i64, now_ms: i64) -> Result<u64> {
+        receipts::expire(&self.pool, submitted_before_ms, now_ms).await
+    }
+
+    async fn receipt_counts(&self) -> Result<ReceiptCounts> {
+        receipts::counts(&self.pool).await
     }
 
     async fn rate_grant(
