@@ -166,9 +166,18 @@ pub async fn run_campaign(
             Ok(Exit::Ok)
         }
         Stop::NothingLeft => {
-            eprintln!(
-                "nothing left for this worker; other workers still hold messages of {name:?}"
-            );
+            // Every row is settled and this worker did not mark the campaign completed: another
+            // worker finished it (taking over the rows of any worker that died).
+            let unknown = count(&store.state_counts(campaign.id).await?, "unknown");
+            if unknown > 0 {
+                eprintln!(
+                    "nothing left to send: another worker completed the campaign, with {unknown} message(s) in doubt: decide with `smscast reconcile {name} --resend` or `--give-up`"
+                );
+            } else {
+                eprintln!(
+                    "nothing left to send: another worker completed the campaign: see `smscast report {name}`"
+                );
+            }
             Ok(Exit::Ok)
         }
         Stop::Interrupted => {

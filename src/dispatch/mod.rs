@@ -11,8 +11,10 @@
 //! [`Dispatcher::run`] loops around [`Dispatcher::step`]; shutdown is a parameter, and in-flight
 //! sends finish and are recorded before `run` returns.
 
+mod budget;
 mod guard;
 mod recorder;
+mod takeover;
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
@@ -62,7 +64,8 @@ pub enum Stop {
     NothingDueUntil(i64),
     /// The campaign's send-by date passed: nothing more goes out.
     PastDeadline,
-    /// Nothing left for this worker; other workers still hold rows.
+    /// Nothing left to send, and another worker completed the campaign (this worker waited for
+    /// the others, taking over the rows of any that died).
     NothingLeft,
 }
 
@@ -199,6 +202,8 @@ pub struct Dispatcher {
     template: Option<crate::template::Template>,
     /// The next batch, being marked in flight while the current one is sent.
     prefetched: Option<Marking>,
+    /// The rate shared with every other worker (campaign and gateways).
+    budget: budget::Budget,
 }
 
 impl Dispatcher {
@@ -224,6 +229,7 @@ impl Dispatcher {
         // The stored text is a template: `{{` is a literal brace, `{name}` a placeholder.
         let template = crate::template::Template::parse(&campaign_text);
         Self {
+            budget: budget::Budget::new(store.clone(), campaign.id, campaign.rate),
             hours: Hours {
                 start: campaign.window_start,
                 end: campaign.window_end,
@@ -398,6 +404,16 @@ impl Dispatcher {
                             .any(|(s, n)| (s == "claimed" || s == "sending") && *n > 0);
                         if busy && self.permits.available_permits() < self.opts.concurrency {
                             StepOutcome::Idle(Duration::from_millis(20))
+                        } else if busy
+                            && let Some(wait) = takeover::wait_for_others(
+                                &*self.store,
+                                self.campaign.id,
+                                &self.opts.worker_id,
+                                self.routes.all_dedup(),
+                            )
+                            .await?
+                        {
+                            StepOutcome::Idle(wait)
                         } else {
                             StepOutcome::Stop(Stop::NothingLeft)
                         }
@@ -542,6 +558,9 @@ impl Dispatcher {
         if let Some(l) = &route.limiter {
             l.until_ready().await;
         }
+        self.budget
+            .take(route.gateway.name(), route.gateway.rate())
+            .await;
         let factor = route.factor();
         let rate = match (self.opts.rate, route.gateway.rate()) {
             (Some(a), Some(b)) => Some(a.min(b)),

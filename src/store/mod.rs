@@ -5,6 +5,7 @@
 //! own migrations folder (`migrations/<backend>/`, same file names). SQL is always
 //! parameterised; the statements sit in small functions named for their intent.
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Milliseconds since the Unix epoch, the one time unit of the store.
@@ -28,18 +30,30 @@ pub enum Access {
     ReadOnly,
 }
 
-/// Opens the store named by `url` (`sqlite://path` or a bare path), creating the file and
-/// applying migrations on first use when `access` allows writing.
+/// Opens the store named by `url`: `postgres://…` (or `postgresql://…`) for the shared
+/// database many workers use, else `sqlite://path` or a bare path. Migrations are applied on
+/// first use when `access` allows writing (creating the SQLite file; the PostgreSQL database
+/// itself must exist).
 pub async fn open(url: &str, access: Access) -> Result<Arc<dyn Store>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!(
-            "PostgreSQL is not supported by this build yet; use a SQLite file (--db sqlite://smscast.db)"
-        );
-    }
-    let store = SqliteStore::open(url, access)
-        .await
-        .with_context(|| format!("Failed to open the database {}", redact_url(url)))?;
-    Ok(Arc::new(store))
+    let store: Arc<dyn Store> = if is_postgres(url) {
+        Arc::new(
+            PostgresStore::open(url, access)
+                .await
+                .with_context(|| format!("Failed to open the database {}", redact_url(url)))?,
+        )
+    } else {
+        Arc::new(
+            SqliteStore::open(url, access)
+                .await
+                .with_context(|| format!("Failed to open the database {}", redact_url(url)))?,
+        )
+    };
+    Ok(store)
+}
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// A database URL with any password replaced, for messages.
@@ -312,6 +326,14 @@ pub struct WorkerInfo {
     pub stopped_ms: Option<i64>,
 }
 
+/// Tokens handed out by a shared rate budget.
+#[derive(Clone, Copy, Debug)]
+pub struct RateGrant {
+    pub granted: u32,
+    /// Tokens still in the bucket after this grant (fractional: it refills continuously).
+    pub tokens_left: f64,
+}
+
 /// One row of the hash-chained operator log.
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditEntry {
@@ -549,6 +571,22 @@ pub trait Store: Send + Sync {
     /// Messages `submitted` before `submitted_before_ms` with no final receipt → `expired`.
     async fn expire_submitted(&self, submitted_before_ms: i64, now_ms: i64) -> Result<u64>;
     async fn receipt_counts(&self) -> Result<ReceiptCounts>;
+
+    // scale-out
+    /// Takes up to `want` tokens from the shared token bucket `scope` (refilled at `rate` per
+    /// second, holding at most `burst`), so that many workers together keep one rate. `None`:
+    /// this backend serves one machine and keeps no shared budget; the local limiter is the
+    /// whole story.
+    async fn rate_grant(
+        &self,
+        scope: &str,
+        rate: f64,
+        burst: f64,
+        want: u32,
+    ) -> Result<Option<RateGrant>> {
+        let _ = (scope, rate, burst, want);
+        Ok(None)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,14 +12,120 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_smscast");
 
+/// The PostgreSQL server the tests may use: `SMSCAST_TEST_PG=postgres://user@host:port/db`
+/// (any database the user can connect to and `CREATE DATABASE` from). Each test gets a fresh
+/// database of its own on that server.
+pub const PG_ENV: &str = "SMSCAST_TEST_PG";
+
+/// `SMSCAST_TEST_BACKEND=postgres` runs every behaviour test (`Env::new`) on that server
+/// instead of a SQLite file.
+pub const BACKEND_ENV: &str = "SMSCAST_TEST_BACKEND";
+
+/// Says, past the test harness's output capture, that a test did not run and why.
+pub fn skip(test: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: skipped: set {PG_ENV}=postgres://USER@HOST:PORT/postgres (a server where USER may CREATE DATABASE) to run it; .ci/run starts a throwaway one"
+    );
+}
+
+/// A database created for one test on the `SMSCAST_TEST_PG` server, dropped at the end.
+struct PgDb {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDb {
+    fn create(admin_url: &str, label: &str) -> Self {
+        let name = format!(
+            "smscast_test_{}_{}_{}",
+            label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                })
+                .collect::<String>(),
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        pg_execute(admin_url, &format!("CREATE DATABASE {name}")).unwrap();
+        Self {
+            admin_url: admin_url.to_string(),
+            name,
+        }
+    }
+
+    fn url(&self) -> String {
+        let (base, query) = match self.admin_url.split_once('?') {
+            Some((b, q)) => (b, format!("?{q}")),
+            None => (self.admin_url.as_str(), String::new()),
+        };
+        let server = match base.rfind('/') {
+            Some(i) if i > base.find("://").map_or(0, |s| s + 2) => &base[..i],
+            _ => base,
+        };
+        format!("{server}/{}{query}", self.name)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = pg_execute(
+                &self.admin_url,
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            );
+        }
+    }
+}
+
+/// Runs one statement (no parameters: database names cannot be bound) on `url`.
+pub fn pg_execute(url: &str, sql: &str) -> Result<(), String> {
+    use sqlx::{Connection, Executor};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(|e| format!("cannot connect to {PG_ENV}: {e}"))?;
+        conn.execute(sqlx::AssertSqlSafe(sql.to_string()))
+            .await
+            .map_err(|e| format!("{sql}: {e}"))?;
+        Ok(())
+    })
+}
+
+static N: AtomicU32 = AtomicU32::new(0);
+
 /// A scratch folder with its own database and `smscast.toml`, removed at the end.
 pub struct Env {
     pub dir: PathBuf,
+    pg: Option<PgDb>,
 }
 
 impl Env {
+    /// A SQLite file in the folder, or a fresh PostgreSQL database when
+    /// `SMSCAST_TEST_BACKEND=postgres`.
     pub fn new(name: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
+        if std::env::var(BACKEND_ENV).is_ok_and(|b| b == "postgres") {
+            return Self::postgres(name).unwrap_or_else(|| {
+                panic!("{BACKEND_ENV}=postgres needs {PG_ENV}=postgres://… too")
+            });
+        }
+        Self::with_db(name, None)
+    }
+
+    /// A fresh PostgreSQL database on the `SMSCAST_TEST_PG` server; `None` when it is not set.
+    pub fn postgres(name: &str) -> Option<Self> {
+        let admin = std::env::var(PG_ENV).ok().filter(|u| !u.is_empty())?;
+        Some(Self::with_db(name, Some(PgDb::create(&admin, name))))
+    }
+
+    fn with_db(name: &str, pg: Option<PgDb>) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "smscast-test-{name}-{}-{}",
             std::process::id(),
@@ -27,7 +133,7 @@ impl Env {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Self { dir }
+        Self { dir, pg }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -35,7 +141,14 @@ impl Env {
     }
 
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}", self.dir.join("smscast.db").display())
+        match &self.pg {
+            Some(pg) => pg.url(),
+            None => format!("sqlite://{}", self.dir.join("smscast.db").display()),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
     }
 
     /// `smscast` run in the folder, against its database.

@@ -1,0 +1,1025 @@
+//! The scale-out backend: one PostgreSQL database shared by every worker on every machine.
+//!
+//! Same semantics as the SQLite store, statement for statement, in PostgreSQL's dialect: id
+//! lists are bound arrays (`= ANY($1)`, `UNNEST`), claims take rows with `FOR UPDATE SKIP
+//! LOCKED` so workers never wait on each other's batches, and the audit chain is appended under
+//! a transaction-scoped advisory lock so it stays one line across processes. Statements that
+//! touch many leased rows lock them in id order first, so a worker's heartbeat, marking and
+//! recording (three connections) cannot deadlock each other. Text is ordered with
+//! `COLLATE "C"`, byte order, as SQLite does.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, SqlSafeStr, Transaction};
+
+mod import;
+mod receipts;
+mod report;
+
+use super::*;
+use crate::audit;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "receipts",
+        include_str!("../../../migrations/postgres/0002_receipts.sql"),
+    ),
+    (
+        1001,
+        "scale_out",
+        include_str!("../../../migrations/postgres/1001_scale_out.sql"),
+    ),
+];
+
+/// `pg_advisory_xact_lock` key serialising appends to the audit chain ("smscast" in ASCII).
+const AUDIT_LOCK: i64 = 0x0073_6d73_6361_7374;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn open(url: &str, access: Access) -> Result<Self> {
+        let mut options = PgConnectOptions::from_str(url)?.application_name("smscast");
+        let read_only = access == Access::ReadOnly;
+        if read_only {
+            // Auditors' commands: the server itself refuses writes on these connections.
+            options = options.options([("default_transaction_read_only", "on")]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(options)
+            .await?;
+        if read_only {
+            let ready: bool = sqlx::query_scalar("SELECT to_regclass('campaigns') IS NOT NULL")
+                .fetch_one(&pool)
+                .await?;
+            if !ready {
+                bail!(
+                    "this database has no smscast tables yet: import a list first (smscast subscribers import), or point --db at the right database"
+                );
+            }
+        } else {
+            let migrations = MIGRATIONS
+                .iter()
+                .map(|(version, name, sql)| {
+                    Migration::new(
+                        *version,
+                        (*name).into(),
+                        MigrationType::Simple,
+                        sql.into_sql_str(),
+                        false,
+                    )
+                })
+                .collect();
+            // sqlx holds an advisory lock while migrating: workers starting together queue.
+            Migrator::with_migrations(migrations)
+                .run(&pool)
+                .await
+                .context("Failed to apply the database migrations")?;
+        }
+        Ok(Self { pool })
+    }
+
+    async fn tx(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+/// Locks rows by id, in id order, for the rest of the transaction.
+async fn lock_ids(tx: &mut Transaction<'static, Postgres>, ids: &[i64]) -> Result<()> {
+    sqlx::query("SELECT id FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(ids)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn campaign_from_row(r: &PgRow) -> Result<Campaign> {
+    Ok(Campaign {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        list_id: r.try_get("list_id")?,
+        list: r.try_get("list_name")?,
+        message_text: r.try_get("message_text")?,
+        encoding: r.try_get("encoding")?,
+        segments: r.try_get("segments")?,
+        characters: r.try_get("characters")?,
+        sender: r.try_get("sender")?,
+        gateway: r.try_get("gateway")?,
+        rate: r.try_get("rate")?,
+        window_start: r.try_get("window_start")?,
+        window_end: r.try_get("window_end")?,
+        starts_ms: r.try_get("starts_ms")?,
+        ends_ms: r.try_get("ends_ms")?,
+        max_attempts: r.try_get("max_attempts")?,
+        cap_hours: r.try_get("cap_hours")?,
+        state: CampaignState::parse(r.try_get::<&str, _>("state")?)?,
+        state_reason: r.try_get("state_reason")?,
+        created_by: r.try_get("created_by")?,
+        created_ms: r.try_get("created_ms")?,
+        launched_ms: r.try_get("launched_ms")?,
+        completed_ms: r.try_get("completed_ms")?,
+    })
+}
+
+const CAMPAIGN_SELECT: &str =
+    "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id";
+
+/// The columns of a batch of outcomes, one bound array each, for `UNNEST`.
+#[derive(Default)]
+struct OutcomeColumns {
+    id: Vec<i64>,
+    attempt_no: Vec<i64>,
+    started_ms: Vec<i64>,
+    latency_ms: Vec<i64>,
+    http_status: Vec<Option<i64>>,
+    gateway: Vec<String>,
+    gateway_code: Vec<Option<String>>,
+    outcome: Vec<String>,
+    error: Vec<Option<String>>,
+    state: Vec<String>,
+    gateway_id: Vec<Option<String>>,
+    next_attempt_ms: Vec<Option<i64>>,
+    final_ms: Vec<Option<i64>>,
+    done_ms: Vec<i64>,
+    text: Vec<Option<String>>,
+}
+
+impl OutcomeColumns {
+    fn new(outcomes: &[Outcome], now: i64) -> Self {
+        let mut c = Self::default();
+        for o in outcomes {
+            let (state, gateway_id, next_attempt, final_ms) = match &o.kind {
+                OutcomeKind::Submitted { gateway_id } => {
+                    ("submitted", Some(gateway_id.clone()), None, None)
+                }
+                OutcomeKind::Retry { next_attempt_ms } => {
+                    ("queued", None, Some(*next_attempt_ms), None)
+                }
+                OutcomeKind::GaveUp => ("failed", None, None, Some(now)),
+                OutcomeKind::Rejected => ("rejected", None, None, Some(now)),
+                OutcomeKind::InDoubt => ("unknown", None, None, None),
+            };
+            c.id.push(o.delivery_id);
+            c.attempt_no.push(o.attempt_no);
+            c.started_ms.push(o.started_ms);
+            c.latency_ms.push(o.latency_ms);
+            c.http_status.push(o.http_status);
+            c.gateway.push(o.gateway.clone());
+            c.gateway_code.push(o.gateway_code.clone());
+            c.outcome.push(o.kind.label().to_string());
+            c.error.push(o.error.clone());
+            c.state.push(state.to_string());
+            c.gateway_id.push(gateway_id);
+            c.next_attempt_ms.push(next_attempt);
+            c.final_ms.push(final_ms);
+            c.done_ms.push(o.started_ms + o.latency_ms);
+            c.text.push(o.text.clone());
+        }
+        c
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
+        import::begin(self.tx().await?, list).await
+    }
+
+    async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
+        let row = sqlx::query(
+            "SELECT i.id, i.created_ms, i.imported FROM imports i JOIN lists l ON l.id = i.list_id
+             WHERE l.name = $1 AND i.sha256 = $2 ORDER BY i.id LIMIT 1",
+        )
+        .bind(list)
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| PreviousImport {
+            import_id: r.get(0),
+            created_ms: r.get(1),
+            imported: r.get(2),
+        }))
+    }
+
+    async fn lists(&self) -> Result<Vec<ListSummary>> {
+        let lists: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM lists ORDER BY name COLLATE \"C\"")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::with_capacity(lists.len());
+        for (id, name) in lists {
+            let by_carrier: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT s.carrier, COUNT(*) FROM list_members m JOIN subscribers s ON s.id = m.subscriber_id
+                 WHERE m.list_id = $1 GROUP BY s.carrier ORDER BY 2 DESC, s.carrier COLLATE \"C\"",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+            let by_district: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT COALESCE(s.district, '(none)'), COUNT(*) FROM list_members m
+                 JOIN subscribers s ON s.id = m.subscriber_id
+                 WHERE m.list_id = $1 GROUP BY 1
+                 ORDER BY 2 DESC, COALESCE(s.district, '(none)') COLLATE \"C\"",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+            let members = by_carrier.iter().map(|(_, n)| n).sum();
+            out.push(ListSummary {
+                id,
+                name,
+                members,
+                by_carrier,
+                by_district,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn list_size(&self, list: &str) -> Result<Option<i64>> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT l.id, (SELECT COUNT(*) FROM list_members m WHERE m.list_id = l.id)
+             FROM lists l WHERE l.name = $1",
+        )
+        .bind(list)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(_, n)| n))
+    }
+
+    async fn list_members_page(
+        &self,
+        list: &str,
+        after_subscriber_id: i64,
+        limit: u32,
+    ) -> Result<Vec<MemberFields>> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.msisdn, s.district, s.attributes FROM lists l
+             JOIN list_members m ON m.list_id = l.id JOIN subscribers s ON s.id = m.subscriber_id
+             WHERE l.name = $1 AND s.id > $2 ORDER BY s.id LIMIT $3",
+        )
+        .bind(list)
+        .bind(after_subscriber_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| MemberFields {
+                subscriber_id: r.get(0),
+                msisdn: r.get(1),
+                district: r.get(2),
+                attributes: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn delivery_attributes(
+        &self,
+        delivery_ids: &[i64],
+    ) -> Result<Vec<(i64, Option<String>)>> {
+        Ok(sqlx::query_as(
+            "SELECT d.id, s.attributes FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+             WHERE d.id = ANY($1)",
+        )
+        .bind(delivery_ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64> {
+        let n = sqlx::query(
+            "INSERT INTO opt_outs (msisdn, source, created_ms)
+             SELECT m, $2, $3 FROM UNNEST($1::text[]) AS m ON CONFLICT DO NOTHING",
+        )
+        .bind(msisdns)
+        .bind(source)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    async fn remove_opt_outs(&self, msisdns: &[String]) -> Result<u64> {
+        let n = sqlx::query("DELETE FROM opt_outs WHERE msisdn = ANY($1)")
+            .bind(msisdns)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+
+    async fn create_campaign(&self, c: &NewCampaign) -> Result<i64> {
+        let list_id: Option<i64> = sqlx::query_scalar("SELECT id FROM lists WHERE name = $1")
+            .bind(&c.list)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(list_id) = list_id else {
+            bail!("there is no list named {:?}: see `smscast lists`", c.list);
+        };
+        let id = sqlx::query_scalar(
+            "INSERT INTO campaigns (name, list_id, message_text, encoding, segments, characters, sender,
+                 gateway, rate, window_start, window_end, starts_ms, ends_ms, max_attempts, cap_hours,
+                 state, created_by, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'draft', $16, $17)
+             RETURNING id",
+        )
+        .bind(&c.name)
+        .bind(list_id)
+        .bind(&c.message_text)
+        .bind(&c.encoding)
+        .bind(c.segments)
+        .bind(c.characters)
+        .bind(&c.sender)
+        .bind(&c.gateway)
+        .bind(c.rate)
+        .bind(c.window_start)
+        .bind(c.window_end)
+        .bind(c.starts_ms)
+        .bind(c.ends_ms)
+        .bind(c.max_attempts)
+        .bind(c.cap_hours)
+        .bind(&c.created_by)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                anyhow::anyhow!("a campaign named {:?} exists already: choose another name", c.name)
+            }
+            _ => e.into(),
+        })?;
+        Ok(id)
+    }
+
+    async fn campaign(&self, key: &str) -> Result<Option<Campaign>> {
+        let row = match key.parse::<i64>() {
+            Ok(id) => {
+                sqlx::query(
+                    "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.id = $1",
+                )
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            Err(_) => {
+                sqlx::query(
+                    "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.name = $1",
+                )
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        row.as_ref().map(campaign_from_row).transpose()
+    }
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>> {
+        let rows = sqlx::query(CAMPAIGN_SELECT).fetch_all(&self.pool).await?;
+        rows.iter().map(campaign_from_row).collect()
+    }
+
+    async fn set_campaign_state(
+        &self,
+        id: i64,
+        state: CampaignState,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let completed = (state == CampaignState::Completed).then(now_ms);
+        sqlx::query(
+            "UPDATE campaigns SET state = $1, state_reason = $2,
+                 completed_ms = COALESCE($3, completed_ms) WHERE id = $4",
+        )
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(completed)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn launch(&self, campaign_id: i64) -> Result<(u64, u64)> {
+        let mut tx = self.tx().await?;
+        sqlx::query(
+            "INSERT INTO deliveries (campaign_id, subscriber_id, msisdn, carrier, district, state)
+             SELECT c.id, s.id, s.msisdn, s.carrier, s.district,
+                    CASE WHEN EXISTS (SELECT 1 FROM opt_outs o WHERE o.msisdn = s.msisdn)
+                         THEN 'suppressed' ELSE 'queued' END
+             FROM campaigns c
+             JOIN list_members m ON m.list_id = c.list_id
+             JOIN subscribers s ON s.id = m.subscriber_id
+             WHERE c.id = $1
+             ORDER BY s.id
+             ON CONFLICT (campaign_id, subscriber_id) DO NOTHING",
+        )
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await?;
+        let (queued, suppressed): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE state <> 'suppressed'),
+                    COUNT(*) FILTER (WHERE state = 'suppressed')
+             FROM deliveries WHERE campaign_id = $1",
+        )
+        .bind(campaign_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE campaigns SET state = 'running', state_reason = NULL,
+                 launched_ms = COALESCE(launched_ms, $1), suppressed = $2 WHERE id = $3",
+        )
+        .bind(now_ms())
+        .bind(suppressed)
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((queued as u64, suppressed as u64))
+    }
+
+    async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT state, COUNT(*) FROM deliveries WHERE campaign_id = $1 GROUP BY state",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn register_worker(
+        &self,
+        id: &str,
+        campaign_id: i64,
+        host: &str,
+        pid: i64,
+    ) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO workers (id, campaign_id, host, pid, started_ms, heartbeat_ms)
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(id)
+        .bind(campaign_id)
+        .bind(host)
+        .bind(pid)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self, worker: &str, lease_until_ms: i64, sent: u64) -> Result<()> {
+        let mut tx = self.tx().await?;
+        sqlx::query(
+            "WITH leased AS (SELECT id FROM deliveries
+                             WHERE lease_owner = $2 AND state IN ('claimed', 'sending')
+                             ORDER BY id FOR UPDATE)
+             UPDATE deliveries SET lease_expires_ms = $1 FROM leased
+             WHERE deliveries.id = leased.id AND deliveries.lease_owner = $2
+               AND deliveries.state IN ('claimed', 'sending')",
+        )
+        .bind(lease_until_ms)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE workers SET heartbeat_ms = $1, sent = sent + $2 WHERE id = $3")
+            .bind(now_ms())
+            .bind(sent as i64)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stop_worker(&self, worker: &str) -> Result<()> {
+        sqlx::query("UPDATE workers SET stopped_ms = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn workers(&self, campaign_id: i64) -> Result<Vec<WorkerInfo>> {
+        let rows = sqlx::query(
+            "SELECT id, host, pid, started_ms, heartbeat_ms, sent, stopped_ms FROM workers
+             WHERE campaign_id = $1 ORDER BY started_ms",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| WorkerInfo {
+                id: r.get(0),
+                host: r.get(1),
+                pid: r.get(2),
+                started_ms: r.get(3),
+                heartbeat_ms: r.get(4),
+                sent: r.get(5),
+                stopped_ms: r.get(6),
+            })
+            .collect())
+    }
+
+    async fn recover(
+        &self,
+        campaign_id: i64,
+        now_ms: i64,
+        dead_workers: &[String],
+        gateway_dedups: bool,
+    ) -> Result<Recovered> {
+        let mut tx = self.tx().await?;
+        // SKIP LOCKED: a row locked now belongs to a live worker recording it, or to another
+        // worker recovering it; either way it is not ours to touch.
+        let requeued = sqlx::query(
+            "WITH dead AS (SELECT id FROM deliveries
+                           WHERE campaign_id = $1 AND state = 'claimed'
+                             AND (lease_expires_ms < $2 OR lease_owner = ANY($3))
+                           ORDER BY id FOR UPDATE SKIP LOCKED)
+             UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
+             FROM dead WHERE deliveries.id = dead.id",
+        )
+        .bind(campaign_id)
+        .bind(now_ms)
+        .bind(dead_workers)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let (outcome, next_state, note) = if gateway_dedups {
+            (
+                "recovered_resend",
+                "queued",
+                "worker stopped while the request may have been on the wire; resending with the same reference (the gateway deduplicates)",
+            )
+        } else {
+            (
+                "recovered_in_doubt",
+                "unknown",
+                "worker stopped while the request may have been on the wire; the gateway may have taken it (smscast reconcile decides)",
+            )
+        };
+        // One statement, so the attempts rows are exactly the rows this call moved.
+        let in_doubt = sqlx::query(
+            "WITH dead AS (SELECT id, campaign_id, attempts, lease_owner FROM deliveries
+                           WHERE campaign_id = $1 AND state = 'sending'
+                             AND (lease_expires_ms < $2 OR lease_owner = ANY($3))
+                           ORDER BY id FOR UPDATE SKIP LOCKED),
+                  noted AS (INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker,
+                                                  started_ms, outcome, error)
+                            SELECT campaign_id, id, attempts, lease_owner, $2, $4, $5
+                            FROM dead ORDER BY id)
+             UPDATE deliveries SET state = $6, lease_owner = NULL, lease_expires_ms = NULL,
+                 last_error = $5
+             FROM dead WHERE deliveries.id = dead.id",
+        )
+        .bind(campaign_id)
+        .bind(now_ms)
+        .bind(dead_workers)
+        .bind(outcome)
+        .bind(note)
+        .bind(next_state)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("UPDATE workers SET stopped_ms = COALESCE(stopped_ms, $1) WHERE id = ANY($2)")
+            .bind(now_ms)
+            .bind(dead_workers)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(if gateway_dedups {
+            Recovered {
+                requeued,
+                resend: in_doubt,
+                unknown: 0,
+            }
+        } else {
+            Recovered {
+                requeued,
+                resend: 0,
+                unknown: in_doubt,
+            }
+        })
+    }
+
+    async fn claim(
+        &self,
+        campaign_id: i64,
+        worker: &str,
+        limit: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<Claimed>> {
+        // SKIP LOCKED: workers claiming at the same moment take different rows, nobody waits.
+        let rows = sqlx::query(
+            "WITH picked AS (SELECT id FROM deliveries
+                             WHERE campaign_id = $3 AND state = 'queued' AND next_attempt_ms <= $4
+                             ORDER BY next_attempt_ms, id LIMIT $5
+                             FOR UPDATE SKIP LOCKED)
+             UPDATE deliveries SET state = 'claimed', lease_owner = $1, lease_expires_ms = $2
+             FROM picked WHERE deliveries.id = picked.id
+             RETURNING deliveries.id, deliveries.msisdn, deliveries.carrier, deliveries.district,
+                       deliveries.attempts",
+        )
+        .bind(worker)
+        .bind(lease_until_ms)
+        .bind(campaign_id)
+        .bind(now_ms)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed: Vec<Claimed> = rows
+            .iter()
+            .map(|r| Claimed {
+                id: r.get(0),
+                msisdn: r.get(1),
+                carrier: r.get(2),
+                district: r.get(3),
+                attempts: r.get(4),
+                text: None,
+            })
+            .collect();
+        claimed.sort_by_key(|c| c.id);
+        Ok(claimed)
+    }
+
+    async fn mark_in_flight(&self, worker: &str, ids: &[i64], cap_ms: i64) -> Result<Vec<i64>> {
+        let now = now_ms();
+        let mut tx = self.tx().await?;
+        lock_ids(&mut tx, ids).await?;
+        if cap_ms > 0 {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL,
+                     next_attempt_ms = (SELECT MAX(o.submitted_ms) FROM deliveries o
+                                        WHERE o.msisdn = deliveries.msisdn
+                                          AND o.campaign_id <> deliveries.campaign_id) + $3,
+                     last_error = 'per-number cap: this number had a message from another campaign less than '
+                                  || ($3 / 3600000) || ' h ago; waiting'
+                 WHERE id = ANY($1) AND lease_owner = $2 AND state = 'claimed'
+                   AND EXISTS (SELECT 1 FROM deliveries o WHERE o.msisdn = deliveries.msisdn
+                               AND o.campaign_id <> deliveries.campaign_id AND o.submitted_ms > $4 - $3)",
+            )
+            .bind(ids)
+            .bind(worker)
+            .bind(cap_ms)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE deliveries SET state = 'suppressed', lease_owner = NULL, lease_expires_ms = NULL,
+                 final_ms = $3, last_error = 'opted out after launch'
+             WHERE id = ANY($1) AND lease_owner = $2 AND state = 'claimed'
+               AND msisdn IN (SELECT msisdn FROM opt_outs)",
+        )
+        .bind(ids)
+        .bind(worker)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let sending: Vec<i64> = sqlx::query_scalar(
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1
+             WHERE id = ANY($1) AND lease_owner = $2 AND state = 'claimed'
+             RETURNING id",
+        )
+        .bind(ids)
+        .bind(worker)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(sending)
+    }
+
+    async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<()> {
+        // The batch travels as one bound array per column: two statements per batch, not two
+        // per message (this is the dispatcher's hot path).
+        let c = OutcomeColumns::new(outcomes, now_ms());
+        let mut tx = self.tx().await?;
+        lock_ids(&mut tx, &c.id).await?;
+        sqlx::query(
+            "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
+                 latency_ms, http_status, gateway_code, outcome, error)
+             SELECT d.campaign_id, d.id, o.attempt_no, $2, o.started_ms, o.latency_ms,
+                    o.http_status, o.gateway_code, o.outcome, o.error
+             FROM UNNEST($1::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+                         $7::text[], $8::text[], $9::text[])
+                  WITH ORDINALITY AS o(id, attempt_no, started_ms, latency_ms, http_status,
+                                       gateway_code, outcome, error, ord)
+             JOIN deliveries d ON d.id = o.id
+             ORDER BY o.ord",
+        )
+        .bind(&c.id)
+        .bind(worker)
+        .bind(&c.attempt_no)
+        .bind(&c.started_ms)
+        .bind(&c.latency_ms)
+        .bind(&c.http_status)
+        .bind(&c.gateway_code)
+        .bind(&c.outcome)
+        .bind(&c.error)
+        .execute(&mut *tx)
+        .await?;
+        // Only a row still in flight moves; a receipt may have finalised it already.
+        sqlx::query(
+            "UPDATE deliveries SET state = o.state, gateway = o.gateway,
+                 gateway_id = COALESCE(o.gateway_id, deliveries.gateway_id),
+                 next_attempt_ms = COALESCE(o.next_attempt_ms, deliveries.next_attempt_ms),
+                 final_ms = COALESCE(o.final_ms, deliveries.final_ms),
+                 submitted_ms = CASE WHEN o.state = 'submitted' THEN o.done_ms ELSE deliveries.submitted_ms END,
+                 message_text = COALESCE(o.text, deliveries.message_text),
+                 last_error = o.error, lease_owner = NULL, lease_expires_ms = NULL
+             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                         $6::bigint[], $7::bigint[], $8::text[], $9::text[])
+                  AS o(id, state, gateway, gateway_id, next_attempt_ms, final_ms, done_ms, error,
+                       text)
+             WHERE deliveries.id = o.id AND deliveries.state IN ('sending', 'unknown')",
+        )
+        .bind(&c.id)
+        .bind(&c.state)
+        .bind(&c.gateway)
+        .bind(&c.gateway_id)
+        .bind(&c.next_attempt_ms)
+        .bind(&c.final_ms)
+        .bind(&c.done_ms)
+        .bind(&c.error)
+        .bind(&c.text)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release(&self, worker: &str) -> Result<u64> {
+        Ok(sqlx::query(
+            "WITH mine AS (SELECT id FROM deliveries WHERE lease_owner = $1 AND state = 'claimed'
+                           ORDER BY id FOR UPDATE)
+             UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
+             FROM mine WHERE deliveries.id = mine.id AND deliveries.lease_owner = $1
+               AND deliveries.state = 'claimed'",
+        )
+        .bind(worker)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    async fn release_unsent(&self, worker: &str, ids: &[i64]) -> Result<u64> {
+        let mut tx = self.tx().await?;
+        lock_ids(&mut tx, ids).await?;
+        let n = sqlx::query(
+            "UPDATE deliveries SET state = 'queued', attempts = attempts - 1,
+                 lease_owner = NULL, lease_expires_ms = NULL
+             WHERE id = ANY($1) AND lease_owner = $2 AND state = 'sending'",
+        )
+        .bind(ids)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn next_due_ms(&self, campaign_id: i64) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_ms) FROM deliveries WHERE campaign_id = $1 AND state = 'queued'",
+        )
+        .bind(campaign_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn complete_if_done(&self, campaign_id: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE campaigns SET state = 'completed', state_reason = NULL, completed_ms = $2
+             WHERE id = $1 AND state = 'running'
+               AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
+                               AND state IN ('queued', 'claimed', 'sending'))",
+        )
+        .bind(campaign_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done > 0)
+    }
+
+    async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64> {
+        let mut tx = self.tx().await?;
+        let (outcome, sql) = if resend {
+            (
+                "reconciled_resend",
+                "UPDATE deliveries SET state = 'queued', next_attempt_ms = 0
+                 WHERE campaign_id = $1 AND state = 'unknown'",
+            )
+        } else {
+            (
+                "reconciled_give_up",
+                "UPDATE deliveries SET state = 'failed', final_ms = $2,
+                     last_error = 'in doubt; the operator chose not to resend'
+                 WHERE campaign_id = $1 AND state = 'unknown'",
+            )
+        };
+        // The rows decided on are locked first, so the attempts rows and the update agree even
+        // with a worker recovering the same campaign.
+        sqlx::query(
+            "SELECT id FROM deliveries WHERE campaign_id = $1 AND state = 'unknown'
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms, outcome, error)
+             SELECT campaign_id, id, attempts, 'operator', $2, $3, 'smscast reconcile'
+             FROM deliveries WHERE campaign_id = $1 AND state = 'unknown' ORDER BY id",
+        )
+        .bind(campaign_id)
+        .bind(now_ms())
+        .bind(outcome)
+        .execute(&mut *tx)
+        .await?;
+        let mut decide = sqlx::query(sql).bind(campaign_id);
+        if !resend {
+            decide = decide.bind(now_ms());
+        }
+        let n = decide.execute(&mut *tx).await?.rows_affected();
+        if resend && n > 0 {
+            sqlx::query(
+                "UPDATE campaigns SET state = 'running', completed_ms = NULL, state_reason = NULL
+                 WHERE id = $1 AND state = 'completed'",
+            )
+            .bind(campaign_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn report_data(&self, campaign_id: i64) -> Result<ReportData> {
+        report::report_data(&self.pool, campaign_id).await
+    }
+
+    async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>> {
+        report::lookup(&self.pool, msisdn).await
+    }
+
+    async fn audit_append(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        details: &serde_json::Value,
+    ) -> Result<AuditEntry> {
+        let details = details.to_string();
+        let mut tx = self.tx().await?;
+        // One appender at a time across every process, until this transaction ends: the chain
+        // stays a line.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(AUDIT_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let prev: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let prev_hash = prev.unwrap_or_else(|| audit::GENESIS.to_string());
+        let at_ms = now_ms();
+        let hash = audit::entry_hash(&prev_hash, at_ms, actor, action, subject, &details);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO audit_log (at_ms, actor, action, subject, details, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(at_ms)
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .bind(&details)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(AuditEntry {
+            id,
+            at_ms,
+            actor: actor.into(),
+            action: action.into(),
+            subject: subject.into(),
+            details,
+            prev_hash,
+            hash,
+        })
+    }
+
+    async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                id: r.get(0),
+                at_ms: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                subject: r.get(4),
+                details: r.get(5),
+                prev_hash: r.get(6),
+                hash: r.get(7),
+            })
+            .collect())
+    }
+
+    // receipts
+    async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>> {
+        // Receipts apply in arrival order, so two receivers' batches may lock the same
+        // messages in opposite orders: PostgreSQL then rolls one back, and it is tried again.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match receipts::record(self.tx().await?, receipts).await {
+                Err(e) if tries < 3 && receipts::is_retryable(&e) => continue,
+                result => return result,
+            }
+        }
+    }
+
+    async fn match_pending_receipts(&self, unmatched_before_ms: i64) -> Result<MatchedReceipts> {
+        receipts::match_pending(&self.pool, unmatched_before_ms).await
+    }
+
+    async fn expire_submitted(&self, submitted_before_ms: i64, now_ms: i64) -> Result<u64> {
+        receipts::expire(&self.pool, submitted_before_ms, now_ms).await
+    }
+
+    async fn receipt_counts(&self) -> Result<ReceiptCounts> {
+        receipts::counts(&self.pool).await
+    }
+
+    async fn rate_grant(
+        &self,
+        scope: &str,
+        rate: f64,
+        burst: f64,
+        want: u32,
+    ) -> Result<Option<RateGrant>> {
+        sqlx::query(
+            "INSERT INTO rate_budget (scope, rate, burst, tokens, refreshed_ms)
+             VALUES ($1, $2, $3, 0, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)
+             ON CONFLICT (scope) DO NOTHING",
+        )
+        .bind(scope)
+        .bind(rate)
+        .bind(burst)
+        .execute(&self.pool)
+        .await?;
+        // A token bucket in one statement: refill for the time since the last grant (on the
+        // database's clock, never counted twice), cap at the burst, hand out what is there.
+        let (granted, left): (i64, f64) = sqlx::query_as(
+            "WITH cur AS (
+                 SELECT b.scope, t.ms,
+                        LEAST($3::float8, b.tokens + $2::float8
+                              * GREATEST(t.ms - b.refreshed_ms, 0)::float8 / 1000.0::float8) AS avail
+                 FROM rate_budget b,
+                      (SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT AS ms) t
+                 WHERE b.scope = $1 FOR UPDATE OF b),
+             g AS (SELECT scope, ms, avail,
+                          GREATEST(LEAST(FLOOR(avail), $4::float8), 0::float8) AS granted FROM cur)
+             UPDATE rate_budget b SET tokens = g.avail - g.granted,
+                 refreshed_ms = GREATEST(b.refreshed_ms, g.ms), rate = $2, burst = $3
+             FROM g WHERE b.scope = g.scope
+             RETURNING g.granted::BIGINT, b.tokens",
+        )
+        .bind(scope)
+        .bind(rate)
+        .bind(burst)
+        .bind(i64::from(want))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Some(RateGrant {
+            granted: granted as u32,
+            tokens_left: left,
+        }))
+    }
+}
