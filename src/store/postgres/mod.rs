@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0002_receipts.sql"),
     ),
     (
+        3,
+        "report_indexes",
+        include_str!("../../../migrations/postgres/0003_report_indexes.sql"),
+    ),
+    (
         1001,
         "scale_out",
         include_str!("../../../migrations/postgres/1001_scale_out.sql"),
@@ -47,6 +52,8 @@ const AUDIT_LOCK: i64 = 0x0073_6d73_6361_7374;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Opened for an auditor: the server refuses writes on every connection.
+    read_only: bool,
 }
 
 impl PostgresStore {
@@ -90,7 +97,7 @@ impl PostgresStore {
                 .await
                 .context("Failed to apply the database migrations")?;
         }
-        Ok(Self { pool })
+        Ok(Self { pool, read_only })
     }
 
     async fn tx(&self) -> Result<Transaction<'static, Postgres>> {
@@ -874,8 +881,16 @@ impl Store for PostgresStore {
         Ok(n)
     }
 
-    async fn report_data(&self, campaign_id: i64) -> Result<ReportData> {
-        report::report_data(&self.pool, campaign_id).await
+    async fn report_data(&self, filter: &ReportFilter) -> Result<ReportData> {
+        report::report_data(&self.pool, filter).await
+    }
+
+    async fn report_recipients(&self, filter: &ReportFilter) -> Result<Vec<RecipientRow>> {
+        report::recipients(&self.pool, filter).await
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>> {
