@@ -6,6 +6,7 @@
 //! parameterised; the statements sit in small functions named for their intent.
 
 mod postgres;
+mod report_query;
 mod sqlite;
 
 use std::sync::Arc;

@@ -1,344 +1,67 @@
-//! Auditors' queries on PostgreSQL: report aggregates and one number's history.
-//!
-//! The same queries as on SQLite (`store/sqlite/report.rs`), with numbered placeholders and
-//! PostgreSQL's types; the queries of a report run concurrently on the pool, and rows of
-//! several campaigns are merged here.
-
-use std::collections::BTreeMap;
+//! Auditors' queries on PostgreSQL: the report's shared queries (`store/report_query.rs`) run
+//! concurrently on the reader pool, and one number's history.
 
 use anyhow::Result;
 use sqlx::postgres::{PgArguments, PgPool, PgRow};
 use sqlx::{Arguments, AssertSqlSafe, Row};
 
-use crate::store::{
-    CubeRow, ErrorCodeRow, HourRow, LookupEvent, RecipientRow, ReportData, ReportFilter,
-};
-
-/// A `WHERE` clause over `deliveries` and its parameters, built from the filter: only the
-/// conditions asked for appear, so the planner sees plain equalities it can use an index for.
-#[derive(Clone)]
-struct Where {
-    sql: String,
-    params: Vec<Param>,
-}
-
-#[derive(Clone)]
-enum Param {
-    I(i64),
-    S(String),
-}
-
-/// The time of a delivery for `--since`/`--until` (see [`ReportFilter`]).
-const DELIVERY_TIME: &str = "COALESCE(deliveries.submitted_ms, deliveries.final_ms,
-    (SELECT launched_ms FROM campaigns WHERE campaigns.id = deliveries.campaign_id))";
-
-fn deliveries_where(f: &ReportFilter) -> Where {
-    let mut sql = vec!["true".to_string()];
-    let mut params = Vec::new();
-    if let Some(id) = f.campaign_id {
-        sql.push("deliveries.campaign_id = ?".into());
-        params.push(Param::I(id));
-    }
-    if let Some(c) = &f.carrier {
-        sql.push("deliveries.carrier = ?".into());
-        params.push(Param::S(c.clone()));
-    }
-    if let Some(d) = &f.district {
-        sql.push("deliveries.district = ?".into());
-        params.push(Param::S(d.clone()));
-    }
-    if !f.states.is_empty() {
-        let marks = vec!["?"; f.states.len()].join(", ");
-        sql.push(format!("deliveries.state IN ({marks})"));
-        params.extend(f.states.iter().cloned().map(Param::S));
-    }
-    if let Some(t) = f.since_ms {
-        sql.push(format!("{DELIVERY_TIME} >= ?"));
-        params.push(Param::I(t));
-    }
-    if let Some(t) = f.until_ms {
-        sql.push(format!("{DELIVERY_TIME} < ?"));
-        params.push(Param::I(t));
-    }
-    Where {
-        sql: sql.join(" AND "),
-        params,
-    }
-}
-
-/// The matching `WHERE` over `attempts`: by campaign alone when that is the whole filter
-/// (an index range), else through the selected deliveries.
-fn attempts_where(f: &ReportFilter) -> Where {
-    if f.is_campaign_only() {
-        match f.campaign_id {
-            Some(id) => Where {
-                sql: "attempts.campaign_id = ?".into(),
-                params: vec![Param::I(id)],
-            },
-            None => Where {
-                sql: "true".into(),
-                params: vec![],
-            },
-        }
-    } else {
-        let d = deliveries_where(f);
-        Where {
-            sql: format!(
-                "attempts.delivery_id IN (SELECT deliveries.id FROM deliveries WHERE {})",
-                d.sql
-            ),
-            params: d.params,
-        }
-    }
-}
-
-fn args(params: &[&Where]) -> Result<PgArguments> {
-    let mut a = PgArguments::default();
-    for w in params {
-        for p in &w.params {
-            match p {
-                Param::I(i) => a.add(*i),
-                Param::S(s) => a.add(s.clone()),
-            }
-            .map_err(|e| anyhow::anyhow!("binding a report parameter: {e}"))?;
-        }
-    }
-    Ok(a)
-}
+use crate::store::report_query::{self, Param, Query, numbered};
+use crate::store::{LookupEvent, RecipientRow, ReportData, ReportFilter};
 
 /// One query's rows; the parameters are bound before the future is made, so the queries of
-/// a report can run concurrently on the reader pool.
-fn rows<'p>(
-    p: &'p PgPool,
-    sql: String,
-    params: &[&Where],
-) -> impl Future<Output = Result<Vec<PgRow>>> + 'p {
-    let args = args(params);
+/// a report can run concurrently on the pool.
+fn rows(p: &PgPool, (sql, params): Query) -> impl Future<Output = Result<Vec<PgRow>>> + '_ {
+    let mut args = PgArguments::default();
+    let bound: Result<()> = params.into_iter().try_for_each(|param| {
+        match param {
+            Param::I(i) => args.add(i),
+            Param::S(s) => args.add(s),
+        }
+        .map_err(|e| anyhow::anyhow!("binding a report parameter: {e}"))
+    });
     async move {
-        Ok(sqlx::query_with(AssertSqlSafe(numbered(&sql)), args?)
+        bound?;
+        Ok(sqlx::query_with(AssertSqlSafe(numbered(&sql)), args)
             .fetch_all(p)
             .await?)
     }
 }
 
-/// `?` placeholders (in binding order) → PostgreSQL's `$1`, `$2`, … (no `?` appears in
-/// these statements otherwise).
-fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Merges `(value, count)` pairs of several campaigns into one ascending histogram.
-fn merge_histogram(pairs: impl IntoIterator<Item = (i64, i64)>) -> Vec<(i64, i64)> {
-    let mut m: BTreeMap<i64, i64> = BTreeMap::new();
-    for (v, n) in pairs {
-        *m.entry(v).or_default() += n;
-    }
-    m.into_iter().collect()
-}
-
 pub(super) async fn report_data(p: &PgPool, f: &ReportFilter) -> Result<ReportData> {
-    let d = deliveries_where(f);
-    let a = attempts_where(f);
-    let cube = rows(
-        p,
-        format!(
-            "SELECT campaign_id, carrier, district, state, COUNT(*) FROM deliveries WHERE {}
-             GROUP BY campaign_id, carrier, district, state",
-            d.sql
-        ),
-        &[&d],
-    );
-    let hours = rows(
-        p,
-        format!(
-            "SELECT campaign_id, (submitted_ms + 25200000) / 3600000, carrier, state, COUNT(*)
-             FROM deliveries WHERE {} AND submitted_ms IS NOT NULL
-             GROUP BY campaign_id, (submitted_ms + 25200000) / 3600000, carrier, state",
-            d.sql
-        ),
-        &[&d],
-    );
-    let span = rows(
-        p,
-        format!(
-            "SELECT (SELECT MIN(submitted_ms) FROM deliveries WHERE {w} AND submitted_ms IS NOT NULL),
-                    (SELECT MAX(submitted_ms) FROM deliveries WHERE {w} AND submitted_ms IS NOT NULL)",
-            w = d.sql
-        ),
-        &[&d, &d],
-    );
-    let receipt = rows(
-        p,
-        format!(
-            "SELECT final_ms - submitted_ms, COUNT(*) FROM deliveries
-             WHERE {} AND state IN ('delivered', 'failed', 'expired')
-               AND final_ms - submitted_ms IS NOT NULL
-             GROUP BY campaign_id, final_ms - submitted_ms",
-            d.sql
-        ),
-        &[&d],
-    );
-    let errors = rows(
-        p,
-        format!(
-            "SELECT state, last_error, COUNT(*) FROM deliveries
-             WHERE {} AND state IN ('rejected', 'failed', 'expired', 'unknown')
-             GROUP BY campaign_id, state, last_error",
-            d.sql
-        ),
-        &[&d],
-    );
-    let attempts = rows(
-        p,
-        format!(
-            "SELECT outcome, latency_ms, COUNT(*) FROM attempts WHERE {}
-             GROUP BY campaign_id, outcome, latency_ms",
-            a.sql
-        ),
-        &[&a],
-    );
-    let codes = rows(
-        p,
-        format!(
-            "SELECT outcome, http_status, gateway_code, COUNT(*) FROM attempts
-             WHERE {} AND outcome <> 'submitted'
-             GROUP BY campaign_id, outcome, http_status, gateway_code",
-            a.sql
-        ),
-        &[&a],
-    );
-    let duplicates = rows(
-        p,
-        format!(
-            "SELECT COUNT(DISTINCT attempts.delivery_id) FROM attempts
-             WHERE {} AND attempts.outcome IN ('recovered_in_doubt', 'in_doubt')
-               AND EXISTS (SELECT 1 FROM attempts b WHERE b.delivery_id = attempts.delivery_id
-                           AND b.outcome = 'submitted' AND b.id > attempts.id)",
-            a.sql
-        ),
-        &[&a],
-    );
+    let [
+        cube,
+        hours,
+        span,
+        receipt,
+        errors,
+        attempts,
+        codes,
+        duplicates,
+    ] = report_query::report_queries(f);
     let (cube, hours, span, receipt, errors, attempts, codes, duplicates) = tokio::try_join!(
-        cube, hours, span, receipt, errors, attempts, codes, duplicates
+        rows(p, cube),
+        rows(p, hours),
+        rows(p, span),
+        rows(p, receipt),
+        rows(p, errors),
+        rows(p, attempts),
+        rows(p, codes),
+        rows(p, duplicates)
     )?;
-
-    let mut by_outcome: BTreeMap<String, i64> = BTreeMap::new();
-    let mut latency = Vec::new();
-    for r in &attempts {
-        let outcome: String = r.try_get(0)?;
-        let ms: Option<i64> = r.try_get(1)?;
-        let n: i64 = r.try_get(2)?;
-        if outcome == "submitted"
-            && let Some(ms) = ms
-        {
-            latency.push((ms, n));
-        }
-        *by_outcome.entry(outcome).or_default() += n;
-    }
-    let mut error_map: BTreeMap<(String, Option<String>), i64> = BTreeMap::new();
-    for r in &errors {
-        *error_map.entry((r.try_get(0)?, r.try_get(1)?)).or_default() += r.try_get::<i64, _>(2)?;
-    }
-    let mut code_map: BTreeMap<(String, Option<i64>, Option<String>), i64> = BTreeMap::new();
-    for r in &codes {
-        *code_map
-            .entry((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
-            .or_default() += r.try_get::<i64, _>(3)?;
-    }
-    Ok(ReportData {
-        cube: cube
-            .iter()
-            .map(|r| {
-                Ok(CubeRow {
-                    campaign_id: r.try_get(0)?,
-                    carrier: r.try_get(1)?,
-                    district: r.try_get(2)?,
-                    state: r.try_get(3)?,
-                    count: r.try_get(4)?,
-                })
-            })
-            .collect::<Result<_>>()?,
-        hours: hours
-            .iter()
-            .map(|r| {
-                Ok(HourRow {
-                    campaign_id: r.try_get(0)?,
-                    hour: r.try_get(1)?,
-                    carrier: r.try_get(2)?,
-                    state: r.try_get(3)?,
-                    count: r.try_get(4)?,
-                })
-            })
-            .collect::<Result<_>>()?,
-        errors: error_map.into_iter().map(|((s, e), n)| (s, e, n)).collect(),
-        error_codes: code_map
-            .into_iter()
-            .map(|((outcome, http_status, code), count)| ErrorCodeRow {
-                outcome,
-                http_status,
-                code,
-                count,
-            })
-            .collect(),
-        attempts_by_outcome: by_outcome.into_iter().collect(),
-        latency_histogram: merge_histogram(latency),
-        receipt_delay_histogram: merge_histogram(
-            receipt
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect::<Result<Vec<_>>>()?,
-        ),
-        possible_duplicates: duplicates[0].try_get(0)?,
-        first_submit_ms: span[0].try_get(0)?,
-        last_submit_ms: span[0].try_get(1)?,
-    })
+    report_query::assemble(
+        &cube,
+        &hours,
+        &span,
+        &receipt,
+        &errors,
+        &attempts,
+        &codes,
+        &duplicates,
+    )
 }
 
 pub(super) async fn recipients(p: &PgPool, f: &ReportFilter) -> Result<Vec<RecipientRow>> {
-    let d = deliveries_where(f);
-    let rows = rows(
-        p,
-        format!(
-            "SELECT deliveries.msisdn, (SELECT name FROM campaigns WHERE campaigns.id = deliveries.campaign_id),
-                    deliveries.carrier, deliveries.district, deliveries.state, deliveries.attempts,
-                    deliveries.last_error,
-                    EXISTS (SELECT 1 FROM attempts a WHERE a.delivery_id = deliveries.id
-                            AND a.outcome IN ('recovered_in_doubt', 'in_doubt')
-                            AND EXISTS (SELECT 1 FROM attempts b WHERE b.delivery_id = a.delivery_id
-                                        AND b.outcome = 'submitted' AND b.id > a.id)) AS dup
-             FROM deliveries
-             WHERE {} AND (deliveries.state IN ('rejected', 'failed', 'expired', 'unknown')
-                           OR (deliveries.attempts > 1 AND dup))
-             ORDER BY deliveries.campaign_id, deliveries.id",
-            d.sql
-        ),
-        &[&d],
-    )
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(RecipientRow {
-                number: r.try_get(0)?,
-                campaign: r.try_get(1)?,
-                carrier: r.try_get(2)?,
-                district: r.try_get(3)?,
-                state: r.try_get(4)?,
-                attempts: r.try_get(5)?,
-                reason: r.try_get(6)?,
-                possible_duplicate: r.try_get::<bool, _>(7)?,
-            })
-        })
-        .collect()
+    report_query::recipient_rows(&rows(p, report_query::recipients_query(f)).await?)
 }
 
 pub(super) async fn lookup(pool: &PgPool, msisdn: &str) -> Result<Vec<LookupEvent>> {
