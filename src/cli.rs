@@ -21,10 +21,12 @@ Try it all on a built-in gateway simulator: smscast demo";
 #[command(name = "smscast", version, about = ABOUT, after_help = AFTER)]
 pub struct Cli {
     /// Database URL: a SQLite file (created on first use) or postgres://…
+    // The URL may hold a password: --help must not print the environment's value.
     #[arg(
         long,
         global = true,
         env = "SMSCAST_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://smscast.db"
     )]
     pub db: String,
