@@ -5,10 +5,13 @@
 //!
 //! * [`cli`] — raw flags (clap); [`commands`] — one module per subcommand group.
 //! * [`msisdn`], [`district`], [`csv_source`], [`import`] — messy CSVs in, canonical numbers out.
-//! * [`encoding`], [`message`] — GSM-7/UCS-2, segments, folding; message files.
-//! * [`store`] — every durable fact, behind one interface (SQLite by default).
-//! * [`dispatch`] — claim → rate limit → submit → record, crash-safe.
-//! * [`gateway`] — adapters behind one trait; [`simulator`] — a gateway to test against.
+//! * [`encoding`], [`message`], [`template`] — GSM-7/UCS-2, segments, folding; message files;
+//!   placeholders filled per recipient.
+//! * [`store`] — every durable fact, behind one interface (SQLite by default, PostgreSQL for
+//!   many workers).
+//! * [`dispatch`] — claim → rate limit → submit → record, crash-safe; many workers share a rate.
+//! * [`gateway`] — adapters behind one trait (Kannel, Twilio, http-json); [`dlr`] — the
+//!   delivery-receipt server; [`simulator`] — a gateway to test against.
 //! * [`dlr`] — the delivery-receipt server: authenticated, durable, never regressing.
 //! * [`report`], [`audit`] — what auditors read; [`window`] — sending hours in Vietnam time.
 
