@@ -22,9 +22,11 @@ pub struct WindowGuard {
 impl WindowGuard {
     pub fn new(rate: f64) -> Self {
         let limit = (rate.floor() as usize).max(1);
+        // No capacity up front: at an "unlimited" rate the limit is huge, and a ring buffer
+        // that size would touch all its pages as it wraps; it grows to one second of traffic.
         Self {
             limit,
-            sent: Mutex::new(VecDeque::with_capacity(limit + 1)),
+            sent: Mutex::new(VecDeque::new()),
         }
     }
 
