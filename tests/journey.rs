@@ -264,3 +264,30 @@ fn audit_log_records_the_journey_and_detects_tampering() {
         _ => eprintln!("sqlite3 not installed: skipping the tampering half of this test"),
     }
 }
+
+#[test]
+fn an_opt_out_added_mid_campaign_is_honoured() {
+    let env = Env::new("optout-mid");
+    let sim = Sim::start(&[]);
+    let numbers = prepare(&env, &sim, 400, "60");
+    // Deliveries go out in subscriber order, which follows the number: the largest goes last.
+    let last = numbers.iter().max().unwrap().clone();
+    let child = env
+        .cmd()
+        .args(["send", "june", "--plain"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(30), "30 accepted", || {
+        sim.accepted() >= 30
+    });
+    env.ok(&["subscribers", "optout", &last]);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let got = sim.recipients();
+    assert!(!got.contains_key(&last), "the opted-out number was sent to");
+    assert_eq!(got.len(), numbers.len() - 1);
+    let r = env.json(&["report", "june", "--json"]);
+    assert_eq!(r["by_state"]["suppressed"], 1);
+    assert_eq!(r["by_state"]["submitted"], numbers.len() - 1);
+}
