@@ -358,6 +358,20 @@ pub enum GatewayCmd {
         after_help = "Example: smscast gateway simulate --listen 127.0.0.1:8787 --latency-ms 50 --fail-rate 0.01"
     )]
     Simulate(SimulateArgs),
+    /// Benchmark probe: submit N messages through a configured gateway with no database,
+    /// to measure what the HTTP client alone can do on this machine
+    #[command(hide = true)]
+    Flood(FloodArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FloodArgs {
+    /// The gateway's name in smscast.toml
+    pub gateway: String,
+    #[arg(long, default_value_t = 100_000)]
+    pub requests: u64,
+    #[arg(long, default_value_t = 128)]
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Args)]

@@ -1,12 +1,13 @@
-//! Subscriber import: stream a messy CSV, canonicalise every number, merge batch by batch,
-//! commit once.
+//! Subscriber import: stream a messy CSV, canonicalise every number, sort, merge, commit
+//! once.
 //!
-//! Two stages run at the same time: a blocking thread reads the file row by row (constant
-//! memory), parses numbers ([`crate::msisdn`]), matches districts ([`crate::district`]),
-//! counts, writes `--rejects`, and hands batches of good rows over a small bounded channel
-//! to the store, which merges each batch into the list inside one transaction. A file-level
-//! problem (or any error) drops the transaction: nothing is imported and no rejects file is
-//! left behind.
+//! A blocking thread reads the file row by row, parses numbers ([`crate::msisdn`]), matches
+//! districts ([`crate::district`]), counts and writes `--rejects`, and keeps the good rows in
+//! an external sort ([`crate::import_sort`]: bounded memory, spilling to temporary files
+//! past its budget). Once the whole file has been read, the rows come out in number order,
+//! one per number, over a small bounded channel to the store, which appends them to the
+//! list inside one transaction. A file-level problem (or any error) drops the transaction:
+//! nothing is imported and no rejects file is left behind.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -20,13 +21,16 @@ use tokio::sync::mpsc;
 
 use crate::csv_source::{Detected, Row, Source, SourceOptions};
 use crate::district::{District, DistrictMatcher};
+use crate::import_sort::{MEMORY_BUDGET, SortedRows};
 use crate::msisdn::{Fix, Msisdn};
 use crate::store::{ImportCounts, ImportMeta, NewSubscriber, PreviousImport, Store};
 
 /// Rows per batch handed to the store (a multiple of the store's statement chunk).
-const BATCH: usize = 32_000;
-/// Batches parsed ahead of the store (bounds memory: about 2 × BATCH rows).
+const BATCH: usize = 16_384;
+/// Batches merged ahead of the store (bounds memory: about 2 × BATCH rows).
 const BATCHES_AHEAD: usize = 2;
+/// Rows read between two progress reports.
+const PROGRESS_EVERY: u64 = 65_536;
 /// Distinct raw district spellings remembered (a column of addresses must not grow memory).
 const DISTRICT_CACHE: usize = 4096;
 
@@ -92,11 +96,12 @@ fn partial(rejects: &Path) -> PathBuf {
     rejects.with_file_name(name)
 }
 
-/// A batch of good rows and how far the reader got.
-struct Batch {
-    rows: Vec<NewSubscriber>,
-    rows_read: u64,
-    bytes_read: u64,
+/// What the reader thread tells the store side.
+enum Message {
+    /// How far the reader got (rows, bytes).
+    Progress(u64, u64),
+    /// Good rows in number order, one per number.
+    Rows(Vec<NewSubscriber>),
 }
 
 async fn run(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportSummary> {
@@ -116,12 +121,14 @@ async fn run(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportSummary>
     };
     let mut session = store.begin_import(req.list).await?;
 
-    let (tx, mut rx) = mpsc::channel::<Batch>(BATCHES_AHEAD);
+    let (tx, mut rx) = mpsc::channel::<Message>(BATCHES_AHEAD);
     let file = req.file.to_path_buf();
     let reader = tokio::task::spawn_blocking(move || Reader::new(source, rejects).run(&file, tx));
-    while let Some(batch) = rx.recv().await {
-        session.stage(&batch.rows).await?;
-        (req.progress)(batch.rows_read, batch.bytes_read, total_bytes);
+    while let Some(message) = rx.recv().await {
+        match message {
+            Message::Progress(rows, bytes) => (req.progress)(rows, bytes, total_bytes),
+            Message::Rows(rows) => session.stage(&rows).await?,
+        }
     }
     let read = reader.await.context("the file reader stopped")??;
     (req.progress)(read.rows_read, total_bytes, total_bytes);
@@ -133,6 +140,7 @@ async fn run(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportSummary>
         rows_read: read.rows_read,
         rejected: read.rejected,
         legacy_converted: read.legacy_converted,
+        duplicates_in_file: read.duplicates_in_file,
         operator: req.operator.to_string(),
     };
     let counts = session.commit(&meta).await?;
@@ -169,6 +177,8 @@ async fn run(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportSummary>
 struct ReadCounts {
     detected: Detected,
     rows_read: u64,
+    /// Valid rows whose number came earlier in the file.
+    duplicates_in_file: u64,
     rejected: u64,
     legacy_converted: u64,
     leading_zero_restored: u64,
@@ -197,6 +207,7 @@ struct Reader {
     none: Arc<str>,
     counts: ReadCounts,
     attributes: String,
+    sorted: SortedRows,
 }
 
 impl Reader {
@@ -212,6 +223,7 @@ impl Reader {
             counts: ReadCounts {
                 detected,
                 rows_read: 0,
+                duplicates_in_file: 0,
                 rejected: 0,
                 legacy_converted: 0,
                 leading_zero_restored: 0,
@@ -221,12 +233,19 @@ impl Reader {
                 unknown_districts: BTreeMap::new(),
             },
             attributes: String::new(),
+            sorted: SortedRows::new(MEMORY_BUDGET),
         }
     }
 
-    fn run(mut self, file: &Path, tx: mpsc::Sender<Batch>) -> Result<ReadCounts> {
-        let mut batch = Vec::with_capacity(BATCH);
+    fn run(mut self, file: &Path, tx: mpsc::Sender<Message>) -> Result<ReadCounts> {
         loop {
+            if self.counts.rows_read % PROGRESS_EVERY == PROGRESS_EVERY - 1 {
+                let at = Message::Progress(self.counts.rows_read, self.source.bytes_read());
+                if tx.blocking_send(at).is_err() {
+                    // The store side stopped (it reports its own error).
+                    return Ok(self.finish());
+                }
+            }
             let item = match self.source.next_row() {
                 None => break,
                 Some(item) => item.with_context(|| {
@@ -283,19 +302,11 @@ impl Reader {
                 }
             }
             let attributes = attributes_json(&row, &mut self.attributes);
-            batch.push(NewSubscriber {
+            self.sorted.push(
                 msisdn,
-                carrier,
-                district: district.map(|d| d.name),
-                attributes,
-            });
-            if batch.len() >= BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                if !self.send(&tx, full) {
-                    // The store side stopped (it reports its own error).
-                    return Ok(self.finish());
-                }
-            }
+                district.as_ref().map(|d| &d.name),
+                attributes.as_deref(),
+            )?;
         }
         if self.counts.rows_read == 0 {
             anyhow::bail!(
@@ -306,20 +317,10 @@ impl Reader {
         if let Some(w) = self.rejects.as_mut() {
             w.flush()?;
         }
-        self.send(&tx, batch);
+        let sorted = std::mem::replace(&mut self.sorted, SortedRows::new(0));
+        let merged = sorted.finish(BATCH, |rows| tx.blocking_send(Message::Rows(rows)).is_ok())?;
+        self.counts.duplicates_in_file = merged.duplicates;
         Ok(self.finish())
-    }
-
-    /// Sends a batch sorted by number (stable: the first row of a number stays first), so
-    /// the store walks its number index in order instead of jumping around it.
-    fn send(&self, tx: &mpsc::Sender<Batch>, mut rows: Vec<NewSubscriber>) -> bool {
-        rows.sort_by(|a, b| a.msisdn.as_str().cmp(b.msisdn.as_str()));
-        tx.blocking_send(Batch {
-            rows,
-            rows_read: self.counts.rows_read,
-            bytes_read: self.source.bytes_read(),
-        })
-        .is_ok()
     }
 
     fn finish(mut self) -> ReadCounts {

@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! * [`cli`] — raw flags (clap); [`commands`] — one module per subcommand group.
-//! * [`msisdn`], [`district`], [`csv_source`], [`import`] — messy CSVs in, canonical numbers out.
+//! * [`msisdn`], [`district`], [`csv_source`], [`import`], [`import_sort`] — messy CSVs in,
+//!   canonical numbers out, sorted by number.
 //! * [`encoding`], [`message`], [`template`] — GSM-7/UCS-2, segments, folding; message files;
 //!   placeholders filled per recipient.
 //! * [`store`] — every durable fact, behind one interface (SQLite by default, PostgreSQL for
@@ -26,6 +27,7 @@ pub mod dlr;
 pub mod encoding;
 pub mod gateway;
 pub mod import;
+pub mod import_sort;
 pub mod message;
 pub mod msisdn;
 pub mod report;

@@ -528,6 +528,26 @@ impl Msisdn {
         Some(Msisdn(digits))
     }
 
+    /// The canonical number as an integer, `84912345678`: the subscriber's key in the
+    /// database (sorting by it sorts by the canonical text too: every number has 11 digits).
+    pub fn as_u64(&self) -> u64 {
+        self.0.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0'))
+    }
+
+    /// The inverse of [`Msisdn::as_u64`] (strict, like [`Msisdn::from_canonical`]).
+    pub fn from_u64(n: u64) -> Option<Msisdn> {
+        let mut digits = [0; CANONICAL_LEN];
+        let mut rest = n;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        if rest != 0 || !digits.starts_with(COUNTRY_CODE) {
+            return None;
+        }
+        Some(Msisdn(digits))
+    }
+
     /// Canonical form, `"84912345678"`. This is the real number: never log it.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("Msisdn holds ASCII digits")
@@ -1258,6 +1278,14 @@ mod tests {
         )
     }
 
+    #[test]
+    fn integer_keys_outside_the_plan_are_refused() {
+        assert_eq!(Msisdn::from_u64(0), None);
+        assert_eq!(Msisdn::from_u64(912_345_678), None);
+        assert_eq!(Msisdn::from_u64(849_123_456_789), None);
+        assert_eq!(Msisdn::from_u64(74_912_345_678), None);
+    }
+
     proptest! {
         #[test]
         fn canonical_round_trips_through_every_form(
@@ -1274,6 +1302,13 @@ mod tests {
             let parsed = Msisdn::parse(&input);
             prop_assert_eq!(parsed, Ok(Parsed { msisdn: m, fix: None }), "{:?}", input);
             prop_assert_eq!(Msisdn::from_canonical(m.as_str()), Some(m));
+        }
+
+        #[test]
+        fn integer_key_round_trips_and_sorts_like_the_text(a in valid_msisdn(), b in valid_msisdn()) {
+            prop_assert_eq!(Msisdn::from_u64(a.as_u64()), Some(a));
+            prop_assert_eq!(a.as_u64().to_string(), a.as_str());
+            prop_assert_eq!(a.as_u64().cmp(&b.as_u64()), a.as_str().cmp(b.as_str()));
         }
 
         #[test]

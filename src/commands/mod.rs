@@ -77,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         Command::Lookup(args) => inspect::lookup(&ctx, args).await,
         Command::Audit(args) => inspect::audit(&ctx, args).await,
         Command::Gateway(GatewayCmd::Simulate(args)) => send::simulate(args).await,
+        Command::Gateway(GatewayCmd::Flood(args)) => send::flood(&ctx, args).await,
         Command::Dlr(DlrCmd::Serve(args)) => dlr::serve(&ctx, args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::GenSample(args) => demo::gen_sample(&args),

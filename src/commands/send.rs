@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
 use super::{Ctx, Exit, find_campaign};
-use crate::cli::{SendArgs, SimulateArgs};
+use crate::cli::{FloodArgs, SendArgs, SimulateArgs};
 use crate::config::Config;
 use crate::dispatch::{self, Counters, Dispatcher, Options, Route, Routes, Stop};
 use crate::gateway;
@@ -381,5 +381,47 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
     spawn_signal_handler(tx);
     let _ = rx.changed().await;
     sim.stop().await;
+    Ok(Exit::Ok)
+}
+
+/// `gateway flood`: the HTTP client's own ceiling, no database, for the headroom benchmark.
+pub async fn flood(ctx: &Ctx, args: FloodArgs) -> Result<Exit> {
+    let gw = gateway::build(&ctx.config()?, &args.gateway, Duration::from_secs(10))?;
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.concurrency.max(1) {
+        let (gw, next) = (gw.clone(), next.clone());
+        let total = args.requests;
+        tasks.spawn(async move {
+            let mut failed = 0u64;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return failed;
+                }
+                let reference = format!("flood-{i}");
+                let to = format!("849{:08}", i % 100_000_000);
+                let sms = gateway::OutboundSms {
+                    reference: &reference,
+                    to: &to,
+                    from: "LONGAN",
+                    text: "flood",
+                    unicode: false,
+                };
+                failed += u64::from(gw.submit(&sms).await.is_err());
+            }
+        });
+    }
+    let mut failed = 0;
+    while let Some(r) = tasks.join_next().await {
+        failed += r?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "flood: {} requests in {secs:.1} s ({:.1}/s), {failed} failed",
+        args.requests,
+        args.requests as f64 / secs
+    );
     Ok(Exit::Ok)
 }

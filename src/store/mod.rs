@@ -109,6 +109,8 @@ pub struct ImportMeta {
     pub rows_read: u64,
     pub rejected: u64,
     pub legacy_converted: u64,
+    /// Rows whose number came earlier in the file (found before the rows reach the store).
+    pub duplicates_in_file: u64,
     pub operator: String,
 }
 
@@ -711,6 +713,30 @@ pub(crate) fn percentiles(histogram: &[(i64, i64)]) -> Vec<(String, i64)> {
         (label.to_string(), value)
     })
     .collect()
+}
+
+/// The embedded migrations (version, name, SQL) up to `up_to`, for sqlx's migrator.
+pub(crate) fn migrator(
+    migrations: &[(i64, &'static str, &'static str)],
+    up_to: i64,
+) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .filter(|(version, _, _)| *version <= up_to)
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    *version,
+                    (*name).into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

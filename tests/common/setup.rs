@@ -67,6 +67,7 @@ pub async fn seed(store: &dyn Store, numbers: &[String], text: &str, gateway: &s
             rows_read: numbers.len() as u64,
             rejected: 0,
             legacy_converted: 0,
+            duplicates_in_file: 0,
             operator: "test".into(),
         })
         .await

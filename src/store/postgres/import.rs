@@ -173,7 +173,9 @@ impl ImportSession for PostgresImport {
             staged: self.staged,
             imported: self.imported,
             already_present,
-            duplicates_in_file: self.staged - self.imported - already_present,
+            duplicates_in_file: meta.duplicates_in_file + self.staged
+                - self.imported
+                - already_present,
         };
         sqlx::query(
             "UPDATE imports SET file_name = $1, sha256 = $2, rows_read = $3, imported = $4,

@@ -13,9 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, SqlSafeStr, Transaction};
+use sqlx::{Postgres, Row, Transaction};
 
 mod import;
 mod receipts;
@@ -79,20 +78,8 @@ impl PostgresStore {
                 );
             }
         } else {
-            let migrations = MIGRATIONS
-                .iter()
-                .map(|(version, name, sql)| {
-                    Migration::new(
-                        *version,
-                        (*name).into(),
-                        MigrationType::Simple,
-                        sql.into_sql_str(),
-                        false,
-                    )
-                })
-                .collect();
             // sqlx holds an advisory lock while migrating: workers starting together queue.
-            Migrator::with_migrations(migrations)
+            migrator(MIGRATIONS, i64::MAX)
                 .run(&pool)
                 .await
                 .context("Failed to apply the database migrations")?;

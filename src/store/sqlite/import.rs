@@ -1,41 +1,50 @@
-//! Imports on SQLite, all in one transaction. Each batch of rows is staged in a small
-//! temporary table (multi-row INSERTs) and merged set-wise at once, so the work stays in the
-//! page cache and overlaps with the reading of the next batch:
+//! Imports on SQLite, all in one transaction: a bulk load. Rows arrive sorted by number with
+//! one row per number ([`crate::import_sort`]), and subscribers are keyed by the number
+//! itself, so every row is appended to two B-trees:
 //!
-//! 1. new numbers go into `subscribers` (file order; a later row only fills a district or
-//!    attributes that were missing);
-//! 2. numbers that were already members of the list before this import are remembered once
-//!    each in `temp.import_present` (only when the list had members to begin with);
-//! 3. members are added to `list_members`; the rows it adds are `imported`.
+//! 1. the numbers go into `subscribers` (a number already known only gets a district or
+//!    attributes it was missing);
+//! 2. they go into `list_members`; the rows it adds are `imported`, the others were
+//!    `already_present` in the list.
 //!
-//! At commit: `already_present` is the size of `temp.import_present`, and
-//! `duplicates_in_file` is what remains of the staged rows.
+//! What makes it a bulk load:
+//! * the rows are bound through SQLite's C API (rusqlite on sqlx's own connection, inside
+//!   its transaction), a few hundred rows per statement: through sqlx, the same binds cost
+//!   more than the inserts;
+//! * foreign-key checks are off for this one connection: the list, the import and every
+//!   subscriber a member points at are written by this transaction just before, so each
+//!   check (three lookups per member) could only pass;
+//! * when no other connection has the database open, the transaction runs in rollback-
+//!   journal mode instead of WAL, which would write every new page twice (SQLite's own
+//!   advice for transactions over ~100 MB), and WAL is switched back on after the commit.
+//!   When a sender or report has the file open, the import simply stays in WAL.
+//!
+//! The connection is closed when the session ends, however it ends, so none of these
+//! settings outlive the import (every new connection turns WAL and foreign keys on).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::Sqlite;
+use sqlx::pool::PoolConnection;
 
 use crate::store::{ImportCounts, ImportMeta, ImportSession, NewSubscriber, now_ms};
 
-/// Rows per multi-row INSERT while staging (4 parameters each, under SQLite's 32766).
-const STAGE_CHUNK: usize = 8_000;
-
 pub(super) async fn begin(
-    mut tx: Transaction<'static, Sqlite>,
+    mut conn: PoolConnection<Sqlite>,
     list: &str,
 ) -> Result<Box<dyn ImportSession>> {
+    conn.close_on_drop();
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut *conn)
+        .await?;
+    // Refused ("database is locked") while another connection has the file open.
+    let left_wal = sqlx::query_scalar::<_, String>("PRAGMA journal_mode = DELETE")
+        .fetch_one(&mut *conn)
+        .await
+        .is_ok_and(|mode| mode.eq_ignore_ascii_case("delete"));
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let tx = &mut *conn;
     let now = now_ms();
-    for sql in [
-        // A large import keeps the subscribers index in memory (64 MiB, this transaction only).
-        "PRAGMA cache_size = -65536",
-        "DROP TABLE IF EXISTS temp.import_batch",
-        "DROP TABLE IF EXISTS temp.import_present",
-        "CREATE TEMP TABLE import_batch (msisdn TEXT NOT NULL, carrier TEXT NOT NULL,
-             district TEXT, attributes TEXT)",
-        "CREATE TEMP TABLE import_present (subscriber_id INTEGER PRIMARY KEY)",
-    ] {
-        sqlx::query(sql).execute(&mut *tx).await?;
-    }
     sqlx::query(
         "INSERT INTO lists (name, created_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
     )
@@ -47,11 +56,6 @@ pub(super) async fn begin(
         .bind(list)
         .fetch_one(&mut *tx)
         .await?;
-    let had_members: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM list_members WHERE list_id = $1)")
-            .bind(list_id)
-            .fetch_one(&mut *tx)
-            .await?;
     // Filled in at commit; nobody sees it before.
     let import_id: i64 = sqlx::query_scalar(
         "INSERT INTO imports (list_id, file_name, sha256, rows_read, imported, already_present,
@@ -63,22 +67,24 @@ pub(super) async fn begin(
     .fetch_one(&mut *tx)
     .await?;
     Ok(Box::new(SqliteImport {
-        tx,
+        conn,
+        left_wal,
         now,
         list_id,
         import_id,
-        had_members,
         staged: 0,
         imported: 0,
     }))
 }
 
 struct SqliteImport {
-    tx: Transaction<'static, Sqlite>,
+    /// Inside `BEGIN IMMEDIATE`; closed (rolling back) if dropped before the commit.
+    conn: PoolConnection<Sqlite>,
+    /// The database was taken out of WAL mode for this import.
+    left_wal: bool,
     now: i64,
     list_id: i64,
     import_id: i64,
-    had_members: bool,
     staged: u64,
     imported: u64,
 }
@@ -86,79 +92,63 @@ struct SqliteImport {
 #[async_trait]
 impl ImportSession for SqliteImport {
     async fn stage(&mut self, rows: &[NewSubscriber]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
+        let (now, list_id, import_id) = (self.now, self.list_id, self.import_id);
+        let mut handle = self.conn.lock_handle().await?;
+        let raw = handle.as_raw_handle();
+        // SQLite work, no I/O wait worth yielding for: a few milliseconds per batch.
+        let load = || -> rusqlite::Result<u64> {
+            // SAFETY: sqlx's worker thread is locked out of this handle until `handle` is
+            // dropped, after this closure; the wrapper does not close the handle, and every
+            // statement it prepares is finalised when it is dropped at the end of the closure.
+            let db = unsafe { rusqlite::Connection::from_handle(raw.as_ptr())? };
+            let mut imported = 0;
+            let mut full = None;
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut partial = None;
+                let (subscribers, members) = if chunk.len() == ROWS_PER_STATEMENT {
+                    if full.is_none() {
+                        full = Some(prepare(&db, chunk.len())?);
+                    }
+                    full.as_mut().expect("prepared above")
+                } else {
+                    partial.insert(prepare(&db, chunk.len())?)
+                };
+                subscribers.raw_bind_parameter(1, now)?;
+                members.raw_bind_parameter(1, list_id)?;
+                members.raw_bind_parameter(2, import_id)?;
+                for (i, r) in chunk.iter().enumerate() {
+                    let id = r.msisdn.as_u64() as i64;
+                    let p = 2 + 4 * i;
+                    subscribers.raw_bind_parameter(p, id)?;
+                    subscribers.raw_bind_parameter(p + 1, r.carrier)?;
+                    subscribers.raw_bind_parameter(p + 2, r.district.as_deref())?;
+                    subscribers.raw_bind_parameter(p + 3, r.attributes.as_deref())?;
+                    members.raw_bind_parameter(3 + i, id)?;
+                }
+                subscribers.raw_execute()?;
+                imported += members.raw_execute()? as u64;
+            }
+            Ok(imported)
+        };
+        let imported = match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::CurrentThread => load(),
+            _ => tokio::task::block_in_place(load),
         }
-        let tx = &mut self.tx;
-        for chunk in rows.chunks(STAGE_CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO temp.import_batch (msisdn, carrier, district, attributes) ",
-            );
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(r.msisdn.as_str().to_owned())
-                    .push_bind(r.carrier)
-                    .push_bind(r.district.as_deref().map(str::to_owned))
-                    .push_bind(r.attributes.clone());
-            });
-            qb.build().execute(&mut **tx).await?;
-        }
-        sqlx::query(
-            "INSERT INTO subscribers (msisdn, carrier, district, attributes, first_seen_ms)
-             SELECT msisdn, carrier, district, attributes, $1 FROM temp.import_batch
-             WHERE true ORDER BY rowid
-             ON CONFLICT (msisdn) DO UPDATE SET
-                 district = COALESCE(subscribers.district, excluded.district),
-                 attributes = COALESCE(subscribers.attributes, excluded.attributes)
-             WHERE (subscribers.district IS NULL AND excluded.district IS NOT NULL)
-                OR (subscribers.attributes IS NULL AND excluded.attributes IS NOT NULL)",
-        )
-        .bind(self.now)
-        .execute(&mut **tx)
-        .await?;
-        if self.had_members {
-            sqlx::query(
-                "INSERT OR IGNORE INTO temp.import_present (subscriber_id)
-                 SELECT m.subscriber_id FROM temp.import_batch b
-                 JOIN subscribers s ON s.msisdn = b.msisdn
-                 JOIN list_members m ON m.list_id = $1 AND m.subscriber_id = s.id
-                 WHERE m.import_id <> $2",
-            )
-            .bind(self.list_id)
-            .bind(self.import_id)
-            .execute(&mut **tx)
-            .await?;
-        }
-        self.imported += sqlx::query(
-            "INSERT INTO list_members (list_id, subscriber_id, import_id)
-             SELECT $1, s.id, $2 FROM temp.import_batch b
-             JOIN subscribers s ON s.msisdn = b.msisdn
-             WHERE true ORDER BY b.rowid
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(self.list_id)
-        .bind(self.import_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        sqlx::query("DELETE FROM temp.import_batch")
-            .execute(&mut **tx)
-            .await?;
+        .context("Cannot add the subscribers to the list")?;
+        drop(handle);
+        self.imported += imported;
         self.staged += rows.len() as u64;
         Ok(())
     }
 
     async fn commit(mut self: Box<Self>, meta: &ImportMeta) -> Result<ImportCounts> {
-        let tx = &mut self.tx;
-        let already_present: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM temp.import_present")
-            .fetch_one(&mut **tx)
-            .await?;
-        let already_present = already_present as u64;
+        let tx = &mut *self.conn;
         let counts = ImportCounts {
             import_id: self.import_id,
             staged: self.staged,
             imported: self.imported,
-            already_present,
-            duplicates_in_file: self.staged - self.imported - already_present,
+            already_present: self.staged - self.imported,
+            duplicates_in_file: meta.duplicates_in_file,
         };
         sqlx::query(
             "UPDATE imports SET file_name = $1, sha256 = $2, rows_read = $3, imported = $4,
@@ -176,18 +166,58 @@ impl ImportSession for SqliteImport {
         .bind(meta.legacy_converted as i64)
         .bind(&meta.operator)
         .bind(self.import_id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-        for sql in [
-            "DROP TABLE temp.import_batch",
-            "DROP TABLE temp.import_present",
-        ] {
-            sqlx::query(sql).execute(&mut **tx).await?;
+        sqlx::query("COMMIT").execute(&mut *tx).await?;
+        if self.left_wal {
+            // Best effort: the next connection to open the file turns WAL on anyway.
+            if let Err(e) = sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&mut *tx)
+                .await
+            {
+                tracing::warn!("the import committed, but WAL mode is not back on yet: {e}");
+            }
         }
-        sqlx::query("PRAGMA cache_size = -2048")
-            .execute(&mut *self.tx)
-            .await?;
-        self.tx.commit().await?;
         Ok(counts)
     }
+}
+
+/// Rows per statement: one statement walks its B-trees once for many rows.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// The two statements for a chunk of `rows` rows.
+fn prepare(
+    db: &rusqlite::Connection,
+    rows: usize,
+) -> rusqlite::Result<(rusqlite::Statement<'_>, rusqlite::Statement<'_>)> {
+    Ok((
+        db.prepare(&insert_subscribers(rows))?,
+        db.prepare(&insert_members(rows))?,
+    ))
+}
+
+/// Inserts `rows` subscribers: `?1` the time, then 4 values a row (`?2`…). A number already
+/// known only gets a district or attributes it was missing. Only placeholders are built
+/// here, never values.
+fn insert_subscribers(rows: usize) -> String {
+    let values = vec!["(?,?,?,?)"; rows].join(",");
+    format!(
+        "INSERT INTO subscribers (id, carrier, district, attributes, first_seen_ms)
+         SELECT column1, column2, column3, column4, ?1 FROM (VALUES {values}) WHERE true
+         ON CONFLICT (id) DO UPDATE SET
+             district = COALESCE(subscribers.district, excluded.district),
+             attributes = COALESCE(subscribers.attributes, excluded.attributes)
+         WHERE (subscribers.district IS NULL AND excluded.district IS NOT NULL)
+            OR (subscribers.attributes IS NULL AND excluded.attributes IS NOT NULL)"
+    )
+}
+
+/// Adds `rows` members: `?1` the list, `?2` the import, then the numbers. A number already
+/// in the list changes nothing (counted as already present).
+fn insert_members(rows: usize) -> String {
+    let values = vec!["(?)"; rows].join(",");
+    format!(
+        "INSERT INTO list_members (list_id, subscriber_id, import_id)
+         SELECT ?1, column1, ?2 FROM (VALUES {values}) WHERE true ON CONFLICT DO NOTHING"
+    )
 }

@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row, SqlSafeStr, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Row, Sqlite, Transaction};
 
 mod import;
 mod receipts;
@@ -38,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "report_indexes",
         include_str!("../../../migrations/sqlite/0003_report_indexes.sql"),
+    ),
+    (
+        4,
+        "subscribers_by_number",
+        include_str!("../../../migrations/sqlite/0004_subscribers_by_number.sql"),
     ),
 ];
 
@@ -70,7 +74,6 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
             .create_if_missing(!read_only)
             .read_only(read_only)
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
@@ -79,38 +82,25 @@ impl SqliteStore {
             // an import raises it for its own transaction (see import.rs). An auditor's
             // short-lived read-only process scans millions of rows: 64 MiB.
             .pragma("cache_size", if read_only { "-65536" } else { "-2048" });
-        // A report's queries are long scans by design: not worth a warning each.
+        // A report's queries are long scans by design: not worth a warning each. A read-only
+        // connection never sets the journal mode (it cannot write it): whatever mode the file
+        // is in, it reads it.
         let options = if read_only {
             options.disable_statement_logging()
         } else {
-            options
+            options.journal_mode(SqliteJournalMode::Wal)
         };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone().pragma("cache_size", "-16384"))
             .await?;
+        // Readers connect when first used: an import needs none (see import.rs).
         let pool = SqlitePoolOptions::new()
             // A report runs its queries at once; a sender needs few readers.
             .max_connections(if read_only { 8 } else { 2 })
-            .connect_with(options)
-            .await?;
+            .connect_lazy_with(options);
         if !read_only {
-            let migrations = MIGRATIONS
-                .iter()
-                .map(|(version, name, sql)| {
-                    Migration::new(
-                        *version,
-                        (*name).into(),
-                        MigrationType::Simple,
-                        sql.into_sql_str(),
-                        false,
-                    )
-                })
-                .collect();
-            Migrator::with_migrations(migrations)
-                .run(&writer)
-                .await
-                .context("Failed to apply the database migrations")?;
+            migrate(&writer, i64::MAX).await?;
         }
         Ok(Self {
             pool,
@@ -122,6 +112,14 @@ impl SqliteStore {
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// Applies the embedded migrations up to `version`.
+async fn migrate(writer: &SqlitePool, version: i64) -> Result<()> {
+    migrator(MIGRATIONS, version)
+        .run(writer)
+        .await
+        .context("Failed to apply the database migrations")
 }
 
 /// An id list as one JSON parameter, expanded by `json_each` (keeps SQL static and bound).
@@ -167,7 +165,7 @@ const CAMPAIGN_SELECT: &str =
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
-        import::begin(self.write_tx().await?, list).await
+        import::begin(self.writer.acquire().await?, list).await
     }
 
     async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
@@ -177,7 +175,9 @@ impl Store for SqliteStore {
         )
         .bind(list)
         .bind(sha256)
-        .fetch_optional(&self.pool)
+        // On the writer: an import opens no reader connection, so it can take the database
+        // out of WAL mode for its bulk load (see import.rs).
+        .fetch_optional(&self.writer)
         .await?;
         Ok(row.map(|r| PreviousImport {
             import_id: r.get(0),
@@ -944,5 +944,96 @@ impl Store for SqliteStore {
 
     async fn receipt_counts(&self) -> Result<ReceiptCounts> {
         receipts::counts(&self.pool).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made before subscribers were keyed by their number keeps every member and
+    /// delivery, now pointing at the number.
+    #[tokio::test]
+    async fn subscribers_are_renumbered_by_their_number_and_references_follow() {
+        let dir = std::env::temp_dir().join(format!("smscast-migrate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("old.db");
+        let _ = std::fs::remove_file(&path);
+        let url = format!("sqlite://{}", path.display());
+        {
+            let options = SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .create_if_missing(true)
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .unwrap();
+            migrate(&pool, 3).await.unwrap();
+            for sql in [
+                "INSERT INTO subscribers (id, msisdn, carrier, district, first_seen_ms) VALUES
+                     (1, '84987654321', 'viettel', 'Tân An', 0),
+                     (2, '84912345678', 'vinaphone', NULL, 0)",
+                "INSERT INTO lists (id, name, created_ms) VALUES (1, 'l', 0)",
+                "INSERT INTO imports (id, list_id, file_name, sha256, rows_read, imported,
+                     already_present, duplicates, rejected, legacy_converted, operator, created_ms)
+                 VALUES (1, 1, 'f', 'x', 2, 2, 0, 0, 0, 0, 'op', 0)",
+                "INSERT INTO list_members VALUES (1, 1, 1), (1, 2, 1)",
+                "INSERT INTO campaigns (id, name, list_id, message_text, encoding, segments,
+                     characters, sender, gateway, rate, window_start, window_end, max_attempts,
+                     state, created_by, created_ms)
+                 VALUES (1, 'c', 1, 't', 'GSM-7', 1, 1, 'S', 'g', 1, 0, 1440, 3, 'running', 'op', 0)",
+                "INSERT INTO deliveries (campaign_id, subscriber_id, msisdn, carrier, state)
+                 VALUES (1, 1, '84987654321', 'viettel', 'submitted'),
+                        (1, 2, '84912345678', 'vinaphone', 'queued')",
+            ] {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+
+        let store = SqliteStore::open(&url, Access::ReadWrite).await.unwrap();
+        let members: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT s.id, s.msisdn FROM list_members m JOIN subscribers s ON s.id = m.subscriber_id
+             ORDER BY s.id",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            members,
+            [
+                (84912345678, "84912345678".to_string()),
+                (84987654321, "84987654321".to_string())
+            ]
+        );
+        let deliveries: Vec<(String, String)> = sqlx::query_as(
+            "SELECT s.msisdn, d.state FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+             ORDER BY d.id",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            deliveries,
+            [
+                ("84987654321".to_string(), "submitted".to_string()),
+                ("84912345678".to_string(), "queued".to_string())
+            ]
+        );
+        let orphans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_foreign_key_check")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(orphans, 0);
+        let district: Option<String> =
+            sqlx::query_scalar("SELECT district FROM subscribers WHERE msisdn = '84987654321'")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(district.as_deref(), Some("Tân An"));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
