@@ -151,7 +151,8 @@ fn a_dead_workers_rows_are_recovered_after_its_lease() {
             .unwrap();
         assert_eq!(claimed.len(), 10);
         let ids: Vec<i64> = claimed.iter().take(4).map(|c| c.id).collect();
-        assert_eq!(s.mark_in_flight("far:1:a", &ids, 0).await.unwrap().len(), 4);
+        let marked = s.mark_in_flight("far:1:a", &ids, 0, now + 1_000).await;
+        assert_eq!(marked.unwrap().len(), 4);
         // Another worker claims at the same time: different rows.
         let other = s
             .claim(c.id, "near:2:b", 100, now, now + 60_000)
@@ -425,7 +426,8 @@ fn receipts_apply_once_wait_for_their_message_and_expire_the_silent() {
         let claimed = s.claim(c.id, "w", 10, now, now + 60_000).await.unwrap();
         let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
         assert_eq!(ids.len(), 5);
-        assert_eq!(s.mark_in_flight("w", &ids, 0).await.unwrap().len(), 5);
+        let marked = s.mark_in_flight("w", &ids, 0, now + 60_000).await;
+        assert_eq!(marked.unwrap().len(), 5);
         let outcome = |id: i64, kind: OutcomeKind| Outcome {
             delivery_id: id,
             attempt_no: 1,

@@ -1,9 +1,12 @@
 //! The dispatcher: claim → rate limit → submit → record, crash-safe.
 //!
-//! * **Claim** a batch (`queued` → `claimed`, leased to this worker). Claimed rows are not in
-//!   doubt: a crash gives them back.
-//! * **Mark in flight** a small batch (`claimed` → `sending`, durable) just before their
-//!   requests go out, so a crash leaves at most that batch plus the requests in flight in doubt.
+//! * **Claim** a batch of due rows. On PostgreSQL, where many workers share a campaign, they
+//!   are leased to this worker (`queued` → `claimed`, `SKIP LOCKED`); on SQLite, one file with
+//!   one writer at a time, a claim only reads, and the rows stay `queued`. Claimed rows are
+//!   not in doubt: a crash gives them back (or never took them).
+//! * **Mark in flight** a small batch (→ `sending`, durable, leased) just before their
+//!   requests go out, so a crash leaves at most that batch plus the requests in flight in
+//!   doubt. Marking is conditional, so a row two workers claimed is sent by one.
 //! * **Send** each at the pace of the rate limiters (campaign and gateway); a semaphore bounds
 //!   concurrency, but the limiter sets the pace.
 //! * **Record** outcomes through one writer task that commits them in batches (group commit).
@@ -32,6 +35,9 @@ use crate::store::{Campaign, CampaignState, Claimed, Outcome, OutcomeKind, Store
 use crate::window::Hours;
 use guard::WindowGuard;
 use recorder::Recorder;
+
+/// The most rows marked in flight by one commit.
+const MAX_MARK_BATCH: usize = 2_048;
 
 /// Consecutive failed submissions (no success in between) that pause the campaign.
 const BREAKER_THRESHOLD: u32 = 50;
@@ -216,13 +222,17 @@ impl Dispatcher {
     ) -> Self {
         let rate = opts.rate;
         let concurrency = opts.concurrency.max(1);
+        // A marked batch is what a crash can leave in doubt: about 100 ms of traffic at the
+        // allowed rate, and never more than eight requests per slot (a few round trips), but
+        // big enough that each durable commit carries many rows at high rates.
         let mark_batch = match rate {
-            Some(r) => ((r / 10.0) as usize).clamp(1, concurrency),
-            None => concurrency,
-        };
+            Some(r) => ((r / 10.0) as usize).clamp(1, 8 * concurrency),
+            None => 8 * concurrency,
+        }
+        .min(MAX_MARK_BATCH);
         let claim_batch = match rate {
-            Some(r) => ((r * 2.0) as u32).clamp(mark_batch as u32, 2_000),
-            None => 2_000,
+            Some(r) => ((r * 2.0) as u32).clamp(mark_batch as u32, 4_096),
+            None => 4_096,
         };
         let recorder = Recorder::start(store.clone(), opts.worker_id.clone());
         let campaign_text = campaign.message_text.clone();
@@ -533,9 +543,13 @@ impl Dispatcher {
         let store = self.store.clone();
         let worker = self.opts.worker_id.clone();
         let cap_ms = self.campaign.cap_hours * 3_600_000;
+        let lease = self.opts.lease.as_millis() as i64;
         tokio::spawn(async move {
             let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
-            let sending = store.mark_in_flight(&worker, &ids, cap_ms).await?;
+            let lease_until = now_ms() + lease;
+            let sending = store
+                .mark_in_flight(&worker, &ids, cap_ms, lease_until)
+                .await?;
             Ok((batch, sending))
         })
     }

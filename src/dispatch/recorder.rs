@@ -10,7 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{Outcome, Store};
 
-const MAX_BATCH: usize = 128;
+/// Outcomes per commit at most; at high rates the batches fill up to this.
+const MAX_BATCH: usize = 1_024;
 /// How long a lone outcome may wait for company before it is written.
 const LINGER: Duration = Duration::from_millis(20);
 

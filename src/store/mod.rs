@@ -525,11 +525,18 @@ pub trait Store: Send + Sync {
         now_ms: i64,
         lease_until_ms: i64,
     ) -> Result<Vec<Claimed>>;
-    /// `claimed` → `sending` (durably) just before the requests go out. Rows whose number
-    /// opted out since the claim become `suppressed`; rows whose number had a message from
-    /// another campaign within `cap_ms` go back to the queue until the cap allows. Neither is
-    /// in the returned ids.
-    async fn mark_in_flight(&self, worker: &str, ids: &[i64], cap_ms: i64) -> Result<Vec<i64>>;
+    /// Claimed rows → `sending` (durably, leased until `lease_until_ms`) just before the
+    /// requests go out. Rows whose number opted out since the claim become `suppressed`; rows
+    /// whose number had a message from another campaign within `cap_ms` go back to the queue
+    /// until the cap allows. Neither is in the returned ids, nor is a row another worker
+    /// marked first.
+    async fn mark_in_flight(
+        &self,
+        worker: &str,
+        ids: &[i64],
+        cap_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<i64>>;
     /// Records outcomes and their `attempts` rows in one transaction.
     async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<()>;
     /// Gives this worker's unsent claims back to the queue.

@@ -160,7 +160,10 @@ pub async fn submit_all(
         .await
         .unwrap();
     let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
-    let sending = store.mark_in_flight(worker, &ids, 0).await.unwrap();
+    let sending = store
+        .mark_in_flight(worker, &ids, 0, now + 600_000)
+        .await
+        .unwrap();
     assert_eq!(sending.len(), ids.len());
     let rows: Vec<(i64, String)> = ids
         .iter()

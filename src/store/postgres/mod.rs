@@ -654,7 +654,14 @@ impl Store for PostgresStore {
         Ok(claimed)
     }
 
-    async fn mark_in_flight(&self, worker: &str, ids: &[i64], cap_ms: i64) -> Result<Vec<i64>> {
+    async fn mark_in_flight(
+        &self,
+        worker: &str,
+        ids: &[i64],
+        cap_ms: i64,
+        // Claimed rows are leased already, and the heartbeat extends the lease.
+        _lease_until_ms: i64,
+    ) -> Result<Vec<i64>> {
         let now = now_ms();
         let mut tx = self.tx().await?;
         lock_ids(&mut tx, ids).await?;

@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "subscribers_by_number",
         include_str!("../../../migrations/sqlite/0004_subscribers_by_number.sql"),
     ),
+    (
+        5,
+        "dispatch_indexes",
+        include_str!("../../../migrations/sqlite/0005_dispatch_indexes.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -458,7 +463,7 @@ impl Store for SqliteStore {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE deliveries SET lease_expires_ms = $1
-             WHERE lease_owner = $2 AND state IN ('claimed', 'sending')",
+             WHERE lease_owner = $2 AND (state = 'claimed' OR state = 'sending')",
         )
         .bind(lease_until_ms)
         .bind(worker)
@@ -591,28 +596,26 @@ impl Store for SqliteStore {
     async fn claim(
         &self,
         campaign_id: i64,
-        worker: &str,
+        _worker: &str,
         limit: u32,
         now_ms: i64,
-        lease_until_ms: i64,
+        _lease_until_ms: i64,
     ) -> Result<Vec<Claimed>> {
-        let mut tx = self.write_tx().await?;
+        // Only a read: one file has one writer at a time, so leasing rows here would cost a
+        // durable write per message for nothing. The rows stay `queued` until
+        // `mark_in_flight` takes them, conditionally (another process's `send` on the same
+        // file may have read them too: whoever marks a row first sends it).
         let rows = sqlx::query(
-            "UPDATE deliveries SET state = 'claimed', lease_owner = $1, lease_expires_ms = $2
-             WHERE id IN (SELECT id FROM deliveries
-                          WHERE campaign_id = $3 AND state = 'queued' AND next_attempt_ms <= $4
-                          ORDER BY next_attempt_ms, id LIMIT $5)
-             RETURNING id, msisdn, carrier, district, attempts",
+            "SELECT id, msisdn, carrier, district, attempts FROM deliveries
+             WHERE campaign_id = $1 AND state = 'queued' AND next_attempt_ms <= $2
+             ORDER BY next_attempt_ms, id LIMIT $3",
         )
-        .bind(worker)
-        .bind(lease_until_ms)
         .bind(campaign_id)
         .bind(now_ms)
         .bind(limit as i64)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        tx.commit().await?;
-        let mut claimed: Vec<Claimed> = rows
+        Ok(rows
             .iter()
             .map(|r| Claimed {
                 id: r.get(0),
@@ -622,52 +625,58 @@ impl Store for SqliteStore {
                 attempts: r.get(4),
                 text: None,
             })
-            .collect();
-        claimed.sort_by_key(|c| c.id);
-        Ok(claimed)
+            .collect())
     }
 
-    async fn mark_in_flight(&self, worker: &str, ids: &[i64], cap_ms: i64) -> Result<Vec<i64>> {
+    async fn mark_in_flight(
+        &self,
+        worker: &str,
+        ids: &[i64],
+        cap_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<i64>> {
         let ids = json_ids(ids);
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         if cap_ms > 0 {
             sqlx::query(
-                "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL,
+                "UPDATE deliveries SET
                      next_attempt_ms = (SELECT MAX(o.submitted_ms) FROM deliveries o
                                         WHERE o.msisdn = deliveries.msisdn
-                                          AND o.campaign_id <> deliveries.campaign_id) + $3,
+                                          AND o.campaign_id <> deliveries.campaign_id) + $2,
                      last_error = 'per-number cap: this number had a message from another campaign less than '
-                                  || ($3 / 3600000) || ' h ago; waiting'
-                 WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND state = 'claimed'
+                                  || ($2 / 3600000) || ' h ago; waiting'
+                 WHERE id IN (SELECT value FROM json_each($1)) AND state = 'queued'
                    AND EXISTS (SELECT 1 FROM deliveries o WHERE o.msisdn = deliveries.msisdn
-                               AND o.campaign_id <> deliveries.campaign_id AND o.submitted_ms > $4 - $3)",
+                               AND o.campaign_id <> deliveries.campaign_id AND o.submitted_ms > $3 - $2)",
             )
             .bind(&ids)
-            .bind(worker)
             .bind(cap_ms)
             .bind(now)
             .execute(&mut *tx)
             .await?;
         }
         sqlx::query(
-            "UPDATE deliveries SET state = 'suppressed', lease_owner = NULL, lease_expires_ms = NULL,
-                 final_ms = $3, last_error = 'opted out after launch'
-             WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND state = 'claimed'
+            "UPDATE deliveries SET state = 'suppressed', final_ms = $2,
+                 last_error = 'opted out after launch'
+             WHERE id IN (SELECT value FROM json_each($1)) AND state = 'queued'
                AND msisdn IN (SELECT msisdn FROM opt_outs)",
         )
         .bind(&ids)
-        .bind(worker)
         .bind(now)
         .execute(&mut *tx)
         .await?;
         let sending: Vec<i64> = sqlx::query_scalar(
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1
-             WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND state = 'claimed'
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,
+                 lease_owner = $2, lease_expires_ms = $3
+             WHERE id IN (SELECT value FROM json_each($1)) AND state = 'queued'
+               AND next_attempt_ms <= $4
              RETURNING id",
         )
         .bind(&ids)
         .bind(worker)
+        .bind(lease_until_ms)
+        .bind(now)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -795,7 +804,9 @@ impl Store for SqliteStore {
             "UPDATE campaigns SET state = 'completed', state_reason = NULL, completed_ms = $2
              WHERE id = $1 AND state = 'running'
                AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
-                               AND state IN ('queued', 'claimed', 'sending'))",
+                               AND state = 'queued')
+               AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
+                               AND (state = 'claimed' OR state = 'sending'))",
         )
         .bind(campaign_id)
         .bind(now_ms())
