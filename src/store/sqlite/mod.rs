@@ -82,11 +82,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            // Small page caches keep a sender's memory flat however large the campaign: 2 MiB
-            // per reader, 16 MiB for the writer, which touches the claim index on every batch;
-            // an import raises it for its own transaction (see import.rs). An auditor's
-            // short-lived read-only process scans millions of rows: 64 MiB.
-            .pragma("cache_size", if read_only { "-65536" } else { "-2048" });
+            // Small page caches keep a sender's memory flat however large the campaign: 1 MiB
+            // per reader (claims read the head of the queue index), 4 MiB for the writer (the
+            // dispatcher's indexes only hold rows in the state they look for, so its working
+            // set is small; see migration 0005). An auditor's short-lived read-only process
+            // scans millions of rows: 64 MiB.
+            .pragma("cache_size", if read_only { "-65536" } else { "-1024" });
         // A report's queries are long scans by design: not worth a warning each. A read-only
         // connection never sets the journal mode (it cannot write it): whatever mode the file
         // is in, it reads it.
@@ -97,7 +98,7 @@ impl SqliteStore {
         };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone().pragma("cache_size", "-16384"))
+            .connect_with(options.clone().pragma("cache_size", "-4096"))
             .await?;
         // Readers connect when first used: an import needs none (see import.rs).
         let pool = SqlitePoolOptions::new()
@@ -126,6 +127,9 @@ async fn migrate(writer: &SqlitePool, version: i64) -> Result<()> {
         .await
         .context("Failed to apply the database migrations")
 }
+
+/// Outcomes per multi-row INSERT when recording (14 parameters each).
+const OUTCOME_CHUNK: usize = 128;
 
 /// An id list as one JSON parameter, expanded by `json_each` (keeps SQL static and bound).
 fn json_ids(ids: &[i64]) -> String {
@@ -702,7 +706,7 @@ impl Store for SqliteStore {
         sqlx::query("DELETE FROM temp.outcome_batch")
             .execute(&mut *tx)
             .await?;
-        for chunk in outcomes.chunks(500) {
+        for chunk in outcomes.chunks(OUTCOME_CHUNK) {
             let mut qb: sqlx::QueryBuilder<Sqlite> = sqlx::QueryBuilder::new(
                 "INSERT INTO temp.outcome_batch (id, attempt_no, started_ms, latency_ms, http_status,
                      gateway, gateway_code, outcome, error, state, gateway_id, next_attempt_ms,
@@ -735,7 +739,12 @@ impl Store for SqliteStore {
                     .push_bind(final_ms)
                     .push_bind(o.text.as_deref());
             });
-            qb.build().execute(&mut *tx).await?;
+            // Only the full-size statement is kept prepared: every other size would be cached
+            // too, each holding thousands of parameters (tens of MB over a long campaign).
+            qb.build()
+                .persistent(chunk.len() == OUTCOME_CHUNK)
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query(
             "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
