@@ -14,6 +14,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 
@@ -118,12 +119,13 @@ impl SortedRows {
     }
 
     fn spill(&mut self) -> Result<()> {
-        self.entries.sort_by_key(|e| e.key);
-        let path = self.spill_dir.join(format!(
-            "smscast-import-{}-{}",
-            std::process::id(),
-            self.runs.len()
-        ));
+        // `at` grows with the order rows were read, so this is a stable sort by number.
+        self.entries.sort_unstable_by_key(|e| (e.key, e.at));
+        static RUNS: AtomicU64 = AtomicU64::new(0);
+        let run = RUNS.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .spill_dir
+            .join(format!("smscast-import-{}-{run}", std::process::id()));
         let file = File::options()
             .read(true)
             .write(true)
@@ -174,7 +176,8 @@ impl SortedRows {
         batch: usize,
         mut sink: impl FnMut(Vec<NewSubscriber>) -> bool,
     ) -> Result<Merged> {
-        self.entries.sort_by_key(|e| e.key);
+        // `at` grows with the order rows were read, so this is a stable sort by number.
+        self.entries.sort_unstable_by_key(|e| (e.key, e.at));
         let mut runs: Vec<RunReader> = std::mem::take(&mut self.runs)
             .into_iter()
             .map(|f| RunReader(BufReader::with_capacity(1 << 20, f)))
