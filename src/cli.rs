@@ -120,6 +120,10 @@ pub struct ImportArgs {
     /// Write every rejected row (line, raw value, reason) to this CSV file
     #[arg(long)]
     pub rejects: Option<PathBuf>,
+    /// Memory for sorting the rows by number, in MiB; beyond it sorted runs go to temporary
+    /// files in $TMPDIR (the import's memory stays flat whatever the file size)
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub sort_memory: u32,
     #[arg(long)]
     pub json: bool,
 }

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::csv_source::{Detected, Row, Source, SourceOptions};
 use crate::district::{District, DistrictMatcher};
-use crate::import_sort::{MEMORY_BUDGET, SortedRows};
+use crate::import_sort::SortedRows;
 use crate::msisdn::{Fix, Msisdn};
 use crate::store::{ImportCounts, ImportMeta, NewSubscriber, PreviousImport, Store};
 
@@ -71,6 +71,8 @@ pub struct ImportRequest<'a> {
     pub list: &'a str,
     pub options: SourceOptions,
     pub rejects: Option<&'a Path>,
+    /// Bytes of rows sorted in memory before a run is spilled to a temporary file.
+    pub sort_memory: usize,
     pub operator: &'a str,
     /// Called with (rows read, bytes read, total bytes) as the import goes.
     pub progress: &'a (dyn Fn(u64, u64, u64) + Sync),
@@ -123,7 +125,10 @@ async fn run(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportSummary>
 
     let (tx, mut rx) = mpsc::channel::<Message>(BATCHES_AHEAD);
     let file = req.file.to_path_buf();
-    let reader = tokio::task::spawn_blocking(move || Reader::new(source, rejects).run(&file, tx));
+    let sort_memory = req.sort_memory;
+    let reader = tokio::task::spawn_blocking(move || {
+        Reader::new(source, rejects, sort_memory).run(&file, tx)
+    });
     while let Some(message) = rx.recv().await {
         match message {
             Message::Progress(rows, bytes) => (req.progress)(rows, bytes, total_bytes),
@@ -211,7 +216,11 @@ struct Reader {
 }
 
 impl Reader {
-    fn new(source: Source<std::fs::File>, rejects: Option<csv::Writer<std::fs::File>>) -> Self {
+    fn new(
+        source: Source<std::fs::File>,
+        rejects: Option<csv::Writer<std::fs::File>>,
+        sort_memory: usize,
+    ) -> Self {
         let detected = source.detected().clone();
         Reader {
             source,
@@ -233,7 +242,7 @@ impl Reader {
                 unknown_districts: BTreeMap::new(),
             },
             attributes: String::new(),
-            sorted: SortedRows::new(MEMORY_BUDGET),
+            sorted: SortedRows::new(sort_memory),
         }
     }
 

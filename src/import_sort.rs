@@ -3,9 +3,9 @@
 //! The store keys subscribers by the number itself, so rows written in number order are
 //! appended to its B-trees instead of scattered through them: the difference between a bulk
 //! load and millions of random index inserts. Rows are kept compactly (16 bytes plus their
-//! district and attributes in one arena); when that passes [`MEMORY_BUDGET`] the rows so far
-//! are sorted and spilled to an unlinked temporary file (a *run*), and at the end the runs
-//! and what is still in memory are merged. Sorting is stable and runs are merged in file
+//! district and attributes in one arena); when that passes its budget (`--sort-memory`), the
+//! rows so far are sorted and spilled to an unlinked temporary file (a *run*), and at the end
+//! the runs and what is still in memory are merged. Sorting is stable and runs are merged in file
 //! order, so of several rows with the same number the first one in the file wins and the
 //! others are counted as duplicates.
 
@@ -21,8 +21,6 @@ use anyhow::{Context, Result};
 use crate::msisdn::Msisdn;
 use crate::store::NewSubscriber;
 
-/// Bytes of rows held in memory before a run is spilled to disk.
-pub const MEMORY_BUDGET: usize = 64 << 20;
 const NO_VALUE: u32 = u32::MAX;
 
 /// One row: the number and where its district and attributes are in the arena.
@@ -133,7 +131,7 @@ impl SortedRows {
             .open(&path)
             .with_context(|| {
                 format!(
-                    "Cannot write a temporary file in {}: free some space or set TMPDIR",
+                    "Cannot write a temporary file in {} (rows beyond --sort-memory are sorted there); nothing was imported. Free some space, set TMPDIR to a writable folder, or raise --sort-memory",
                     self.spill_dir.display()
                 )
             })?;

@@ -906,3 +906,63 @@ fn generated_file_matches_its_ground_truth_in_every_form() {
         assert_eq!(json_map(&s["by_district"]).len(), 15, "{form:?}");
     }
 }
+
+#[test]
+fn a_list_larger_than_the_sort_memory_is_sorted_on_disk_with_the_same_result() {
+    let maker = Workspace::new("spill-gen");
+    let file = maker.path("big.csv");
+    let made = maker.smscast(&[
+        "gen-sample",
+        "--rows",
+        "60000",
+        "--seed",
+        "5",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+
+    let in_memory = Workspace::new("spill-memory");
+    let a = in_memory.import(&file, "L", &[], None).json().unwrap();
+    // About 3 MB of rows: one MiB of sort memory makes several runs on disk.
+    let on_disk = Workspace::new("spill-disk");
+    let b = on_disk
+        .import(&file, "L", &["--sort-memory", "1"], None)
+        .json()
+        .unwrap();
+    common::check_invariants(&b).unwrap();
+    for k in [
+        "rows_read",
+        "imported",
+        "duplicates_in_file",
+        "rejected",
+        "by_carrier",
+        "by_district",
+    ] {
+        assert_eq!(a[k], b[k], "{k}");
+    }
+    let dump = "SELECT group_concat(id || '|' || COALESCE(district, '') || '|' || COALESCE(attributes, ''), char(10))
+                FROM (SELECT * FROM subscribers ORDER BY id)";
+    assert_eq!(in_memory.query_text(dump), on_disk.query_text(dump));
+
+    // The runs go to $TMPDIR: where it cannot write, the import says so and imports nothing.
+    let nowhere = Workspace::new("spill-nowhere");
+    let out = nowhere
+        .command()
+        .env("TMPDIR", nowhere.path("missing"))
+        .args([
+            "subscribers",
+            "import",
+            file.to_str().unwrap(),
+            "--list",
+            "L",
+            "--sort-memory",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("TMPDIR"), "{stderr}");
+    assert_eq!(nowhere.list_members("L").unwrap_or(0), 0);
+}

@@ -62,6 +62,7 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
             phone_column: None,
             district_column: None,
             rejects: Some(dir.join("rejects.csv")),
+            sort_memory: 64,
             json: false,
         }),
     )

@@ -54,6 +54,7 @@ async fn import_file(ctx: &Ctx, args: ImportArgs) -> Result<Exit> {
                 district_column: args.district_column,
             },
             rejects: args.rejects.as_deref(),
+            sort_memory: args.sort_memory as usize * (1 << 20),
             operator: &ctx.operator,
             progress: &progress,
         },
