@@ -40,7 +40,7 @@ impl OutcomeSender {
 
 impl Recorder {
     pub fn start(store: Arc<dyn Store>, worker: String) -> Self {
-        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        let (tx, rx) = mpsc::channel(2 * MAX_BATCH);
         let task = tokio::spawn(run(store, worker, rx));
         Self {
             tx: Some(tx),
