@@ -36,9 +36,6 @@ use crate::window::Hours;
 use guard::WindowGuard;
 use recorder::Recorder;
 
-/// The most rows marked in flight by one commit.
-const MAX_MARK_BATCH: usize = 2_048;
-
 /// Consecutive failed submissions (no success in between) that pause the campaign.
 const BREAKER_THRESHOLD: u32 = 50;
 
@@ -223,13 +220,12 @@ impl Dispatcher {
         let rate = opts.rate;
         let concurrency = opts.concurrency.max(1);
         // A marked batch is what a crash can leave in doubt: about 100 ms of traffic at the
-        // allowed rate, and never more than eight requests per slot (a few round trips), but
-        // big enough that each durable commit carries many rows at high rates.
+        // allowed rate, and never more than the concurrency (design.md: in doubt after a
+        // crash is bounded by the concurrency, never the claimed batch).
         let mark_batch = match rate {
-            Some(r) => ((r / 10.0) as usize).clamp(1, 8 * concurrency),
-            None => 8 * concurrency,
-        }
-        .min(MAX_MARK_BATCH);
+            Some(r) => ((r / 10.0) as usize).clamp(1, concurrency),
+            None => concurrency,
+        };
         let claim_batch = match rate {
             Some(r) => ((r * 2.0) as u32).clamp(mark_batch as u32, 4_096),
             None => 4_096,
