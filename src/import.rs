@@ -248,7 +248,7 @@ impl Reader {
 
     fn run(mut self, file: &Path, tx: mpsc::Sender<Message>) -> Result<ReadCounts> {
         loop {
-            if self.counts.rows_read % PROGRESS_EVERY == PROGRESS_EVERY - 1 {
+            if self.counts.rows_read > 0 && self.counts.rows_read.is_multiple_of(PROGRESS_EVERY) {
                 let at = Message::Progress(self.counts.rows_read, self.source.bytes_read());
                 if tx.blocking_send(at).is_err() {
                     // The store side stopped (it reports its own error).

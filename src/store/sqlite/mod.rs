@@ -100,7 +100,7 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone().pragma("cache_size", "-2048"))
             .await?;
-        // Readers connect when first used: an import needs none (see import.rs).
+        // Readers connect when first used (many commands never read through them).
         let pool = SqlitePoolOptions::new()
             // A report runs its queries at once; a sender needs few readers.
             .max_connections(if read_only { 8 } else { 2 })
@@ -184,9 +184,7 @@ impl Store for SqliteStore {
         )
         .bind(list)
         .bind(sha256)
-        // On the writer: an import opens no reader connection, so it can take the database
-        // out of WAL mode for its bulk load (see import.rs).
-        .fetch_optional(&self.writer)
+        .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| PreviousImport {
             import_id: r.get(0),
