@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, configure_library as configure_sqlite};
 
 /// Milliseconds since the Unix epoch, the one time unit of the store.
 pub fn now_ms() -> i64 {
