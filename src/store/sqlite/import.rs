@@ -8,9 +8,8 @@
 //!    `already_present` in the list.
 //!
 //! What makes it a bulk load:
-//! * the rows are bound through SQLite's C API (rusqlite on sqlx's own connection, inside
-//!   its transaction), a few hundred rows per statement: through sqlx, the same binds cost
-//!   more than the inserts;
+//! * the rows are bound through SQLite's C API (`with_raw_connection`: rusqlite on sqlx's
+//!   own connection, inside its transaction), a few hundred rows per statement;
 //! * foreign-key checks are off for this one connection: the list, the import and every
 //!   subscriber a member points at are written by this transaction just before, so each
 //!   check (three lookups per member) could only pass;
@@ -84,25 +83,18 @@ struct SqliteImport {
 impl ImportSession for SqliteImport {
     async fn stage(&mut self, rows: &[NewSubscriber]) -> Result<()> {
         let (now, list_id, import_id) = (self.now, self.list_id, self.import_id);
-        let mut handle = self.conn.lock_handle().await?;
-        let raw = handle.as_raw_handle();
-        // SQLite work, no I/O wait worth yielding for: a few milliseconds per batch.
-        let load = || -> rusqlite::Result<u64> {
-            // SAFETY: sqlx's worker thread is locked out of this handle until `handle` is
-            // dropped, after this closure; the wrapper does not close the handle, and every
-            // statement it prepares is finalised when it is dropped at the end of the closure.
-            let db = unsafe { rusqlite::Connection::from_handle(raw.as_ptr())? };
+        let imported = super::with_raw_connection(&mut self.conn, |db| {
             let mut imported = 0;
             let mut full = None;
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let mut partial = None;
                 let (subscribers, members) = if chunk.len() == ROWS_PER_STATEMENT {
                     if full.is_none() {
-                        full = Some(prepare(&db, chunk.len())?);
+                        full = Some(prepare(db, chunk.len())?);
                     }
                     full.as_mut().expect("prepared above")
                 } else {
-                    partial.insert(prepare(&db, chunk.len())?)
+                    partial.insert(prepare(db, chunk.len())?)
                 };
                 subscribers.raw_bind_parameter(1, now)?;
                 members.raw_bind_parameter(1, list_id)?;
@@ -120,13 +112,9 @@ impl ImportSession for SqliteImport {
                 imported += members.raw_execute()? as u64;
             }
             Ok(imported)
-        };
-        let imported = match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::CurrentThread => load(),
-            _ => tokio::task::block_in_place(load),
-        }
+        })
+        .await
         .context("Cannot add the subscribers to the list")?;
-        drop(handle);
         self.imported += imported;
         self.staged += rows.len() as u64;
         Ok(())

@@ -148,9 +148,6 @@ async fn migrate(writer: &SqlitePool, version: i64) -> Result<()> {
         .context("Failed to apply the database migrations")
 }
 
-/// Outcomes per multi-row INSERT when recording (14 parameters each).
-const OUTCOME_CHUNK: usize = 128;
-
 /// An id list as one JSON parameter, expanded by `json_each` (keeps SQL static and bound).
 fn json_ids(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("ids serialise")
@@ -158,6 +155,34 @@ fn json_ids(ids: &[i64]) -> String {
 
 fn json_strings(items: &[String]) -> String {
     serde_json::to_string(items).expect("strings serialise")
+}
+
+/// Runs `work` on the connection's own SQLite handle through rusqlite, inside whatever
+/// transaction the connection is in. For bulk binds: sqlx binds each value through several
+/// layers (and looks up each numbered placeholder by name), which on the import's and the
+/// dispatcher's paths cost more than the writes themselves. rusqlite 0.39 links the same
+/// libsqlite3-sys as sqlx, so there is one SQLite in the process. The statements `work`
+/// prepares are finalised when it returns.
+async fn with_raw_connection<T>(
+    conn: &mut sqlx::SqliteConnection,
+    work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+) -> Result<T> {
+    let mut handle = conn.lock_handle().await?;
+    let raw = handle.as_raw_handle();
+    let run = || {
+        // SAFETY: sqlx's worker thread is locked out of this handle until `handle` is
+        // dropped, after this closure; the wrapper borrows the handle (it does not close it).
+        let db = unsafe { rusqlite::Connection::from_handle(raw.as_ptr())? };
+        work(&db)
+    };
+    // SQLite work with no I/O wait worth yielding for (milliseconds per batch); on a
+    // multi-threaded runtime the other tasks move to another worker meanwhile.
+    let result = match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => run(),
+        _ => tokio::task::block_in_place(run),
+    };
+    drop(handle);
+    Ok(result?)
 }
 
 fn campaign_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Campaign> {
@@ -713,31 +738,30 @@ impl Store for SqliteStore {
     }
 
     async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<()> {
-        // The batch goes into a temporary table with multi-row INSERTs (bound values), then
-        // two set-wise statements: a few statements per batch, not two per message, and no
-        // per-row JSON parsing (this is the dispatcher's hot path).
+        // The dispatcher's hot path: one transaction per batch, two prepared statements run
+        // once per outcome, bound through SQLite's C API (see `with_raw_connection`).
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "CREATE TEMP TABLE IF NOT EXISTS outcome_batch (
-                 seq INTEGER PRIMARY KEY, id INTEGER NOT NULL, attempt_no INTEGER NOT NULL,
-                 started_ms INTEGER NOT NULL, latency_ms INTEGER NOT NULL, http_status INTEGER,
-                 gateway TEXT NOT NULL, gateway_code TEXT, outcome TEXT NOT NULL, error TEXT,
-                 state TEXT NOT NULL, gateway_id TEXT, next_attempt_ms INTEGER, final_ms INTEGER,
-                 text TEXT)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM temp.outcome_batch")
-            .execute(&mut *tx)
-            .await?;
-        for chunk in outcomes.chunks(OUTCOME_CHUNK) {
-            let mut qb: sqlx::QueryBuilder<Sqlite> = sqlx::QueryBuilder::new(
-                "INSERT INTO temp.outcome_batch (id, attempt_no, started_ms, latency_ms, http_status,
-                     gateway, gateway_code, outcome, error, state, gateway_id, next_attempt_ms,
-                     final_ms, text) ",
-            );
-            qb.push_values(chunk, |mut b, o| {
+        with_raw_connection(&mut tx, |db| {
+            // Every try leaves an `attempts` row, in the order the outcomes came.
+            let mut attempt = db.prepare(
+                "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
+                     latency_ms, http_status, gateway_code, outcome, error)
+                 SELECT campaign_id, id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+                 FROM deliveries WHERE id = ?1",
+            )?;
+            // Only a row still in flight moves; a receipt may have finalised it already.
+            let mut settle = db.prepare(
+                "UPDATE deliveries SET state = ?2, gateway = ?3,
+                     gateway_id = COALESCE(?4, gateway_id),
+                     next_attempt_ms = COALESCE(?5, next_attempt_ms),
+                     final_ms = COALESCE(?6, final_ms),
+                     submitted_ms = CASE WHEN ?2 = 'submitted' THEN ?7 ELSE submitted_ms END,
+                     message_text = COALESCE(?8, message_text),
+                     last_error = ?9, lease_owner = NULL, lease_expires_ms = NULL
+                 WHERE id = ?1 AND state IN ('sending', 'unknown')",
+            )?;
+            for o in outcomes {
                 let (state, gateway_id, next_attempt, final_ms) = match &o.kind {
                     OutcomeKind::Submitted { gateway_id } => {
                         ("submitted", Some(gateway_id.as_str()), None, None)
@@ -749,53 +773,33 @@ impl Store for SqliteStore {
                     OutcomeKind::Rejected => ("rejected", None, None, Some(now)),
                     OutcomeKind::InDoubt => ("unknown", None, None, None),
                 };
-                b.push_bind(o.delivery_id)
-                    .push_bind(o.attempt_no)
-                    .push_bind(o.started_ms)
-                    .push_bind(o.latency_ms)
-                    .push_bind(o.http_status)
-                    .push_bind(o.gateway.as_str())
-                    .push_bind(o.gateway_code.as_deref())
-                    .push_bind(o.kind.label())
-                    .push_bind(o.error.as_deref())
-                    .push_bind(state)
-                    .push_bind(gateway_id)
-                    .push_bind(next_attempt)
-                    .push_bind(final_ms)
-                    .push_bind(o.text.as_deref());
-            });
-            // Only the full-size statement is kept prepared: every other size would be cached
-            // too, each holding thousands of parameters (tens of MB over a long campaign).
-            qb.build()
-                .persistent(chunk.len() == OUTCOME_CHUNK)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
-                 latency_ms, http_status, gateway_code, outcome, error)
-             SELECT d.campaign_id, d.id, o.attempt_no, $1, o.started_ms, o.latency_ms,
-                    o.http_status, o.gateway_code, o.outcome, o.error
-             FROM temp.outcome_batch o JOIN deliveries d ON d.id = o.id ORDER BY o.seq",
-        )
-        .bind(worker)
-        .execute(&mut *tx)
-        .await?;
-        // Only a row still in flight moves; a receipt may have finalised it already.
-        sqlx::query(
-            "UPDATE deliveries SET state = o.state, gateway = o.gateway,
-                 gateway_id = COALESCE(o.gateway_id, deliveries.gateway_id),
-                 next_attempt_ms = COALESCE(o.next_attempt_ms, deliveries.next_attempt_ms),
-                 final_ms = COALESCE(o.final_ms, deliveries.final_ms),
-                 submitted_ms = CASE WHEN o.state = 'submitted' THEN o.started_ms + o.latency_ms
-                                     ELSE deliveries.submitted_ms END,
-                 message_text = COALESCE(o.text, deliveries.message_text),
-                 last_error = o.error, lease_owner = NULL, lease_expires_ms = NULL
-             FROM temp.outcome_batch AS o
-             WHERE deliveries.id = o.id AND deliveries.state IN ('sending', 'unknown')",
-        )
-        .execute(&mut *tx)
-        .await?;
+                attempt.execute(rusqlite::params![
+                    o.delivery_id,
+                    o.attempt_no,
+                    worker,
+                    o.started_ms,
+                    o.latency_ms,
+                    o.http_status,
+                    o.gateway_code.as_deref(),
+                    o.kind.label(),
+                    o.error.as_deref(),
+                ])?;
+                settle.execute(rusqlite::params![
+                    o.delivery_id,
+                    state,
+                    o.gateway.as_str(),
+                    gateway_id,
+                    next_attempt,
+                    final_ms,
+                    o.started_ms + o.latency_ms,
+                    o.text.as_deref(),
+                    o.error.as_deref(),
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+        .context("Cannot record the outcomes of a batch")?;
         tx.commit().await?;
         Ok(())
     }
