@@ -205,3 +205,27 @@ async fn a_timeout_is_in_doubt() {
         .unwrap_err();
     assert!(matches!(err, SubmitError::InDoubt { .. }), "{err:?}");
 }
+
+#[test]
+fn a_malformed_base_url_is_refused_at_start_without_echoing_it() {
+    let config = Config::parse(&format!(
+        r#"
+        [gateways.agg]
+        kind = "twilio"
+        base_url = "https://AC123:{TOKEN}@[not-an-address"
+        account_sid = "AC123"
+        auth_token = "{TOKEN}"
+        "#
+    ))
+    .unwrap();
+    let err = gateway::build(&config, "agg", Duration::from_secs(5))
+        .err()
+        .expect("a malformed base_url must be refused before any message");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("base_url"), "{msg}");
+    assert!(msg.contains("agg"), "{msg}");
+    assert!(
+        !msg.contains(TOKEN),
+        "the address may carry credentials: {msg}"
+    );
+}

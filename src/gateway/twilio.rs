@@ -11,20 +11,23 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use async_trait::async_trait;
+use base64::Engine;
 use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
 
 use super::{Accepted, Gateway, OutboundSms, SubmitError, classify_transport, retry_after};
-use crate::config::{Secret, TwilioConfig, resolve_secret};
+use crate::config::{TwilioConfig, resolve_secret};
 
 pub struct Twilio {
     name: String,
     client: reqwest::Client,
-    url: String,
-    account_sid: String,
-    token: Secret,
+    /// Parsed once: every message goes to the same address.
+    url: reqwest::Url,
+    /// `Basic base64(sid:token)`, built once and marked sensitive (never shown by `Debug`).
+    authorization: HeaderValue,
     from: Option<String>,
     status_callback: Option<String>,
     rate: Option<f64>,
@@ -70,16 +73,30 @@ impl Twilio {
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(256)
             .build()?;
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            c.base_url.trim_end_matches('/'),
+            c.account_sid
+        );
+        // The address itself stays out of the message: it may carry credentials.
+        let url = reqwest::Url::parse(&url).with_context(|| {
+            format!(
+                "gateway {name}: base_url is not a valid http(s) address: fix it in smscast.toml"
+            )
+        })?;
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            c.account_sid,
+            token.expose()
+        ));
+        let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))
+            .expect("base64 is a valid header value");
+        authorization.set_sensitive(true);
         Ok(Self {
             name: name.into(),
             client,
-            url: format!(
-                "{}/2010-04-01/Accounts/{}/Messages.json",
-                c.base_url.trim_end_matches('/'),
-                c.account_sid
-            ),
-            account_sid: c.account_sid.clone(),
-            token,
+            url,
+            authorization,
             from: c.from.clone(),
             status_callback: c.status_callback.clone(),
             rate: c.rate,
@@ -115,8 +132,8 @@ impl Gateway for Twilio {
         }
         let mut req = self
             .client
-            .post(&self.url)
-            .basic_auth(&self.account_sid, Some(self.token.expose()))
+            .post(self.url.clone())
+            .header(AUTHORIZATION, self.authorization.clone())
             .form(&form);
         if let Some(h) = &self.idempotency_header {
             req = req.header(h.as_str(), sms.reference);
