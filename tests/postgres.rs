@@ -153,6 +153,8 @@ fn a_dead_workers_rows_are_recovered_after_its_lease() {
         let ids: Vec<i64> = claimed.iter().take(4).map(|c| c.id).collect();
         let marked = s.mark_in_flight("far:1:a", &ids, 0, now + 1_000).await;
         assert_eq!(marked.unwrap().len(), 4);
+        // Claimed (6) and sending (4) are both in flight.
+        assert_eq!(s.in_flight_count(c.id).await.unwrap(), 10);
         // Another worker claims at the same time: different rows.
         let other = s
             .claim(c.id, "near:2:b", 100, now, now + 60_000)
@@ -166,6 +168,7 @@ fn a_dead_workers_rows_are_recovered_after_its_lease() {
         assert_eq!((early.requeued, early.unknown), (0, 0));
         let late = s.recover(c.id, now + 1_001, &[], false).await.unwrap();
         assert_eq!((late.requeued, late.unknown), (6, 4));
+        assert_eq!(s.in_flight_count(c.id).await.unwrap(), 0);
         let again = s.recover(c.id, now + 5_000, &[], false).await.unwrap();
         assert_eq!((again.requeued, again.unknown), (0, 0));
     });

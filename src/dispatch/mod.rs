@@ -404,10 +404,7 @@ impl Dispatcher {
                         ))
                     }
                     None => {
-                        let counts = self.store.state_counts(self.campaign.id).await?;
-                        let busy = counts
-                            .iter()
-                            .any(|(s, n)| (s == "claimed" || s == "sending") && *n > 0);
+                        let busy = self.store.in_flight_count(self.campaign.id).await? > 0;
                         if busy && self.permits.available_permits() < self.opts.concurrency {
                             StepOutcome::Idle(Duration::from_millis(20))
                         } else if busy

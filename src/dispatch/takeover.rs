@@ -34,10 +34,6 @@ pub(super) async fn wait_for_others(
         );
         return Ok(Some(Duration::ZERO));
     }
-    let held = store
-        .state_counts(campaign_id)
-        .await?
-        .iter()
-        .any(|(s, n)| (s == "claimed" || s == "sending") && *n > 0);
+    let held = store.in_flight_count(campaign_id).await? > 0;
     Ok(held.then_some(LOOK_AGAIN))
 }

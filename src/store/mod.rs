@@ -499,6 +499,10 @@ pub trait Store: Send + Sync {
     /// campaign running. Idempotent: a second call adds nothing. Returns (queued, suppressed).
     async fn launch(&self, campaign_id: i64) -> Result<(u64, u64)>;
     async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>>;
+    /// Rows of the campaign in flight (`claimed` or `sending`, by any worker): read from an
+    /// index that holds only those rows, so it costs the same on a campaign of any size
+    /// (the dispatcher polls it while its last messages finish).
+    async fn in_flight_count(&self, campaign_id: i64) -> Result<i64>;
 
     // dispatch
     async fn register_worker(&self, id: &str, campaign_id: i64, host: &str, pid: i64)

@@ -455,6 +455,16 @@ impl Store for PostgresStore {
         .await?)
     }
 
+    async fn in_flight_count(&self, campaign_id: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries
+             WHERE campaign_id = $1 AND state IN ('claimed', 'sending')",
+        )
+        .bind(campaign_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn register_worker(
         &self,
         id: &str,

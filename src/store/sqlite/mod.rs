@@ -491,6 +491,17 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    async fn in_flight_count(&self, campaign_id: i64) -> Result<i64> {
+        // Written as the partial index `deliveries_in_flight` is, so SQLite uses it.
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries
+             WHERE campaign_id = $1 AND (state = 'claimed' OR state = 'sending')",
+        )
+        .bind(campaign_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn register_worker(
         &self,
         id: &str,
