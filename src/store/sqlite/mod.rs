@@ -288,10 +288,12 @@ impl Store for SqliteStore {
         after_subscriber_id: i64,
         limit: u32,
     ) -> Result<Vec<MemberFields>> {
+        // Ordered and bounded by the membership key, which SQLite reads in that order; on
+        // `s.id` (the same value) it would sort every remaining member for each page.
         let rows = sqlx::query(
             "SELECT s.id, s.msisdn, s.district, s.attributes FROM lists l
              JOIN list_members m ON m.list_id = l.id JOIN subscribers s ON s.id = m.subscriber_id
-             WHERE l.name = $1 AND s.id > $2 ORDER BY s.id LIMIT $3",
+             WHERE l.name = $1 AND m.subscriber_id > $2 ORDER BY m.subscriber_id LIMIT $3",
         )
         .bind(list)
         .bind(after_subscriber_id)
@@ -449,7 +451,8 @@ impl Store for SqliteStore {
              JOIN list_members m ON m.list_id = c.list_id
              JOIN subscribers s ON s.id = m.subscriber_id
              WHERE c.id = $1
-             ORDER BY s.id
+             -- number order, as the membership key is read (on s.id, SQLite would sort)
+             ORDER BY m.subscriber_id
              ON CONFLICT (campaign_id, subscriber_id) DO NOTHING",
         )
         .bind(campaign_id)
