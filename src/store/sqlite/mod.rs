@@ -168,18 +168,15 @@ async fn with_raw_connection<T>(
     work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
 ) -> Result<T> {
     let mut handle = conn.lock_handle().await?;
-    let raw = handle.as_raw_handle();
-    let run = || {
-        // SAFETY: sqlx's worker thread is locked out of this handle until `handle` is
-        // dropped, after this closure; the wrapper borrows the handle (it does not close it).
-        let db = unsafe { rusqlite::Connection::from_handle(raw.as_ptr())? };
-        work(&db)
-    };
+    // SAFETY: sqlx's worker thread is locked out of this handle while `handle` lives, past
+    // `db`; the wrapper borrows the handle (it does not close it).
+    let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr())? };
     // Run right here: milliseconds of CPU per call (a dispatcher batch, 16k imported rows),
     // with no I/O wait worth yielding for. `block_in_place` was tried: each call hands this
     // worker's tasks to another thread, and every thread that allocates grows a malloc arena
     // of its own (+2-3 MB peak RSS over a 1M-message `send`).
-    let result = run();
+    let result = work(&db);
+    drop(db);
     drop(handle);
     Ok(result?)
 }
