@@ -268,13 +268,19 @@ async fn silent_messages_expire_and_stay_expired() {
     let now = now_ms();
     assert_eq!(
         f.store
-            .expire_submitted(now - 3_600_000, now)
+            .expire_submitted(now - 3_600_000, now, &["k".to_string()])
             .await
             .unwrap(),
         0
     );
     // Everything submitted before now+1 ms with no final receipt expires.
-    assert_eq!(f.store.expire_submitted(now + 1, now).await.unwrap(), 2);
+    assert_eq!(
+        f.store
+            .expire_submitted(now + 1, now, &["k".to_string()])
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(f.kannel(Some(KTOKEN), &rows[1].1, "1").await.0, 200);
     let s = f.states(campaign.id).await;
     assert_eq!(s[&rows[0].0], "delivered");

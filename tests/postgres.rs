@@ -320,6 +320,15 @@ fn three_workers_one_killed_each_recipient_once_and_one_rate() {
     let got = sim.recipients();
     assert!(got.values().all(|n| *n == 1));
     assert!(got.len() as u64 >= submitted);
+    // Three workers started together: one launched the campaign, the others joined it.
+    let log = env.json(&["audit", "--json"]);
+    let launches = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "launch")
+        .count();
+    assert_eq!(launches, 1, "{log}");
 
     // One rate: no one-second window above the campaign's rate plus one burst.
     let limit = (rate + rate / 20.0) * 1.02;
@@ -472,7 +481,7 @@ fn receipts_apply_once_wait_for_their_message_and_expire_the_silent() {
             error_code: None,
             raw: "{}".into(),
         };
-        let r = |id: i64| Some(store::reference(c.id, id));
+        let r = |id: i64| Some(s.reference(c.id, id));
         let effects = s
             .record_receipts(&[
                 receipt(r(ids[0]), None, ReceiptStatus::Delivered, now),
@@ -521,7 +530,12 @@ fn receipts_apply_once_wait_for_their_message_and_expire_the_silent() {
             (m.applied, m.no_change, m.still_pending, m.unmatched),
             (1, 0, 0, 1)
         );
-        assert_eq!(s.expire_submitted(now + 1_000, now).await.unwrap(), 2);
+        assert_eq!(
+            s.expire_submitted(now + 1_000, now, std::slice::from_ref(&c.gateway))
+                .await
+                .unwrap(),
+            2
+        );
         let counts = s.receipt_counts().await.unwrap();
         assert_eq!(
             (

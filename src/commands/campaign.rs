@@ -6,7 +6,7 @@ use super::{Ctx, Exit, find_campaign, print_json};
 use crate::cli::{CampaignCmd, CreateArgs, ReconcileArgs};
 use crate::encoding::{self, check_brandname};
 use crate::message::MessageFile;
-use crate::store::{CampaignState, NewCampaign};
+use crate::store::{CampaignMove, CampaignState, NewCampaign};
 use crate::template::{self, Fields, Template};
 use crate::window::{Hours, parse_date};
 
@@ -283,59 +283,38 @@ async fn show(ctx: &Ctx, key: &str, json: bool) -> Result<Exit> {
 async fn transition(ctx: &Ctx, key: &str, to: CampaignState) -> Result<Exit> {
     let store = ctx.store().await?;
     let c = find_campaign(&*store, key).await?;
-    use CampaignState::*;
-    let ok = matches!(
-        (c.state, to),
-        (Draft | Running, Paused) | (Paused, Running) | (Draft | Running | Paused, Cancelled)
-    );
-    if !ok {
-        bail!(
-            "campaign {:?} is {}; it cannot be {}",
-            c.name,
-            c.state.as_str(),
-            verb(to)
-        );
-    }
-    let reason = match to {
-        Paused => Some(format!("paused by {}", ctx.operator)),
-        _ => None,
+    let m = match to {
+        CampaignState::Paused => CampaignMove::Pause,
+        CampaignState::Running => CampaignMove::Resume,
+        _ => CampaignMove::Cancel,
     };
+    let reason = (m == CampaignMove::Pause).then(|| format!("paused by {}", ctx.operator));
+    // The store checks the move against the transition table in the same statement that
+    // makes it: a state changed by another terminal since `c` was read is never overwritten.
     store
-        .set_campaign_state(c.id, to, reason.as_deref())
-        .await?;
-    let action = match to {
-        Paused => "pause",
-        Running => "resume",
-        _ => "cancel",
-    };
+        .move_campaign(c.id, m, reason.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("campaign {:?}: {e}", c.name))?;
     store
         .audit_append(
             &ctx.operator,
-            action,
+            m.verb(),
             &format!("campaign {}", c.id),
             &serde_json::json!({ "from": c.state.as_str() }),
         )
         .await?;
-    match to {
-        Paused => println!(
+    match m {
+        CampaignMove::Pause => println!(
             "campaign {:?} paused; a running `send` stops within seconds. Resume with `smscast campaign resume {}`",
             c.name, c.name
         ),
-        Running => println!(
+        CampaignMove::Resume => println!(
             "campaign {:?} may send again: run `smscast send {}`",
             c.name, c.name
         ),
         _ => println!("campaign {:?} cancelled: nothing more goes out", c.name),
     }
     Ok(Exit::Ok)
-}
-
-fn verb(s: CampaignState) -> &'static str {
-    match s {
-        CampaignState::Paused => "paused",
-        CampaignState::Running => "resumed",
-        _ => "cancelled",
-    }
 }
 
 pub async fn reconcile(ctx: &Ctx, args: ReconcileArgs) -> Result<Exit> {

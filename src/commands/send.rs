@@ -91,21 +91,26 @@ pub async fn run_campaign(
             );
             return Ok(Exit::Ok);
         }
-        CampaignState::Draft => {
-            let (queued, suppressed) = store.launch(campaign.id).await?;
-            store
-                .audit_append(
-                    &ctx.operator,
-                    "launch",
-                    &format!("campaign {}", campaign.id),
-                    &serde_json::json!({ "queued": queued, "suppressed": suppressed, "rate": opts.rate, "worker": opts.worker_id }),
-                )
-                .await?;
-            eprintln!(
-                "launched {:?}: {queued} to send, {suppressed} suppressed (opted out)",
+        CampaignState::Draft => match store.launch(campaign.id).await? {
+            Some((queued, suppressed)) => {
+                store
+                    .audit_append(
+                        &ctx.operator,
+                        "launch",
+                        &format!("campaign {}", campaign.id),
+                        &serde_json::json!({ "queued": queued, "suppressed": suppressed, "rate": opts.rate, "worker": opts.worker_id }),
+                    )
+                    .await?;
+                eprintln!(
+                    "launched {:?}: {queued} to send, {suppressed} suppressed (opted out)",
+                    campaign.name
+                );
+            }
+            None => eprintln!(
+                "{:?} was launched by another `send` a moment ago: joining it",
                 campaign.name
-            );
-        }
+            ),
+        },
         CampaignState::Running => {}
     }
     let dead = dispatch::dead_local_workers(&store.workers(campaign.id).await?);

@@ -31,7 +31,9 @@ use rand::Rng;
 use tokio::sync::{Mutex, Semaphore, watch};
 
 use crate::gateway::{Gateway, OutboundSms, SubmitError};
-use crate::store::{Campaign, CampaignState, Claimed, Outcome, OutcomeKind, Store, now_ms};
+use crate::store::{
+    Campaign, CampaignMove, CampaignState, Claimed, Outcome, OutcomeKind, Refused, Store, now_ms,
+};
 use crate::window::Hours;
 use guard::WindowGuard;
 use recorder::Recorder;
@@ -157,7 +159,8 @@ fn limiter(rate: f64) -> DefaultDirectRateLimiter {
 }
 
 /// A batch being marked in flight: the claimed rows and the ids now `sending`.
-type Marking = tokio::task::JoinHandle<Result<(Vec<Claimed>, Vec<i64>)>>;
+/// A batch being marked in flight: the rows, and (id, attempt number) of those marked.
+type Marking = tokio::task::JoinHandle<Result<(Vec<Claimed>, Vec<(i64, i64)>)>>;
 
 /// Live counters shared with the progress display.
 #[derive(Default)]
@@ -196,6 +199,9 @@ pub struct Dispatcher {
     /// Set by send tasks and the heartbeat: the reason to stop, if any.
     halt: Arc<Mutex<Option<Stop>>>,
     halted: Arc<AtomicBool>,
+    /// The stop is a pause (or cancel) found in the database, made by someone else: nothing
+    /// to write back.
+    observed_stop: Arc<AtomicBool>,
     mark_batch: usize,
     claim_batch: u32,
     announced_wait: Option<i64>,
@@ -252,6 +258,7 @@ impl Dispatcher {
             counters,
             halt: Arc::new(Mutex::new(None)),
             halted: Arc::new(AtomicBool::new(false)),
+            observed_stop: Arc::new(AtomicBool::new(false)),
             mark_batch,
             claim_batch,
             announced_wait: None,
@@ -328,10 +335,21 @@ impl Dispatcher {
                     Stop::NothingLeft
                 }
             }
-            Stop::Paused(reason) => {
-                self.store
-                    .set_campaign_state(self.campaign.id, CampaignState::Paused, Some(&reason))
-                    .await?;
+            Stop::Paused(reason) if !self.observed_stop.load(Ordering::Relaxed) => {
+                // The breaker's own pause: only a running campaign pauses, so an operator's
+                // cancel or resume made meanwhile stands.
+                if let Err(e) = self
+                    .store
+                    .move_campaign(self.campaign.id, CampaignMove::Pause, Some(&reason))
+                    .await
+                {
+                    match e.downcast_ref::<Refused>() {
+                        Some(refused) => {
+                            tracing::warn!("the breaker's pause was not applied: {refused}")
+                        }
+                        None => return Err(e),
+                    }
+                }
                 Stop::Paused(reason)
             }
             other => other,
@@ -437,9 +455,14 @@ impl Dispatcher {
         if !self.buffer.is_empty() && !*shutdown.borrow() && !self.halted.load(Ordering::Relaxed) {
             self.prefetched = Some(self.spawn_mark());
         }
+        // Each marked row carries the attempt number its outcome must settle (the fence).
+        let marked: HashMap<i64, i64> = sending.into_iter().collect();
         let mut batch: Vec<Claimed> = batch
             .into_iter()
-            .filter(|c| sending.contains(&c.id))
+            .filter_map(|mut c| {
+                c.attempts = marked.get(&c.id)? - 1;
+                Some(c)
+            })
             .collect();
         if self.template.is_some() {
             batch = self.personalise(batch).await?;
@@ -601,6 +624,7 @@ impl Dispatcher {
         let halt = self.halt.clone();
         let halted = self.halted.clone();
         let guard = self.guard.clone();
+        let store = self.store.clone();
         tokio::spawn(async move {
             if let Some(g) = &guard {
                 g.admit().await;
@@ -608,7 +632,7 @@ impl Dispatcher {
             if let Some(g) = &route.guard {
                 g.admit().await;
             }
-            let reference = format!("smscast-{campaign_id}-{}", row.id);
+            let reference = store.reference(campaign_id, row.id);
             let attempt_no = row.attempts + 1;
             let started_ms = now_ms();
             let started = Instant::now();
@@ -689,23 +713,20 @@ impl Dispatcher {
         let worker = self.opts.worker_id.clone();
         let lease = self.opts.lease;
         let campaign_id = self.campaign.id;
-        let counters = self.counters.clone();
         let halt = self.halt.clone();
         let halted = self.halted.clone();
+        let observed = self.observed_stop.clone();
         tokio::spawn(async move {
-            let mut last_sent = 0;
             let every = (lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(2));
             loop {
                 tokio::time::sleep(every).await;
-                let sent = counters.submitted.load(Ordering::Relaxed);
                 let until = now_ms() + lease.as_millis() as i64;
-                if let Err(e) = store.heartbeat(&worker, until, sent - last_sent).await {
+                if let Err(e) = store.heartbeat(&worker, until).await {
                     tracing::warn!("heartbeat failed: {e:#}");
                     continue;
                 }
-                last_sent = sent;
                 // Another terminal may have paused or cancelled the campaign.
-                if let Ok(Some(c)) = store.campaign(&campaign_id.to_string()).await {
+                if let Ok(Some(c)) = store.campaign(&format!("#{campaign_id}")).await {
                     let stop = match c.state {
                         CampaignState::Paused => Some(Stop::Paused(
                             c.state_reason
@@ -716,7 +737,11 @@ impl Dispatcher {
                     };
                     if let Some(stop) = stop {
                         halted.store(true, Ordering::Relaxed);
-                        halt.lock().await.get_or_insert(stop);
+                        let mut halt = halt.lock().await;
+                        if halt.is_none() {
+                            *halt = Some(stop);
+                            observed.store(true, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -727,6 +752,7 @@ impl Dispatcher {
     async fn finish(&mut self) -> Result<()> {
         if let Some(marking) = self.prefetched.take() {
             let (_, marked) = marking.await.context("the marking task failed")??;
+            let marked: Vec<i64> = marked.into_iter().map(|(id, _)| id).collect();
             if !marked.is_empty() {
                 self.store
                     .release_unsent(&self.opts.worker_id, &marked)

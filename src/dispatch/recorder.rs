@@ -114,7 +114,14 @@ async fn write_with_retry(store: &dyn Store, worker: &str, batch: &[Outcome]) ->
     let mut delay = Duration::from_millis(50);
     for attempt in 1.. {
         match store.record(worker, batch).await {
-            Ok(()) => return Ok(()),
+            Ok(stale) => {
+                if stale > 0 {
+                    tracing::warn!(
+                        "{stale} outcome(s) came back after their message was taken over by another worker (or finalised by a receipt): kept as attempts, nothing else changed"
+                    );
+                }
+                return Ok(());
+            }
             Err(e) if attempt < 20 => {
                 tracing::warn!(
                     "recording {} outcomes failed (try {attempt}): {e:#}",

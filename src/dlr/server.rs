@@ -43,6 +43,11 @@ pub enum Receiver {
 pub struct Receivers(HashMap<String, Receiver>);
 
 impl Receivers {
+    /// The gateways receipts are taken for.
+    pub fn names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+
     /// Every gateway in the configuration that asks for receipts; the secrets are read from
     /// the environment now, so a missing one stops the server at start, not at the first receipt.
     pub fn from_config(config: &Config) -> Result<Self> {
@@ -177,6 +182,7 @@ impl DlrServer {
             every: opts.upkeep_every,
             validity: opts.validity,
             unmatched_after: opts.unmatched_after,
+            gateways_with_receipts: receivers.names(),
         };
         let upkeep_task = upkeep.spawn(store.clone());
         let app = Arc::new(App { receivers, writer });

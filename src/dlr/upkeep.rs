@@ -19,6 +19,8 @@ pub struct Upkeep {
     pub every: Duration,
     pub validity: Duration,
     pub unmatched_after: Duration,
+    /// Gateways that send receipts: only their messages can expire for want of one.
+    pub gateways_with_receipts: Vec<String>,
 }
 
 impl Upkeep {
@@ -29,7 +31,11 @@ impl Upkeep {
             .match_pending_receipts(now - self.unmatched_after.as_millis() as i64)
             .await?;
         let expired = store
-            .expire_submitted(now - self.validity.as_millis() as i64, now)
+            .expire_submitted(
+                now - self.validity.as_millis() as i64,
+                now,
+                &self.gateways_with_receipts,
+            )
             .await?;
         Ok((matched, expired))
     }

@@ -5,7 +5,10 @@
 //! own migrations folder (`migrations/<backend>/`, same file names). SQL is always
 //! parameterised; the statements sit in small functions named for their intent.
 
+pub mod contract;
 mod postgres;
+mod receipts;
+mod reference;
 mod report_query;
 mod sqlite;
 
@@ -15,7 +18,9 @@ use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use contract::{CampaignMove, DeliveryMove, DeliveryState, Refused};
 pub use postgres::PostgresStore;
+pub use reference::{ReferenceCheck, References};
 pub use sqlite::{SqliteStore, configure_library as configure_sqlite};
 
 /// Milliseconds since the Unix epoch, the one time unit of the store.
@@ -171,6 +176,63 @@ impl CampaignState {
         })
     }
 }
+
+/// How a user named a campaign: `#12` is always the id; a name is never all digits (see
+/// [`check_campaign_name`]), so a bare number is the id too, unless a campaign made before
+/// that rule carries it as its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CampaignKey<'a> {
+    Id(i64),
+    Name(&'a str),
+    /// All digits: the legacy name if one exists, else the id.
+    NameOrId(&'a str, i64),
+}
+
+impl<'a> CampaignKey<'a> {
+    pub fn parse(key: &'a str) -> Self {
+        if let Some(id) = key.strip_prefix('#').and_then(|n| n.parse().ok()) {
+            return Self::Id(id);
+        }
+        match key.parse() {
+            Ok(id) if key.bytes().all(|b| b.is_ascii_digit()) => Self::NameOrId(key, id),
+            _ => Self::Name(key),
+        }
+    }
+}
+
+/// Refuses names that cannot be told from an id or that would garble a terminal: empty or
+/// blank, all digits, a leading `#`, control characters (newline, ESC, …), over 100 characters.
+pub fn check_campaign_name(name: &str) -> Result<()> {
+    let what = if name.trim().is_empty() {
+        "is empty"
+    } else if name.chars().all(|c| c.is_ascii_digit()) {
+        "is all digits, which reads as a campaign id (#N); add a word, e.g. \"thang6-2022\""
+    } else if name.starts_with('#') {
+        "starts with '#', which marks a campaign id"
+    } else if name.chars().any(char::is_control) {
+        "contains a control character (newline, tab, escape…)"
+    } else if name.chars().count() > 100 {
+        "is longer than 100 characters"
+    } else if name != name.trim() {
+        "starts or ends with a space"
+    } else {
+        return Ok(());
+    };
+    bail!(
+        "the campaign name {:?} {what}: choose a name of letters, digits, spaces and dashes",
+        name.escape_debug().to_string()
+    )
+}
+
+// Statements both backends run as written.
+const CAMPAIGN_BY_ID: &str = "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.id = $1";
+const CAMPAIGN_BY_NAME: &str = "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.name = $1";
+/// Makes this database's reference key on first use (`$1` key, `$2` now).
+const REFERENCE_KEY_INSERT: &str =
+    "INSERT INTO settings (name, value, created_ms) VALUES ('reference_key', $1, $2)
+     ON CONFLICT (name) DO NOTHING";
+const REFERENCE_KEY_SELECT: &str =
+    "SELECT value, created_ms FROM settings WHERE name = 'reference_key'";
 
 /// A campaign as created: the message is a snapshot of exactly what is sent.
 #[derive(Clone, Debug, Serialize)]
@@ -489,15 +551,15 @@ pub trait Store: Send + Sync {
     /// By numeric id or by name.
     async fn campaign(&self, key: &str) -> Result<Option<Campaign>>;
     async fn campaigns(&self) -> Result<Vec<Campaign>>;
-    async fn set_campaign_state(
-        &self,
-        id: i64,
-        state: CampaignState,
-        reason: Option<&str>,
-    ) -> Result<()>;
-    /// Materialises one delivery per list member (opt-outs as `suppressed`) and marks the
-    /// campaign running. Idempotent: a second call adds nothing. Returns (queued, suppressed).
-    async fn launch(&self, campaign_id: i64) -> Result<(u64, u64)>;
+    /// Moves the campaign as the transition table allows (see [`contract`]), in one statement
+    /// that checks the current state; a move the table does not allow from it is refused with
+    /// a [`Refused`] error and changes nothing.
+    async fn move_campaign(&self, id: i64, m: CampaignMove, reason: Option<&str>) -> Result<()>;
+    /// Launches a draft ([`CampaignMove::Launch`]): materialises one delivery per list member
+    /// (opt-outs as `suppressed`) and marks it running, in one transaction. Returns (queued,
+    /// suppressed), or `None` when another process launched it first (it is running: join
+    /// it). Any other state is refused.
+    async fn launch(&self, campaign_id: i64) -> Result<Option<(u64, u64)>>;
     async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>>;
     /// Rows of the campaign in flight (`claimed` or `sending`, by any worker): read from an
     /// index that holds only those rows, so it costs the same on a campaign of any size
@@ -507,8 +569,8 @@ pub trait Store: Send + Sync {
     // dispatch
     async fn register_worker(&self, id: &str, campaign_id: i64, host: &str, pid: i64)
     -> Result<()>;
-    /// Renews this worker's leases and heartbeat; adds `sent` to its counter.
-    async fn heartbeat(&self, worker: &str, lease_until_ms: i64, sent: u64) -> Result<()>;
+    /// Renews this worker's leases and heartbeat.
+    async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()>;
     async fn stop_worker(&self, worker: &str) -> Result<()>;
     async fn workers(&self, campaign_id: i64) -> Result<Vec<WorkerInfo>>;
     /// Gives rows of dead workers back: `claimed` → `queued`; `sending` → `queued` for a resend
@@ -533,16 +595,21 @@ pub trait Store: Send + Sync {
     /// requests go out. Rows whose number opted out since the claim become `suppressed`; rows
     /// whose number had a message from another campaign within `cap_ms` go back to the queue
     /// until the cap allows. Neither is in the returned ids, nor is a row another worker
-    /// marked first.
+    /// marked first. Returns each marked row with its attempt number: the fencing token its
+    /// outcome must carry.
     async fn mark_in_flight(
         &self,
         worker: &str,
         ids: &[i64],
         cap_ms: i64,
         lease_until_ms: i64,
-    ) -> Result<Vec<i64>>;
-    /// Records outcomes and their `attempts` rows in one transaction.
-    async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<()>;
+    ) -> Result<Vec<(i64, i64)>>;
+    /// Records outcomes and their `attempts` rows in one transaction, and counts the
+    /// submissions toward the worker's `sent`. An outcome settles its row only if the row is
+    /// still at the attempt that produced it ([`DeliveryMove::Settle`]); returns how many
+    /// outcomes were stale (kept as `attempts` rows only: another worker took the row over, or
+    /// a receipt finalised it).
+    async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<u64>;
     /// Gives this worker's unsent claims back to the queue.
     async fn release(&self, worker: &str) -> Result<u64>;
     /// Rows marked in flight whose requests never went out (a stop came first): back to the
@@ -582,9 +649,18 @@ pub trait Store: Send + Sync {
     /// Applies pending receipts whose message can now be matched; pending receipts received
     /// before `unmatched_before_ms` that still match nothing are marked unmatched.
     async fn match_pending_receipts(&self, unmatched_before_ms: i64) -> Result<MatchedReceipts>;
-    /// Messages `submitted` before `submitted_before_ms` with no final receipt → `expired`.
-    async fn expire_submitted(&self, submitted_before_ms: i64, now_ms: i64) -> Result<u64>;
+    /// Messages `submitted` before `submitted_before_ms` through one of `gateways` (those that
+    /// send receipts) with no final receipt → `expired`.
+    async fn expire_submitted(
+        &self,
+        submitted_before_ms: i64,
+        now_ms: i64,
+        gateways: &[String],
+    ) -> Result<u64>;
     async fn receipt_counts(&self) -> Result<ReceiptCounts>;
+    /// Our reference for a delivery, stable across retries, signed with this database's key
+    /// so that references cannot be guessed; receipts carry it back.
+    fn reference(&self, campaign_id: i64, delivery_id: i64) -> String;
 
     // scale-out
     /// Takes up to `want` tokens from the shared token bucket `scope` (refilled at `rate` per
@@ -656,6 +732,9 @@ pub enum ReceiptEffect {
     NoChange,
     /// Kept until its message can be matched.
     Pending,
+    /// Names a message this receipt may not move: it went out through another gateway, or
+    /// never went out. Kept and counted; nothing changed.
+    Refused,
 }
 
 impl ReceiptEffect {
@@ -664,6 +743,7 @@ impl ReceiptEffect {
             Self::Applied => "applied",
             Self::NoChange => "no_change",
             Self::Pending => "pending",
+            Self::Refused => "refused",
         }
     }
 }
@@ -675,6 +755,8 @@ pub struct MatchedReceipts {
     pub no_change: u64,
     pub still_pending: u64,
     pub unmatched: u64,
+    /// Matched a message they may not move (another gateway's, or never sent).
+    pub refused: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -683,18 +765,6 @@ pub struct ReceiptCounts {
     pub matched: i64,
     pub pending: i64,
     pub unmatched: i64,
-}
-
-/// Our reference for a delivery, stable across retries; receipts carry it back.
-pub fn reference(campaign_id: i64, delivery_id: i64) -> String {
-    format!("smscast-{campaign_id}-{delivery_id}")
-}
-
-/// (campaign id, delivery id) from a reference made by [`reference`].
-pub fn parse_reference(reference: &str) -> Option<(i64, i64)> {
-    let rest = reference.strip_prefix("smscast-")?;
-    let (c, d) = rest.split_once('-')?;
-    Some((c.parse().ok()?, d.parse().ok()?))
 }
 
 /// Percentiles (p50, p90, p95, p99, max) from a `(value, count)` histogram sorted by value.
@@ -766,11 +836,31 @@ mod tests {
     }
 
     #[test]
-    fn references_round_trip() {
-        assert_eq!(parse_reference(&reference(3, 1234)), Some((3, 1234)));
-        assert_eq!(parse_reference("smscast-3"), None);
-        assert_eq!(parse_reference("other-3-4"), None);
-        assert_eq!(parse_reference("smscast-x-4"), None);
+    fn campaign_keys_tell_ids_from_names() {
+        assert_eq!(CampaignKey::parse("#12"), CampaignKey::Id(12));
+        assert_eq!(CampaignKey::parse("12"), CampaignKey::NameOrId("12", 12));
+        assert_eq!(CampaignKey::parse("thang6"), CampaignKey::Name("thang6"));
+        assert_eq!(CampaignKey::parse("#x"), CampaignKey::Name("#x"));
+    }
+
+    #[test]
+    fn campaign_names_that_read_as_ids_or_garble_a_terminal_are_refused() {
+        for bad in [
+            "",
+            "   ",
+            "2",
+            "0042",
+            "#3",
+            "a\nb",
+            "esc\u{1b}[31m",
+            " lead",
+            "trail ",
+        ] {
+            assert!(check_campaign_name(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["thang6-2022", "Tháng hành động 2022", "2022 june"] {
+            check_campaign_name(good).unwrap();
+        }
     }
 
     #[test]

@@ -72,30 +72,60 @@ pub async fn seed(store: &dyn Store, numbers: &[String], text: &str, gateway: &s
         })
         .await
         .unwrap();
+    let id = create_campaign(store, "test", text, gateway).await;
+    store.launch(id).await.unwrap();
+    store.campaign(&format!("#{id}")).await.unwrap().unwrap()
+}
+
+/// A draft campaign `name` on the list `test` (made by [`seed`]) sending `text`.
+pub async fn create_campaign(store: &dyn Store, name: &str, text: &str, gateway: &str) -> i64 {
     let a = encoding::analyze(text);
-    let id = store
+    store
         .create_campaign(&NewCampaign {
-            name: "test".into(),
-            list: "test".into(),
             message_text: text.into(),
             encoding: a.encoding.as_str().into(),
             segments: a.segments as i64,
             characters: a.characters as i64,
-            sender: "LONGAN".into(),
-            gateway: gateway.into(),
-            rate: 200.0,
-            window_start: 0,
-            window_end: 1440,
-            starts_ms: None,
-            ends_ms: None,
-            max_attempts: 3,
-            cap_hours: 0,
-            created_by: "test".into(),
+            ..new_campaign(name, gateway)
         })
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A campaign `name` on the list `test`, as `campaign create` would make it.
+pub fn new_campaign(name: &str, gateway: &str) -> NewCampaign {
+    let text = "Xin chào";
+    let a = encoding::analyze(text);
+    NewCampaign {
+        name: name.into(),
+        list: "test".into(),
+        message_text: text.into(),
+        encoding: a.encoding.as_str().into(),
+        segments: a.segments as i64,
+        characters: a.characters as i64,
+        sender: "LONGAN".into(),
+        gateway: gateway.into(),
+        rate: 200.0,
+        window_start: 0,
+        window_end: 1440,
+        starts_ms: None,
+        ends_ms: None,
+        max_attempts: 3,
+        cap_hours: 0,
+        created_by: "test".into(),
+    }
+}
+
+/// A draft campaign `name` on the list `test` (made by [`seed`]).
+pub async fn create_draft(store: &dyn Store, name: &str, gateway: &str) -> i64 {
+    create_campaign(store, name, "Xin chào", gateway).await
+}
+
+/// Another campaign `name` on the list `test` (made by [`seed`]), launched.
+pub async fn seed_named(store: &dyn Store, name: &str, gateway: &str) -> Campaign {
+    let id = create_draft(store, name, gateway).await;
     store.launch(id).await.unwrap();
-    store.campaign(&id.to_string()).await.unwrap().unwrap()
+    store.campaign(&format!("#{id}")).await.unwrap().unwrap()
 }
 
 /// Runs the campaign to its end through `routes`.
@@ -167,11 +197,15 @@ pub async fn submit_all(
     assert_eq!(sending.len(), ids.len());
     let rows: Vec<(i64, String)> = ids
         .iter()
-        .map(|id| (*id, store::reference(campaign.id, *id)))
+        .map(|id| (*id, store.reference(campaign.id, *id)))
         .collect();
     let outcomes: Vec<store::Outcome> = rows[leave_sending.min(rows.len())..]
         .iter()
-        .map(|(id, r)| submitted(*id, gateway, &gateway_id(r)))
+        .zip(&sending[leave_sending.min(rows.len())..])
+        .map(|((id, r), (_, attempt))| store::Outcome {
+            attempt_no: *attempt,
+            ..submitted(*id, gateway, &gateway_id(r))
+        })
         .collect();
     store.record(worker, &outcomes).await.unwrap();
     rows

@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "scale_out",
         include_str!("../../../migrations/postgres/1001_scale_out.sql"),
     ),
+    (
+        6,
+        "settings",
+        include_str!("../../../migrations/postgres/0006_settings.sql"),
+    ),
 ];
 
 /// `pg_advisory_xact_lock` key serialising appends to the audit chain ("smscast" in ASCII).
@@ -53,6 +58,7 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Opened for an auditor: the server refuses writes on every connection.
     read_only: bool,
+    refs: References,
 }
 
 impl PostgresStore {
@@ -83,12 +89,39 @@ impl PostgresStore {
                 .run(&pool)
                 .await
                 .context("Failed to apply the database migrations")?;
+            sqlx::query(REFERENCE_KEY_INSERT)
+                .bind(References::new_key())
+                .bind(now_ms())
+                .execute(&pool)
+                .await?;
         }
-        Ok(Self { pool, read_only })
+        let key: Option<(String, i64)> = sqlx::query_as(REFERENCE_KEY_SELECT)
+            .fetch_optional(&pool)
+            .await
+            .unwrap_or(None);
+        let refs = References::new(key.as_ref().map(|(k, at)| (k.as_str(), *at)));
+        Ok(Self {
+            pool,
+            read_only,
+            refs,
+        })
     }
 
     async fn tx(&self) -> Result<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// Why a campaign move changed nothing: the state the campaign is in now.
+    async fn refused(&self, id: i64, m: CampaignMove) -> Result<Refused> {
+        let found: Option<String> = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(Refused {
+            campaign: id,
+            attempted: m,
+            found: found.map(|s| CampaignState::parse(&s)).transpose()?,
+        })
     }
 }
 
@@ -319,6 +352,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_campaign(&self, c: &NewCampaign) -> Result<i64> {
+        check_campaign_name(&c.name)?;
         let list_id: Option<i64> = sqlx::query_scalar("SELECT id FROM lists WHERE name = $1")
             .bind(&c.list)
             .fetch_optional(&self.pool)
@@ -362,22 +396,24 @@ impl Store for PostgresStore {
     }
 
     async fn campaign(&self, key: &str) -> Result<Option<Campaign>> {
-        let row = match key.parse::<i64>() {
-            Ok(id) => {
-                sqlx::query(
-                    "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.id = $1",
-                )
-                    .bind(id)
+        let by_id = || sqlx::query(CAMPAIGN_BY_ID);
+        let row = match CampaignKey::parse(key) {
+            CampaignKey::Id(id) => by_id().bind(id).fetch_optional(&self.pool).await?,
+            CampaignKey::Name(name) => {
+                sqlx::query(CAMPAIGN_BY_NAME)
+                    .bind(name)
                     .fetch_optional(&self.pool)
                     .await?
             }
-            Err(_) => {
-                sqlx::query(
-                    "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.name = $1",
-                )
-                    .bind(key)
+            CampaignKey::NameOrId(name, id) => {
+                match sqlx::query(CAMPAIGN_BY_NAME)
+                    .bind(name)
                     .fetch_optional(&self.pool)
                     .await?
+                {
+                    Some(row) => Some(row),
+                    None => by_id().bind(id).fetch_optional(&self.pool).await?,
+                }
             }
         };
         row.as_ref().map(campaign_from_row).transpose()
@@ -388,28 +424,38 @@ impl Store for PostgresStore {
         rows.iter().map(campaign_from_row).collect()
     }
 
-    async fn set_campaign_state(
-        &self,
-        id: i64,
-        state: CampaignState,
-        reason: Option<&str>,
-    ) -> Result<()> {
-        let completed = (state == CampaignState::Completed).then(now_ms);
-        sqlx::query(
-            "UPDATE campaigns SET state = $1, state_reason = $2,
-                 completed_ms = COALESCE($3, completed_ms) WHERE id = $4",
-        )
-        .bind(state.as_str())
-        .bind(reason)
-        .bind(completed)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+    async fn move_campaign(&self, id: i64, m: CampaignMove, reason: Option<&str>) -> Result<()> {
+        let moved = sqlx::query(m.statement())
+            .bind(id)
+            .bind(reason)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if moved == 0 {
+            return Err(self.refused(id, m).await?.into());
+        }
         Ok(())
     }
 
-    async fn launch(&self, campaign_id: i64) -> Result<(u64, u64)> {
+    async fn launch(&self, campaign_id: i64) -> Result<Option<(u64, u64)>> {
         let mut tx = self.tx().await?;
+        let launched = sqlx::query(CampaignMove::Launch.statement())
+            .bind(campaign_id)
+            .bind(None::<String>)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if launched == 0 {
+            drop(tx);
+            let refused = self.refused(campaign_id, CampaignMove::Launch).await?;
+            if refused.found == Some(CampaignState::Running) {
+                // Another process launched it a moment ago: join it.
+                return Ok(None);
+            }
+            return Err(refused.into());
+        }
         sqlx::query(
             "INSERT INTO deliveries (campaign_id, subscriber_id, msisdn, carrier, district, state)
              SELECT c.id, s.id, s.msisdn, s.carrier, s.district,
@@ -433,17 +479,13 @@ impl Store for PostgresStore {
         .bind(campaign_id)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE campaigns SET state = 'running', state_reason = NULL,
-                 launched_ms = COALESCE(launched_ms, $1), suppressed = $2 WHERE id = $3",
-        )
-        .bind(now_ms())
-        .bind(suppressed)
-        .bind(campaign_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE campaigns SET suppressed = $1 WHERE id = $2")
+            .bind(suppressed)
+            .bind(campaign_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok((queued as u64, suppressed as u64))
+        Ok(Some((queued as u64, suppressed as u64)))
     }
 
     async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
@@ -487,7 +529,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn heartbeat(&self, worker: &str, lease_until_ms: i64, sent: u64) -> Result<()> {
+    async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()> {
         let mut tx = self.tx().await?;
         sqlx::query(
             "WITH leased AS (SELECT id FROM deliveries
@@ -501,9 +543,8 @@ impl Store for PostgresStore {
         .bind(worker)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE workers SET heartbeat_ms = $1, sent = sent + $2 WHERE id = $3")
+        sqlx::query("UPDATE workers SET heartbeat_ms = $1 WHERE id = $2")
             .bind(now_ms())
-            .bind(sent as i64)
             .bind(worker)
             .execute(&mut *tx)
             .await?;
@@ -671,22 +712,23 @@ impl Store for PostgresStore {
         cap_ms: i64,
         // Claimed rows are leased already, and the heartbeat extends the lease.
         _lease_until_ms: i64,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<(i64, i64)>> {
         let now = now_ms();
         let mut tx = self.tx().await?;
         lock_ids(&mut tx, ids).await?;
         if cap_ms > 0 {
-            sqlx::query(
+            sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL,
                      next_attempt_ms = (SELECT MAX(o.submitted_ms) FROM deliveries o
                                         WHERE o.msisdn = deliveries.msisdn
                                           AND o.campaign_id <> deliveries.campaign_id) + $3,
                      last_error = 'per-number cap: this number had a message from another campaign less than '
                                   || ($3 / 3600000) || ' h ago; waiting'
-                 WHERE id = ANY($1) AND lease_owner = $2 AND state = 'claimed'
+                 WHERE id = ANY($1) AND lease_owner = $2 AND {}
                    AND EXISTS (SELECT 1 FROM deliveries o WHERE o.msisdn = deliveries.msisdn
                                AND o.campaign_id <> deliveries.campaign_id AND o.submitted_ms > $4 - $3)",
-            )
+                DeliveryMove::HoldForCap.guard()
+            )))
             .bind(ids)
             .bind(worker)
             .bind(cap_ms)
@@ -694,22 +736,24 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE deliveries SET state = 'suppressed', lease_owner = NULL, lease_expires_ms = NULL,
                  final_ms = $3, last_error = 'opted out after launch'
-             WHERE id = ANY($1) AND lease_owner = $2 AND state = 'claimed'
+             WHERE id = ANY($1) AND lease_owner = $2 AND {}
                AND msisdn IN (SELECT msisdn FROM opt_outs)",
-        )
+            DeliveryMove::SuppressOptedOut.guard()
+        )))
         .bind(ids)
         .bind(worker)
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let sending: Vec<i64> = sqlx::query_scalar(
+        let sending: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE deliveries SET state = 'sending', attempts = attempts + 1
-             WHERE id = ANY($1) AND lease_owner = $2 AND state = 'claimed'
-             RETURNING id",
-        )
+             WHERE id = ANY($1) AND lease_owner = $2 AND {}
+             RETURNING id, attempts",
+            DeliveryMove::Mark.guard()
+        )))
         .bind(ids)
         .bind(worker)
         .fetch_all(&mut *tx)
@@ -718,7 +762,7 @@ impl Store for PostgresStore {
         Ok(sending)
     }
 
-    async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<()> {
+    async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<u64> {
         // The batch travels as one bound array per column: two statements per batch, not two
         // per message (this is the dispatcher's hot path).
         let c = OutcomeColumns::new(outcomes, now_ms());
@@ -747,8 +791,9 @@ impl Store for PostgresStore {
         .bind(&c.error)
         .execute(&mut *tx)
         .await?;
-        // Only a row still in flight moves; a receipt may have finalised it already.
-        sqlx::query(
+        // Only a row still in flight at this attempt moves: a receipt may have finalised it
+        // already, or another worker taken it over after this one's lease expired.
+        let settled = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE deliveries SET state = o.state, gateway = o.gateway,
                  gateway_id = COALESCE(o.gateway_id, deliveries.gateway_id),
                  next_attempt_ms = COALESCE(o.next_attempt_ms, deliveries.next_attempt_ms),
@@ -757,11 +802,14 @@ impl Store for PostgresStore {
                  message_text = COALESCE(o.text, deliveries.message_text),
                  last_error = o.error, lease_owner = NULL, lease_expires_ms = NULL
              FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
-                         $6::bigint[], $7::bigint[], $8::text[], $9::text[])
+                         $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::bigint[])
                   AS o(id, state, gateway, gateway_id, next_attempt_ms, final_ms, done_ms, error,
-                       text)
-             WHERE deliveries.id = o.id AND deliveries.state IN ('sending', 'unknown')",
-        )
+                       text, attempt_no)
+             WHERE deliveries.id = o.id AND deliveries.attempts = o.attempt_no
+               AND deliveries.{}
+             RETURNING o.state",
+            DeliveryMove::Settle.guard()
+        )))
         .bind(&c.id)
         .bind(&c.state)
         .bind(&c.gateway)
@@ -771,10 +819,22 @@ impl Store for PostgresStore {
         .bind(&c.done_ms)
         .bind(&c.error)
         .bind(&c.text)
-        .execute(&mut *tx)
+        .bind(&c.attempt_no)
+        .fetch_all(&mut *tx)
         .await?;
+        let submitted = settled
+            .iter()
+            .filter(|r| r.get::<&str, _>(0) == "submitted")
+            .count() as i64;
+        if submitted > 0 {
+            sqlx::query("UPDATE workers SET sent = sent + $1 WHERE id = $2")
+                .bind(submitted)
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(())
+        Ok((outcomes.len() - settled.len()) as u64)
     }
 
     async fn release(&self, worker: &str) -> Result<u64> {
@@ -783,7 +843,7 @@ impl Store for PostgresStore {
                            ORDER BY id FOR UPDATE)
              UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
              FROM mine WHERE deliveries.id = mine.id AND deliveries.lease_owner = $1
-               AND deliveries.state = 'claimed'",
+               AND deliveries.state IN ('claimed')",
         )
         .bind(worker)
         .execute(&self.pool)
@@ -794,11 +854,12 @@ impl Store for PostgresStore {
     async fn release_unsent(&self, worker: &str, ids: &[i64]) -> Result<u64> {
         let mut tx = self.tx().await?;
         lock_ids(&mut tx, ids).await?;
-        let n = sqlx::query(
+        let n = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE deliveries SET state = 'queued', attempts = attempts - 1,
-                 lease_owner = NULL, lease_expires_ms = NULL
-             WHERE id = ANY($1) AND lease_owner = $2 AND state = 'sending'",
-        )
+                     lease_owner = NULL, lease_expires_ms = NULL
+                 WHERE id = ANY($1) AND lease_owner = $2 AND {}",
+            DeliveryMove::ReleaseUnsent.guard()
+        )))
         .bind(ids)
         .bind(worker)
         .execute(&mut *tx)
@@ -818,13 +879,14 @@ impl Store for PostgresStore {
     }
 
     async fn complete_if_done(&self, campaign_id: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE campaigns SET state = 'completed', state_reason = NULL, completed_ms = $2
-             WHERE id = $1 AND state = 'running'
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{}
                AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
                                AND state IN ('queued', 'claimed', 'sending'))",
-        )
+            CampaignMove::Complete.statement()
+        )))
         .bind(campaign_id)
+        .bind(None::<String>)
         .bind(now_ms())
         .execute(&self.pool)
         .await?
@@ -873,13 +935,13 @@ impl Store for PostgresStore {
         }
         let n = decide.execute(&mut *tx).await?.rows_affected();
         if resend && n > 0 {
-            sqlx::query(
-                "UPDATE campaigns SET state = 'running', completed_ms = NULL, state_reason = NULL
-                 WHERE id = $1 AND state = 'completed'",
-            )
-            .bind(campaign_id)
-            .execute(&mut *tx)
-            .await?;
+            // Only a completed campaign reopens; a paused or cancelled one stays as it is.
+            sqlx::query(CampaignMove::Reopen.statement())
+                .bind(campaign_id)
+                .bind(None::<String>)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(n)
@@ -977,7 +1039,7 @@ impl Store for PostgresStore {
         let mut tries = 0;
         loop {
             tries += 1;
-            match receipts::record(self.tx().await?, receipts).await {
+            match receipts::record(self.tx().await?, &self.refs, receipts).await {
                 Err(e) if tries < 3 && receipts::is_retryable(&e) => continue,
                 result => return result,
             }
@@ -985,11 +1047,20 @@ impl Store for PostgresStore {
     }
 
     async fn match_pending_receipts(&self, unmatched_before_ms: i64) -> Result<MatchedReceipts> {
-        receipts::match_pending(&self.pool, unmatched_before_ms).await
+        receipts::match_pending(&self.pool, &self.refs, unmatched_before_ms).await
     }
 
-    async fn expire_submitted(&self, submitted_before_ms: i64, now_ms: i64) -> Result<u64> {
-        receipts::expire(&self.pool, submitted_before_ms, now_ms).await
+    async fn expire_submitted(
+        &self,
+        submitted_before_ms: i64,
+        now_ms: i64,
+        gateways: &[String],
+    ) -> Result<u64> {
+        receipts::expire(&self.pool, submitted_before_ms, now_ms, gateways).await
+    }
+
+    fn reference(&self, campaign_id: i64, delivery_id: i64) -> String {
+        self.refs.make(campaign_id, delivery_id)
     }
 
     async fn receipt_counts(&self) -> Result<ReceiptCounts> {

@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dispatch_indexes",
         include_str!("../../../migrations/sqlite/0005_dispatch_indexes.sql"),
     ),
+    (
+        6,
+        "settings",
+        include_str!("../../../migrations/sqlite/0006_settings.sql"),
+    ),
 ];
 
 /// Process-wide SQLite settings; call before the first connection opens (first thing in
@@ -78,6 +83,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Opened read-only (asked for, or `?mode=ro` in the URL): every write is refused.
     read_only: bool,
+    refs: References,
 }
 
 impl SqliteStore {
@@ -127,16 +133,41 @@ impl SqliteStore {
             .connect_lazy_with(options);
         if !read_only {
             migrate(&writer, i64::MAX).await?;
+            sqlx::query(REFERENCE_KEY_INSERT)
+                .bind(References::new_key())
+                .bind(now_ms())
+                .execute(&writer)
+                .await?;
         }
+        // A read-only look at a database from before the key: no key, references unsigned.
+        let key: Option<(String, i64)> = sqlx::query_as(REFERENCE_KEY_SELECT)
+            .fetch_optional(&writer)
+            .await
+            .unwrap_or(None);
+        let refs = References::new(key.as_ref().map(|(k, at)| (k.as_str(), *at)));
         Ok(Self {
             pool,
             writer,
             read_only,
+            refs,
         })
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Why a campaign move changed nothing: the state the campaign is in now.
+    async fn refused(&self, id: i64, m: CampaignMove) -> Result<Refused> {
+        let found: Option<String> = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?;
+        Ok(Refused {
+            campaign: id,
+            attempted: m,
+            found: found.map(|s| CampaignState::parse(&s)).transpose()?,
+        })
     }
 }
 
@@ -347,6 +378,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_campaign(&self, c: &NewCampaign) -> Result<i64> {
+        check_campaign_name(&c.name)?;
         let list_id: Option<i64> = sqlx::query_scalar("SELECT id FROM lists WHERE name = $1")
             .bind(&c.list)
             .fetch_optional(&self.pool)
@@ -390,22 +422,24 @@ impl Store for SqliteStore {
     }
 
     async fn campaign(&self, key: &str) -> Result<Option<Campaign>> {
-        let row = match key.parse::<i64>() {
-            Ok(id) => {
-                sqlx::query(
-                    "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.id = $1",
-                )
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?
+        let by_id = || sqlx::query(CAMPAIGN_BY_ID);
+        let row = match CampaignKey::parse(key) {
+            CampaignKey::Id(id) => by_id().bind(id).fetch_optional(&self.pool).await?,
+            CampaignKey::Name(name) => {
+                sqlx::query(CAMPAIGN_BY_NAME)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?
             }
-            Err(_) => {
-                sqlx::query(
-                    "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.name = $1",
-                )
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?
+            CampaignKey::NameOrId(name, id) => {
+                match sqlx::query(CAMPAIGN_BY_NAME)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?
+                {
+                    Some(row) => Some(row),
+                    None => by_id().bind(id).fetch_optional(&self.pool).await?,
+                }
             }
         };
         row.as_ref().map(campaign_from_row).transpose()
@@ -416,28 +450,38 @@ impl Store for SqliteStore {
         rows.iter().map(campaign_from_row).collect()
     }
 
-    async fn set_campaign_state(
-        &self,
-        id: i64,
-        state: CampaignState,
-        reason: Option<&str>,
-    ) -> Result<()> {
-        let completed = (state == CampaignState::Completed).then(now_ms);
-        sqlx::query(
-            "UPDATE campaigns SET state = $1, state_reason = $2,
-                 completed_ms = COALESCE($3, completed_ms) WHERE id = $4",
-        )
-        .bind(state.as_str())
-        .bind(reason)
-        .bind(completed)
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
+    async fn move_campaign(&self, id: i64, m: CampaignMove, reason: Option<&str>) -> Result<()> {
+        let moved = sqlx::query(m.statement())
+            .bind(id)
+            .bind(reason)
+            .bind(now_ms())
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        if moved == 0 {
+            return Err(self.refused(id, m).await?.into());
+        }
         Ok(())
     }
 
-    async fn launch(&self, campaign_id: i64) -> Result<(u64, u64)> {
+    async fn launch(&self, campaign_id: i64) -> Result<Option<(u64, u64)>> {
         let mut tx = self.write_tx().await?;
+        let launched = sqlx::query(CampaignMove::Launch.statement())
+            .bind(campaign_id)
+            .bind(None::<String>)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if launched == 0 {
+            drop(tx);
+            let refused = self.refused(campaign_id, CampaignMove::Launch).await?;
+            if refused.found == Some(CampaignState::Running) {
+                // Another process launched it a moment ago: join it.
+                return Ok(None);
+            }
+            return Err(refused.into());
+        }
         sqlx::query(
             "INSERT INTO deliveries (campaign_id, subscriber_id, msisdn, carrier, district, state)
              SELECT c.id, s.id, s.msisdn, s.carrier, s.district,
@@ -461,17 +505,13 @@ impl Store for SqliteStore {
         .bind(campaign_id)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE campaigns SET state = 'running', state_reason = NULL,
-                 launched_ms = COALESCE(launched_ms, $1), suppressed = $2 WHERE id = $3",
-        )
-        .bind(now_ms())
-        .bind(suppressed)
-        .bind(campaign_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE campaigns SET suppressed = $1 WHERE id = $2")
+            .bind(suppressed)
+            .bind(campaign_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok((queued as u64, suppressed as u64))
+        Ok(Some((queued as u64, suppressed as u64)))
     }
 
     async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
@@ -523,7 +563,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn heartbeat(&self, worker: &str, lease_until_ms: i64, sent: u64) -> Result<()> {
+    async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE deliveries SET lease_expires_ms = $1
@@ -533,9 +573,8 @@ impl Store for SqliteStore {
         .bind(worker)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE workers SET heartbeat_ms = $1, sent = sent + $2 WHERE id = $3")
+        sqlx::query("UPDATE workers SET heartbeat_ms = $1 WHERE id = $2")
             .bind(now_ms())
-            .bind(sent as i64)
             .bind(worker)
             .execute(&mut *tx)
             .await?;
@@ -698,45 +737,48 @@ impl Store for SqliteStore {
         ids: &[i64],
         cap_ms: i64,
         lease_until_ms: i64,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<(i64, i64)>> {
         let ids = json_ids(ids);
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         if cap_ms > 0 {
-            sqlx::query(
+            sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE deliveries SET
                      next_attempt_ms = (SELECT MAX(o.submitted_ms) FROM deliveries o
                                         WHERE o.msisdn = deliveries.msisdn
                                           AND o.campaign_id <> deliveries.campaign_id) + $2,
                      last_error = 'per-number cap: this number had a message from another campaign less than '
                                   || ($2 / 3600000) || ' h ago; waiting'
-                 WHERE id IN (SELECT value FROM json_each($1)) AND state = 'queued'
+                 WHERE id IN (SELECT value FROM json_each($1)) AND {}
                    AND EXISTS (SELECT 1 FROM deliveries o WHERE o.msisdn = deliveries.msisdn
                                AND o.campaign_id <> deliveries.campaign_id AND o.submitted_ms > $3 - $2)",
-            )
+                DeliveryMove::HoldForCap.guard()
+            )))
             .bind(&ids)
             .bind(cap_ms)
             .bind(now)
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE deliveries SET state = 'suppressed', final_ms = $2,
                  last_error = 'opted out after launch'
-             WHERE id IN (SELECT value FROM json_each($1)) AND state = 'queued'
+             WHERE id IN (SELECT value FROM json_each($1)) AND {}
                AND msisdn IN (SELECT msisdn FROM opt_outs)",
-        )
+            DeliveryMove::SuppressOptedOut.guard()
+        )))
         .bind(&ids)
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let sending: Vec<i64> = sqlx::query_scalar(
+        let sending: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,
                  lease_owner = $2, lease_expires_ms = $3
-             WHERE id IN (SELECT value FROM json_each($1)) AND state = 'queued'
+             WHERE id IN (SELECT value FROM json_each($1)) AND {}
                AND next_attempt_ms <= $4
-             RETURNING id",
-        )
+             RETURNING id, attempts",
+            DeliveryMove::Mark.guard()
+        )))
         .bind(&ids)
         .bind(worker)
         .bind(lease_until_ms)
@@ -747,12 +789,23 @@ impl Store for SqliteStore {
         Ok(sending)
     }
 
-    async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<()> {
+    async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<u64> {
         // The dispatcher's hot path: one transaction per batch, two prepared statements run
         // once per outcome, bound through SQLite's C API (see `with_raw_connection`).
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        with_raw_connection(&mut tx, |db| {
+        let settle_sql = format!(
+            "UPDATE deliveries SET state = ?2, gateway = ?3,
+                 gateway_id = COALESCE(?4, gateway_id),
+                 next_attempt_ms = COALESCE(?5, next_attempt_ms),
+                 final_ms = COALESCE(?6, final_ms),
+                 submitted_ms = CASE WHEN ?2 = 'submitted' THEN ?7 ELSE submitted_ms END,
+                 message_text = COALESCE(?8, message_text),
+                 last_error = ?9, lease_owner = NULL, lease_expires_ms = NULL
+             WHERE id = ?1 AND attempts = ?10 AND {}",
+            DeliveryMove::Settle.guard()
+        );
+        let (stale, submitted) = with_raw_connection(&mut tx, |db| {
             // Every try leaves an `attempts` row, in the order the outcomes came.
             let mut attempt = db.prepare(
                 "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
@@ -760,17 +813,10 @@ impl Store for SqliteStore {
                  SELECT campaign_id, id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
                  FROM deliveries WHERE id = ?1",
             )?;
-            // Only a row still in flight moves; a receipt may have finalised it already.
-            let mut settle = db.prepare(
-                "UPDATE deliveries SET state = ?2, gateway = ?3,
-                     gateway_id = COALESCE(?4, gateway_id),
-                     next_attempt_ms = COALESCE(?5, next_attempt_ms),
-                     final_ms = COALESCE(?6, final_ms),
-                     submitted_ms = CASE WHEN ?2 = 'submitted' THEN ?7 ELSE submitted_ms END,
-                     message_text = COALESCE(?8, message_text),
-                     last_error = ?9, lease_owner = NULL, lease_expires_ms = NULL
-                 WHERE id = ?1 AND state IN ('sending', 'unknown')",
-            )?;
+            // Only a row still in flight at this attempt moves: a receipt may have finalised
+            // it already, or another worker taken it over after this one's lease expired.
+            let mut settle = db.prepare(&settle_sql)?;
+            let (mut stale, mut submitted) = (0u64, 0i64);
             for o in outcomes {
                 let (state, gateway_id, next_attempt, final_ms) = match &o.kind {
                     OutcomeKind::Submitted { gateway_id } => {
@@ -794,7 +840,7 @@ impl Store for SqliteStore {
                     o.kind.label(),
                     o.error.as_deref(),
                 ])?;
-                settle.execute(rusqlite::params![
+                let settled = settle.execute(rusqlite::params![
                     o.delivery_id,
                     state,
                     o.gateway.as_str(),
@@ -804,21 +850,35 @@ impl Store for SqliteStore {
                     o.started_ms + o.latency_ms,
                     o.text.as_deref(),
                     o.error.as_deref(),
+                    o.attempt_no,
                 ])?;
+                if settled == 0 {
+                    stale += 1;
+                } else if state == "submitted" {
+                    submitted += 1;
+                }
             }
-            Ok(())
+            Ok((stale, submitted))
         })
         .await
         .context("Cannot record the outcomes of a batch")?;
+        if submitted > 0 {
+            sqlx::query("UPDATE workers SET sent = sent + $1 WHERE id = $2")
+                .bind(submitted)
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(stale)
     }
 
     async fn release(&self, worker: &str) -> Result<u64> {
-        Ok(sqlx::query(
+        Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
-             WHERE lease_owner = $1 AND state = 'claimed'",
-        )
+                 WHERE lease_owner = $1 AND {}",
+            DeliveryMove::Release.guard()
+        )))
         .bind(worker)
         .execute(&self.writer)
         .await?
@@ -826,11 +886,12 @@ impl Store for SqliteStore {
     }
 
     async fn release_unsent(&self, worker: &str, ids: &[i64]) -> Result<u64> {
-        Ok(sqlx::query(
+        Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE deliveries SET state = 'queued', attempts = attempts - 1,
-                 lease_owner = NULL, lease_expires_ms = NULL
-             WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND state = 'sending'",
-        )
+                     lease_owner = NULL, lease_expires_ms = NULL
+                 WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND {}",
+            DeliveryMove::ReleaseUnsent.guard()
+        )))
         .bind(json_ids(ids))
         .bind(worker)
         .execute(&self.writer)
@@ -848,15 +909,16 @@ impl Store for SqliteStore {
     }
 
     async fn complete_if_done(&self, campaign_id: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE campaigns SET state = 'completed', state_reason = NULL, completed_ms = $2
-             WHERE id = $1 AND state = 'running'
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{}
                AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
                                AND state = 'queued')
                AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
                                AND (state = 'claimed' OR state = 'sending'))",
-        )
+            CampaignMove::Complete.statement()
+        )))
         .bind(campaign_id)
+        .bind(None::<String>)
         .bind(now_ms())
         .execute(&self.writer)
         .await?
@@ -897,13 +959,13 @@ impl Store for SqliteStore {
             .await?
             .rows_affected();
         if resend && n > 0 {
-            sqlx::query(
-                "UPDATE campaigns SET state = 'running', completed_ms = NULL, state_reason = NULL
-                 WHERE id = $1 AND state = 'completed'",
-            )
-            .bind(campaign_id)
-            .execute(&mut *tx)
-            .await?;
+            // Only a completed campaign reopens; a paused or cancelled one stays as it is.
+            sqlx::query(CampaignMove::Reopen.statement())
+                .bind(campaign_id)
+                .bind(None::<String>)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(n)
@@ -990,15 +1052,24 @@ impl Store for SqliteStore {
 
     // receipts
     async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>> {
-        receipts::record(self.write_tx().await?, receipts).await
+        receipts::record(self.write_tx().await?, &self.refs, receipts).await
     }
 
     async fn match_pending_receipts(&self, unmatched_before_ms: i64) -> Result<MatchedReceipts> {
-        receipts::match_pending(&self.pool, unmatched_before_ms).await
+        receipts::match_pending(&self.pool, &self.refs, unmatched_before_ms).await
     }
 
-    async fn expire_submitted(&self, submitted_before_ms: i64, now_ms: i64) -> Result<u64> {
-        receipts::expire(&self.pool, submitted_before_ms, now_ms).await
+    async fn expire_submitted(
+        &self,
+        submitted_before_ms: i64,
+        now_ms: i64,
+        gateways: &[String],
+    ) -> Result<u64> {
+        receipts::expire(&self.pool, submitted_before_ms, now_ms, gateways).await
+    }
+
+    fn reference(&self, campaign_id: i64, delivery_id: i64) -> String {
+        self.refs.make(campaign_id, delivery_id)
     }
 
     async fn receipt_counts(&self) -> Result<ReceiptCounts> {

@@ -1,0 +1,376 @@
+//! The sending contract (src/store/contract.rs), held by the store itself on both backends:
+//! receipts move only rows that went out through the receipt's gateway, stale outcomes are
+//! fenced off, campaign moves outside the table are refused, expiry spares gateways that send
+//! no receipts, and workers' counts follow the record.
+//!
+//! Runs on SQLite, and on PostgreSQL with `SMSCAST_TEST_BACKEND=postgres` (CI does both).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::Env;
+use smscast::store::{
+    self, Access, Campaign, CampaignMove, CampaignState, NewReceipt, OutcomeKind, ReceiptEffect,
+    ReceiptStatus, Store,
+};
+
+/// Tests make their database (a PostgreSQL one blocks) outside the runtime.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn open(env: &Env) -> Arc<dyn Store> {
+    store::open(&env.db_url(), Access::ReadWrite).await.unwrap()
+}
+
+fn receipt(gateway: &str, reference: Option<String>, status: ReceiptStatus) -> NewReceipt {
+    NewReceipt {
+        received_ms: store::now_ms(),
+        gateway: gateway.into(),
+        reference,
+        gateway_id: None,
+        status,
+        gateway_status: "1".into(),
+        error_code: None,
+        raw: "test".into(),
+    }
+}
+
+async fn state_of(store: &dyn Store, campaign: &Campaign, state: &str) -> i64 {
+    store
+        .state_counts(campaign.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(s, _)| s == state)
+        .map_or(0, |(_, n)| n)
+}
+
+/// Defect 1: a receipt authenticated for one gateway (its token) names deliveries that went out
+/// through another gateway: nothing changes.
+#[test]
+fn a_receipt_from_another_gateway_changes_nothing() {
+    let env = Env::new("contract-cross-gateway");
+    runtime().block_on(async {
+        let store = open(&env).await;
+        let campaign = common::seed(&*store, &common::numbers(6), "Xin chào", "twilio-gw").await;
+        let rows =
+            common::submit_all(&*store, &campaign, "twilio-gw", 0, |r| format!("SM{r}")).await;
+        let forged: Vec<NewReceipt> = rows
+            .iter()
+            .map(|(_, r)| receipt("kannel-gw", Some(r.clone()), ReceiptStatus::Delivered))
+            .collect();
+        let effects = store.record_receipts(&forged).await.unwrap();
+        assert!(
+            effects.iter().all(|e| *e != ReceiptEffect::Applied),
+            "{effects:?}"
+        );
+        assert_eq!(state_of(&*store, &campaign, "submitted").await, 6);
+        assert_eq!(state_of(&*store, &campaign, "delivered").await, 0);
+        // The same receipts through the right gateway apply.
+        let genuine: Vec<NewReceipt> = rows
+            .iter()
+            .map(|(_, r)| receipt("twilio-gw", Some(r.clone()), ReceiptStatus::Delivered))
+            .collect();
+        let effects = store.record_receipts(&genuine).await.unwrap();
+        assert!(effects.iter().all(|e| *e == ReceiptEffect::Applied));
+        assert_eq!(state_of(&*store, &campaign, "delivered").await, 6);
+    });
+}
+
+/// Defect 1: a receipt never finalises a message that was never sent (queued), nor one whose
+/// request may still be on the wire (sending) — the latter waits for the outcome.
+#[test]
+fn a_receipt_never_finalises_a_queued_row() {
+    let env = Env::new("contract-queued");
+    runtime().block_on(async {
+        let store = open(&env).await;
+        let campaign = common::seed(&*store, &common::numbers(4), "Xin chào", "k").await;
+        let ids: Vec<i64> = store
+            .claim(
+                campaign.id,
+                "w",
+                100,
+                store::now_ms(),
+                store::now_ms() + 60_000,
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        // Never marked: every row is still queued (SQLite) or claimed (PostgreSQL).
+        let forged: Vec<NewReceipt> = ids
+            .iter()
+            .map(|id| {
+                receipt(
+                    "k",
+                    Some(store.reference(campaign.id, *id)),
+                    ReceiptStatus::Delivered,
+                )
+            })
+            .collect();
+        let effects = store.record_receipts(&forged).await.unwrap();
+        assert!(effects.iter().all(|e| *e != ReceiptEffect::Applied));
+        assert_eq!(state_of(&*store, &campaign, "delivered").await, 0);
+        // A row sent once and put back in the queue for a retry is not finalised either.
+        store.release("w").await.unwrap();
+        let now = store::now_ms();
+        store
+            .claim(campaign.id, "w", 1, now, now + 60_000)
+            .await
+            .unwrap();
+        let sending = store
+            .mark_in_flight("w", &ids[..1], 0, store::now_ms() + 60_000)
+            .await
+            .unwrap();
+        let mut retry = common::submitted(ids[0], "k", "x");
+        retry.attempt_no = sending[0].1;
+        retry.kind = OutcomeKind::Retry {
+            next_attempt_ms: store::now_ms() + 600_000,
+        };
+        store.record("w", &[retry]).await.unwrap();
+        let effects = store
+            .record_receipts(&[receipt(
+                "k",
+                Some(store.reference(campaign.id, ids[0])),
+                ReceiptStatus::Delivered,
+            )])
+            .await
+            .unwrap();
+        assert_ne!(effects[0], ReceiptEffect::Applied);
+        assert_eq!(state_of(&*store, &campaign, "queued").await, 4);
+    });
+}
+
+/// Defect 1: references are not guessable: the plain `smscast-{campaign}-{delivery}` of a
+/// message sent now matches nothing.
+#[test]
+fn a_guessed_reference_changes_nothing() {
+    let env = Env::new("contract-guess");
+    runtime().block_on(async {
+        let store = open(&env).await;
+        let campaign = common::seed(&*store, &common::numbers(3), "Xin chào", "k").await;
+        let rows = common::submit_all(&*store, &campaign, "k", 0, |r| format!("G{r}")).await;
+        let (id, real) = &rows[0];
+        let guessed = format!("smscast-{}-{id}", campaign.id);
+        assert_ne!(*real, guessed, "the reference carries a secret");
+        let effects = store
+            .record_receipts(&[receipt("k", Some(guessed), ReceiptStatus::Failed)])
+            .await
+            .unwrap();
+        assert_ne!(effects[0], ReceiptEffect::Applied);
+        let last = if real.ends_with('0') { '1' } else { '0' };
+        let tampered = format!("{}{last}", &real[..real.len() - 1]);
+        let effects = store
+            .record_receipts(&[receipt("k", Some(tampered), ReceiptStatus::Failed)])
+            .await
+            .unwrap();
+        assert_ne!(effects[0], ReceiptEffect::Applied);
+        assert_eq!(state_of(&*store, &campaign, "submitted").await, 3);
+    });
+}
+
+/// Defect 4: a worker stalls past its lease; its rows are recovered and sent again by another
+/// worker. The first worker's late outcome is kept as an attempt, counted, and changes
+/// nothing: the second worker's gateway id stays.
+#[test]
+fn a_stale_outcome_after_a_takeover_changes_nothing() {
+    let env = Env::new("contract-fence");
+    runtime().block_on(async {
+        let store = open(&env).await;
+        let campaign = common::seed(&*store, &common::numbers(1), "Xin chào", "k").await;
+        let now = store::now_ms();
+        let ids: Vec<i64> = store
+            .claim(campaign.id, "stalled", 10, now, now + 60_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        let first = store
+            .mark_in_flight("stalled", &ids, 0, now + 60_000)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        // The stalled worker is declared dead; the gateway deduplicates, so the row is resent.
+        let recovered = store
+            .recover(campaign.id, now, &["stalled".to_string()], true)
+            .await
+            .unwrap();
+        assert_eq!(recovered.resend, 1);
+        let now = store::now_ms();
+        let again = store
+            .claim(campaign.id, "rescuer", 10, now, now + 60_000)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        let second = store
+            .mark_in_flight("rescuer", &ids, 0, now + 60_000)
+            .await
+            .unwrap();
+        assert_eq!(second.len(), 1);
+        assert!(second[0].1 > first[0].1, "a new attempt number");
+        let mut good = common::submitted(ids[0], "k", "SECOND");
+        good.attempt_no = second[0].1;
+        assert_eq!(store.record("rescuer", &[good]).await.unwrap(), 0);
+        // The stalled worker wakes up with its answer: a retry, which would queue the row again.
+        let mut late = common::submitted(ids[0], "k", "FIRST");
+        late.attempt_no = first[0].1;
+        late.kind = OutcomeKind::Retry { next_attempt_ms: 0 };
+        assert_eq!(
+            store.record("stalled", &[late]).await.unwrap(),
+            1,
+            "counted"
+        );
+        assert_eq!(state_of(&*store, &campaign, "submitted").await, 1);
+        // The row keeps the rescuer's gateway id: a receipt by that id applies, the other none.
+        let by_id = |gid: &str, status| NewReceipt {
+            gateway_id: Some(gid.into()),
+            ..receipt("k", None, status)
+        };
+        let effects = store
+            .record_receipts(&[by_id("FIRST", ReceiptStatus::Failed)])
+            .await
+            .unwrap();
+        assert_ne!(effects[0], ReceiptEffect::Applied);
+        let effects = store
+            .record_receipts(&[by_id("SECOND", ReceiptStatus::Delivered)])
+            .await
+            .unwrap();
+        assert_eq!(effects[0], ReceiptEffect::Applied);
+        assert_eq!(state_of(&*store, &campaign, "delivered").await, 1);
+    });
+}
+
+/// Defect 3: every campaign move outside the table is refused by the store itself.
+#[test]
+fn campaign_moves_outside_the_table_are_refused() {
+    use CampaignMove::*;
+    use CampaignState::*;
+    // Written out by hand, apart from the table it checks.
+    let allowed = [
+        (Draft, Launch),
+        (Running, Pause),
+        (Paused, Resume),
+        (Draft, Cancel),
+        (Running, Cancel),
+        (Paused, Cancel),
+        (Running, Complete),
+        (Completed, Reopen),
+    ];
+    let env = Env::new("contract-campaign-moves");
+    runtime().block_on(async {
+        let store = open(&env).await;
+        let campaign = common::seed(&*store, &common::numbers(1), "Xin chào", "k").await;
+        let reach = |target: CampaignState| -> Vec<CampaignMove> {
+            // From running (where `seed` leaves it), the moves that lead to `target`.
+            match target {
+                Draft => vec![],
+                Running => vec![],
+                Paused => vec![Pause],
+                Completed => vec![Complete],
+                Cancelled => vec![Cancel],
+            }
+        };
+        for from in [Running, Paused, Completed, Cancelled] {
+            for m in CampaignMove::ALL {
+                // A fresh campaign in state `from`.
+                let c =
+                    common::seed_named(&*store, &format!("c-{}-{:?}", from.as_str(), m), "k").await;
+                for step in reach(from) {
+                    store.move_campaign(c.id, step, None).await.unwrap();
+                }
+                let got = store.move_campaign(c.id, m, None).await;
+                let now = store
+                    .campaign(&format!("#{}", c.id))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if allowed.contains(&(from, m)) {
+                    got.unwrap_or_else(|e| panic!("{m:?} from {from:?} refused: {e}"));
+                    assert_eq!(now.state, m.to());
+                } else {
+                    let e = got.expect_err(&format!("{m:?} from {from:?} allowed"));
+                    assert!(e.to_string().contains("cannot"), "{e}");
+                    assert_eq!(now.state, from, "{m:?} from {from:?} changed the state");
+                }
+            }
+        }
+        // A draft may be launched or cancelled, nothing else.
+        for m in CampaignMove::ALL {
+            let c = common::create_draft(&*store, &format!("draft-{m:?}"), "k").await;
+            let got = store.move_campaign(c, m, None).await;
+            assert_eq!(
+                got.is_ok(),
+                allowed.contains(&(Draft, m)),
+                "{m:?} from draft"
+            );
+        }
+        let _ = campaign;
+    });
+}
+
+/// Defect 6: messages through a gateway that sends no receipts are not expired for lack of one.
+#[test]
+fn expiry_spares_gateways_that_send_no_receipts() {
+    let env = Env::new("contract-expiry");
+    runtime().block_on(async {
+        let store = open(&env).await;
+        let campaign = common::seed(&*store, &common::numbers(4), "Xin chào", "silent").await;
+        common::submit_all(&*store, &campaign, "silent", 0, |r| format!("S{r}")).await;
+        let later = store::now_ms() + 1_000;
+        let n = store
+            .expire_submitted(later, later, &["talkative".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        assert_eq!(state_of(&*store, &campaign, "submitted").await, 4);
+        let n = store
+            .expire_submitted(later, later, &["silent".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(n, 4);
+    });
+}
+
+/// Defect 7: a worker's "sent" count is the record's, without waiting for a heartbeat.
+#[test]
+fn worker_counts_follow_the_record() {
+    let env = Env::new("contract-worker-counts");
+    runtime().block_on(async {
+        let store = open(&env).await;
+        let campaign = common::seed(&*store, &common::numbers(8), "Xin chào", "k").await;
+        store
+            .register_worker("test-worker", campaign.id, "host", 1)
+            .await
+            .unwrap();
+        common::submit_all(&*store, &campaign, "k", 0, |r| format!("W{r}")).await;
+        let workers = store.workers(campaign.id).await.unwrap();
+        assert_eq!(workers[0].sent, 8);
+    });
+}
+
+/// Defect 2: a campaign cannot be named so that it reads as another campaign's id, and `#N`
+/// always means the id.
+#[test]
+fn campaign_names_never_read_as_ids() {
+    let env = Env::new("contract-names");
+    runtime().block_on(async {
+        let store = open(&env).await;
+        let first = common::seed(&*store, &common::numbers(1), "Xin chào", "k").await;
+        for bad in ["2", "", " ", "a\nb", "x\u{1b}[2J"] {
+            let new = common::new_campaign(bad, "k");
+            let e = store.create_campaign(&new).await.expect_err(bad);
+            assert!(e.to_string().contains("campaign name"), "{e}");
+        }
+        let by_hash = store.campaign(&format!("#{}", first.id)).await.unwrap();
+        assert_eq!(by_hash.unwrap().name, "test");
+        assert!(store.campaign("#999").await.unwrap().is_none());
+    });
+}
