@@ -192,16 +192,11 @@ impl DeliveryMove {
     /// the table's own constants (never input), so the text is the same on every call.
     pub fn guard(self) -> &'static str {
         static GUARDS: LazyLock<Vec<(DeliveryMove, String)>> = LazyLock::new(|| {
-            DeliveryMove::ALL
-                .iter()
-                .map(|m| (*m, in_list(m.from().iter().map(|s| s.as_str()))))
-                .collect()
+            written(&DeliveryMove::ALL, |m| {
+                in_list(m.from().iter().map(|s| s.as_str()))
+            })
         });
-        GUARDS
-            .iter()
-            .find(|(m, _)| *m == self)
-            .map(|(_, g)| g.as_str())
-            .expect("every move has a guard")
+        lookup(&GUARDS, self)
     }
 }
 
@@ -264,48 +259,33 @@ impl CampaignMove {
 
     pub fn guard(self) -> &'static str {
         static GUARDS: LazyLock<Vec<(CampaignMove, String)>> = LazyLock::new(|| {
-            CampaignMove::ALL
-                .iter()
-                .map(|m| (*m, in_list(m.from().iter().map(|s| s.as_str()))))
-                .collect()
+            written(&CampaignMove::ALL, |m| {
+                in_list(m.from().iter().map(|s| s.as_str()))
+            })
         });
-        GUARDS
-            .iter()
-            .find(|(m, _)| *m == self)
-            .map(|(_, g)| g.as_str())
-            .expect("every move has a guard")
+        lookup(&GUARDS, self)
     }
 
     /// The one statement of this move: `$1` campaign id, `$2` reason, `$3` now (ms). The same
     /// text on SQLite and PostgreSQL.
     pub fn statement(self) -> &'static str {
         static STATEMENTS: LazyLock<Vec<(CampaignMove, String)>> = LazyLock::new(|| {
-            CampaignMove::ALL
-                .iter()
-                .map(|m| {
-                    let stamps = match m {
-                        CampaignMove::Launch => ", launched_ms = COALESCE(launched_ms, $3)",
-                        CampaignMove::Complete => ", completed_ms = $3",
-                        CampaignMove::Reopen => ", completed_ms = NULL",
-                        _ => "",
-                    };
-                    (
-                        *m,
-                        format!(
-                            "UPDATE campaigns SET state = '{}', state_reason = $2{stamps}
-                             WHERE id = $1 AND {}",
-                            m.to().as_str(),
-                            m.guard()
-                        ),
-                    )
-                })
-                .collect()
+            written(&CampaignMove::ALL, |m| {
+                let stamps = match m {
+                    CampaignMove::Launch => ", launched_ms = COALESCE(launched_ms, $3)",
+                    CampaignMove::Complete => ", completed_ms = $3",
+                    CampaignMove::Reopen => ", completed_ms = NULL",
+                    _ => "",
+                };
+                format!(
+                    "UPDATE campaigns SET state = '{}', state_reason = $2{stamps}
+                     WHERE id = $1 AND {}",
+                    m.to().as_str(),
+                    m.guard()
+                )
+            })
         });
-        STATEMENTS
-            .iter()
-            .find(|(m, _)| *m == self)
-            .map(|(_, s)| s.as_str())
-            .expect("every move has a statement")
+        lookup(&STATEMENTS, self)
     }
 }
 
@@ -352,6 +332,19 @@ impl fmt::Display for Refused {
 }
 
 impl std::error::Error for Refused {}
+
+/// The text `write` makes for each move, computed once.
+fn written<M: Copy>(all: &[M], write: impl Fn(M) -> String) -> Vec<(M, String)> {
+    all.iter().map(|m| (*m, write(*m))).collect()
+}
+
+fn lookup<M: PartialEq>(texts: &'static [(M, String)], m: M) -> &'static str {
+    texts
+        .iter()
+        .find(|(k, _)| *k == m)
+        .map(|(_, t)| t.as_str())
+        .expect("every move has its text")
+}
 
 fn in_list<'a>(states: impl Iterator<Item = &'a str>) -> String {
     let quoted: Vec<String> = states.map(|s| format!("'{s}'")).collect();

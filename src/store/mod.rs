@@ -5,6 +5,7 @@
 //! own migrations folder (`migrations/<backend>/`, same file names). SQL is always
 //! parameterised; the statements sit in small functions named for their intent.
 
+mod campaigns;
 pub mod contract;
 mod postgres;
 mod receipts;
@@ -225,8 +226,6 @@ pub fn check_campaign_name(name: &str) -> Result<()> {
 }
 
 // Statements both backends run as written.
-const CAMPAIGN_BY_ID: &str = "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.id = $1";
-const CAMPAIGN_BY_NAME: &str = "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.name = $1";
 /// Makes this database's reference key on first use (`$1` key, `$2` now).
 const REFERENCE_KEY_INSERT: &str =
     "INSERT INTO settings (name, value, created_ms) VALUES ('reference_key', $1, $2)

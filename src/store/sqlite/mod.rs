@@ -156,19 +156,6 @@ impl SqliteStore {
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
-
-    /// Why a campaign move changed nothing: the state the campaign is in now.
-    async fn refused(&self, id: i64, m: CampaignMove) -> Result<Refused> {
-        let found: Option<String> = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.writer)
-            .await?;
-        Ok(Refused {
-            campaign: id,
-            attempted: m,
-            found: found.map(|s| CampaignState::parse(&s)).transpose()?,
-        })
-    }
 }
 
 /// Applies the embedded migrations up to `version`.
@@ -212,36 +199,7 @@ async fn with_raw_connection<T>(
     Ok(result?)
 }
 
-fn campaign_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Campaign> {
-    Ok(Campaign {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        list_id: r.try_get("list_id")?,
-        list: r.try_get("list_name")?,
-        message_text: r.try_get("message_text")?,
-        encoding: r.try_get("encoding")?,
-        segments: r.try_get("segments")?,
-        characters: r.try_get("characters")?,
-        sender: r.try_get("sender")?,
-        gateway: r.try_get("gateway")?,
-        rate: r.try_get("rate")?,
-        window_start: r.try_get("window_start")?,
-        window_end: r.try_get("window_end")?,
-        starts_ms: r.try_get("starts_ms")?,
-        ends_ms: r.try_get("ends_ms")?,
-        max_attempts: r.try_get("max_attempts")?,
-        cap_hours: r.try_get("cap_hours")?,
-        state: CampaignState::parse(r.try_get::<&str, _>("state")?)?,
-        state_reason: r.try_get("state_reason")?,
-        created_by: r.try_get("created_by")?,
-        created_ms: r.try_get("created_ms")?,
-        launched_ms: r.try_get("launched_ms")?,
-        completed_ms: r.try_get("completed_ms")?,
-    })
-}
-
-const CAMPAIGN_SELECT: &str =
-    "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id";
+crate::store::campaigns::campaigns_for!(sqlx::SqlitePool);
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -422,46 +380,15 @@ impl Store for SqliteStore {
     }
 
     async fn campaign(&self, key: &str) -> Result<Option<Campaign>> {
-        let by_id = || sqlx::query(CAMPAIGN_BY_ID);
-        let row = match CampaignKey::parse(key) {
-            CampaignKey::Id(id) => by_id().bind(id).fetch_optional(&self.pool).await?,
-            CampaignKey::Name(name) => {
-                sqlx::query(CAMPAIGN_BY_NAME)
-                    .bind(name)
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
-            CampaignKey::NameOrId(name, id) => {
-                match sqlx::query(CAMPAIGN_BY_NAME)
-                    .bind(name)
-                    .fetch_optional(&self.pool)
-                    .await?
-                {
-                    Some(row) => Some(row),
-                    None => by_id().bind(id).fetch_optional(&self.pool).await?,
-                }
-            }
-        };
-        row.as_ref().map(campaign_from_row).transpose()
+        campaigns::by_key(&self.pool, key).await
     }
 
     async fn campaigns(&self) -> Result<Vec<Campaign>> {
-        let rows = sqlx::query(CAMPAIGN_SELECT).fetch_all(&self.pool).await?;
-        rows.iter().map(campaign_from_row).collect()
+        campaigns::all(&self.pool).await
     }
 
     async fn move_campaign(&self, id: i64, m: CampaignMove, reason: Option<&str>) -> Result<()> {
-        let moved = sqlx::query(m.statement())
-            .bind(id)
-            .bind(reason)
-            .bind(now_ms())
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        if moved == 0 {
-            return Err(self.refused(id, m).await?.into());
-        }
-        Ok(())
+        campaigns::move_campaign(&self.writer, id, m, reason).await
     }
 
     async fn launch(&self, campaign_id: i64) -> Result<Option<(u64, u64)>> {
@@ -475,7 +402,8 @@ impl Store for SqliteStore {
             .rows_affected();
         if launched == 0 {
             drop(tx);
-            let refused = self.refused(campaign_id, CampaignMove::Launch).await?;
+            let refused =
+                campaigns::refused(&self.writer, campaign_id, CampaignMove::Launch).await?;
             if refused.found == Some(CampaignState::Running) {
                 // Another process launched it a moment ago: join it.
                 return Ok(None);
