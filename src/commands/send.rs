@@ -352,6 +352,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
                 hang_for: Duration::from_millis(args.hang_ms),
                 reject_suffixes: args.reject_suffix,
                 jitter: Duration::from_millis(args.jitter_ms),
+                ..Default::default()
             },
             max_rps: args.max_rps,
             idempotency_header: args.idempotency_header,
