@@ -418,3 +418,72 @@ fn redirects_reach_no_other_host_and_pause_the_campaign() {
         );
     }
 }
+#[test]
+fn a_run_of_identical_rejections_pauses_after_about_20_with_the_answer_quoted() {
+    let env = Env::new("same-answer");
+    // Every number "invalid": a per-recipient code, but the same for everyone.
+    let sim = FaultySim::start(Faults {
+        reject_suffixes: vec![String::new()],
+        ..Default::default()
+    });
+    let n = campaign(&env, &sim.url, 300, &[]);
+    let out = send(&env, &[]);
+    let r = report(&env);
+    let rejected = state(&r, "rejected");
+    assert!(
+        (20..=20 + 4 + 1).contains(&rejected),
+        "{rejected} rejected: {}\n{}",
+        r["by_state"],
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(state(&r, "queued") + rejected, n);
+    assert_eq!(r["campaign"]["state"], "paused");
+    let reason = r["campaign"]["state_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("400") && reason.contains("21211"),
+        "the answer is quoted: {reason}"
+    );
+}
+
+#[test]
+fn a_huge_answer_is_in_doubt_and_the_run_of_them_pauses() {
+    let env = Env::new("huge");
+    let sim = FaultySim::start(Faults {
+        huge_body: Some(4 << 20),
+        ..Default::default()
+    });
+    let n = campaign(&env, &sim.url, 100, &[]);
+    send(&env, &[]);
+    let r = report(&env);
+    let unknown = state(&r, "unknown");
+    assert_eq!(state(&r, "submitted"), 0, "{}", r["by_state"]);
+    assert!((1..=20 + 4 + 1).contains(&unknown), "{}", r["by_state"]);
+    assert_eq!(state(&r, "queued") + unknown, n);
+    assert_eq!(r["campaign"]["state"], "paused");
+}
+
+#[test]
+fn throttles_never_end_a_message_as_failed_and_a_gateway_that_only_throttles_pauses() {
+    let env = Env::new("throttle");
+    let sim = FaultySim::start(Faults {
+        throttle: 1.0,
+        ..Default::default()
+    });
+    let n = campaign(&env, &sim.url, 40, &["--max-attempts", "2"]);
+    let started = Instant::now();
+    let out = send(&env, &[]);
+    let r = report(&env);
+    assert_eq!(
+        state(&r, "failed"),
+        0,
+        "{}\n{}",
+        r["by_state"],
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(state(&r, "queued"), n);
+    assert_eq!(
+        r["campaign"]["state"], "paused",
+        "bounded: the breaker pauses"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
