@@ -487,3 +487,30 @@ fn throttles_never_end_a_message_as_failed_and_a_gateway_that_only_throttles_pau
     );
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+#[test]
+fn send_exits_1_when_the_campaign_could_not_finish() {
+    // Bad credentials: the gateway refuses us, the campaign pauses.
+    let env = Env::new("exit-unusable");
+    let sim = FaultySim::start(Faults {
+        answer_all: Some((401, Some(20003))),
+        ..Default::default()
+    });
+    campaign(&env, &sim.url, 20, &[]);
+    let out = send(&env, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("paused") && stderr.contains("401"),
+        "{stderr}"
+    );
+
+    // The send-by date has passed.
+    let env = Env::new("exit-deadline");
+    let sim = FaultySim::start(Faults::default());
+    campaign(&env, &sim.url, 20, &["--until", "2022-06-30"]);
+    let out = send(&env, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("send-by date has passed"), "{stderr}");
+    assert_eq!(sim.stats()["requests"], 0);
+}

@@ -188,7 +188,17 @@ pub async fn run_campaign(
         }
         Stop::Paused(reason) => {
             eprintln!("campaign paused: {reason}");
-            Ok(Exit::Ok)
+            // An operator's `campaign pause` (the reason it writes) is a normal end; a pause by
+            // the breaker or the gateway (here or in another worker) means the run could not
+            // finish.
+            if !counters.tripped() && reason.starts_with("paused by ") {
+                Ok(Exit::Ok)
+            } else {
+                eprintln!(
+                    "the campaign could not finish: fix the cause above, then `smscast campaign resume {name}` and `smscast send {name}`"
+                );
+                Ok(Exit::Failed)
+            }
         }
         Stop::Cancelled => {
             eprintln!("campaign cancelled: stopped sending");
@@ -211,8 +221,11 @@ pub async fn run_campaign(
             Ok(Exit::Ok)
         }
         Stop::PastDeadline => {
-            eprintln!("the campaign's send-by date has passed: nothing more goes out");
-            Ok(Exit::Ok)
+            let left = count(&store.state_counts(campaign.id).await?, "queued");
+            eprintln!(
+                "the campaign's send-by date has passed: nothing more goes out ({left} message(s) never sent)"
+            );
+            Ok(Exit::Failed)
         }
     }
 }
