@@ -514,3 +514,46 @@ fn send_exits_1_when_the_campaign_could_not_finish() {
     assert!(stderr.contains("send-by date has passed"), "{stderr}");
     assert_eq!(sim.stats()["requests"], 0);
 }
+#[test]
+fn rates_are_checked_when_given() {
+    let env = Env::new("rates");
+    let sim = FaultySim::start(Faults::default());
+    campaign(&env, &sim.url, 5, &[]);
+    let msg = env.message();
+    for bad in ["0", "-1", "NaN", "inf", "1e300", "1e-9", "1000001"] {
+        let flag = format!("--rate={bad}");
+        let out = env.run(&[
+            "campaign",
+            "create",
+            "x",
+            "--list",
+            "la",
+            "--message",
+            &msg,
+            &flag,
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "campaign create --rate {bad}: {stderr}"
+        );
+        assert!(
+            stderr.contains("--rate") && stderr.contains("between"),
+            "{stderr}"
+        );
+        let out = env.run(&["send", "june", &flag]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "send --rate {bad}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert_eq!(sim.stats()["requests"], 0);
+    // A gateway rate out of range in the configuration is refused before anything is sent.
+    env.config_for(&sim.url, "rate = 1e300");
+    let out = env.run(&["send", "june"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("rate"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(sim.stats()["requests"], 0);
+}

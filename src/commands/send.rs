@@ -27,6 +27,14 @@ pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<Exit> {
         &campaign,
         Duration::from_secs(args.timeout_secs.max(1)),
     )?;
+    // A campaign created before rates were checked may carry one the pacer cannot keep.
+    if let Err(e) = crate::config::check_rate(campaign.rate) {
+        bail!(
+            "campaign {:?} has the rate {}: {e}",
+            campaign.name,
+            campaign.rate
+        );
+    }
     let rate = match args.rate {
         Some(r) if !(r > 0.0 && r.is_finite()) => bail!("--rate must be a positive number"),
         Some(r) if r > campaign.rate => bail!(
