@@ -193,7 +193,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub gateway: Option<String>,
     /// Messages per second [default: the gateway's rate, else defaults.rate]
-    #[arg(long)]
+    #[arg(long, value_parser = crate::config::parse_rate)]
     pub rate: Option<f64>,
     /// Not before this date (YYYY-MM-DD, Vietnam time)
     #[arg(long)]
@@ -217,7 +217,7 @@ pub struct CreateArgs {
 pub struct SendArgs {
     pub campaign: String,
     /// Messages per second for this run (lower than the campaign's; never higher)
-    #[arg(long)]
+    #[arg(long, value_parser = crate::config::parse_rate)]
     pub rate: Option<f64>,
     /// Requests in flight at once [default: defaults.concurrency, 32]
     #[arg(long)]
@@ -437,7 +437,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 3000)]
     pub subscribers: usize,
     /// Messages per second
-    #[arg(long, default_value_t = 500.0)]
+    #[arg(long, default_value_t = 500.0, value_parser = crate::config::parse_rate)]
     pub rate: f64,
     /// Folder to work in [default: a new folder smscast-demo-<time> here]
     #[arg(long)]

@@ -102,6 +102,39 @@ pub struct Defaults {
 fn default_rate() -> f64 {
     10.0
 }
+
+/// The rates smscast takes, in messages per second: from one message every 100 s (slower
+/// than that, a stop would wait minutes for the next token) to 1,000,000/s (far above any
+/// carrier's allowance, and what the benchmarks use for "no limit"; far beyond it the pacer's
+/// arithmetic breaks down: "positive period").
+pub const RATE_RANGE: std::ops::RangeInclusive<f64> = 0.01..=1_000_000.0;
+
+/// Checks a rate given by an operator (a flag or the configuration).
+pub fn check_rate(rate: f64) -> std::result::Result<f64, String> {
+    if rate.is_finite() && RATE_RANGE.contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "{} is not a usable rate: give messages per second between {} and {}",
+            if rate.abs() >= 1e9 {
+                format!("{rate:e}")
+            } else {
+                rate.to_string()
+            },
+            RATE_RANGE.start(),
+            RATE_RANGE.end()
+        ))
+    }
+}
+
+/// `--rate` as clap parses it.
+pub fn parse_rate(s: &str) -> std::result::Result<f64, String> {
+    let rate: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of messages per second"))?;
+    check_rate(rate)
+}
 fn default_hours() -> String {
     "07:00-21:00".into()
 }
@@ -412,11 +445,14 @@ impl Config {
                 }
             }
         }
+        if let Err(e) = check_rate(config.defaults.rate) {
+            bail!("[defaults] rate: {e}");
+        }
         for (name, gw) in &config.gateways {
             if let Some(rate) = gw.rate()
-                && !(rate > 0.0 && rate.is_finite())
+                && let Err(e) = check_rate(rate)
             {
-                bail!("[gateways.{name}] rate must be a positive number of messages per second");
+                bail!("[gateways.{name}] rate: {e}");
             }
             if name.is_empty()
                 || !name

@@ -130,9 +130,10 @@ async fn every_reply_code_has_its_class() {
         answer(403, "Authorization failed for sendsms", None).await,
         SubmitError::Unusable { .. }
     ));
+    // A wrong smsc gives this for every message: ours to fix, never final.
     assert!(matches!(
         answer(403, "Not routable. Do not try again.", None).await,
-        SubmitError::Permanent { .. }
+        SubmitError::Unusable { .. }
     ));
     match answer(
         503,

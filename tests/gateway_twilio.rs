@@ -176,9 +176,10 @@ async fn twilio_error_codes_have_their_class() {
         answer(503, e(20503, "Service unavailable"), None).await,
         SubmitError::Transient { .. }
     ));
+    // A code about our request, not the recipient (and not in any list): never final.
     assert!(matches!(
         answer(400, e(21602, "Message body is required"), None).await,
-        SubmitError::Permanent { .. }
+        SubmitError::Unusable { .. }
     ));
     // Accepted, but no sid to know it by: in doubt, never "failed".
     assert!(matches!(

@@ -27,6 +27,14 @@ pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<Exit> {
         &campaign,
         Duration::from_secs(args.timeout_secs.max(1)),
     )?;
+    // A campaign created before rates were checked may carry one the pacer cannot keep.
+    if let Err(e) = crate::config::check_rate(campaign.rate) {
+        bail!(
+            "campaign {:?} has the rate {}: {e}",
+            campaign.name,
+            campaign.rate
+        );
+    }
     let rate = match args.rate {
         Some(r) if !(r > 0.0 && r.is_finite()) => bail!("--rate must be a positive number"),
         Some(r) if r > campaign.rate => bail!(
@@ -193,7 +201,17 @@ pub async fn run_campaign(
         }
         Stop::Paused(reason) => {
             eprintln!("campaign paused: {reason}");
-            Ok(Exit::Ok)
+            // An operator's `campaign pause` (the reason it writes) is a normal end; a pause by
+            // the breaker or the gateway (here or in another worker) means the run could not
+            // finish.
+            if !counters.tripped() && reason.starts_with("paused by ") {
+                Ok(Exit::Ok)
+            } else {
+                eprintln!(
+                    "the campaign could not finish: fix the cause above, then `smscast campaign resume {name}` and `smscast send {name}`"
+                );
+                Ok(Exit::Failed)
+            }
         }
         Stop::Cancelled => {
             eprintln!("campaign cancelled: stopped sending");
@@ -216,8 +234,11 @@ pub async fn run_campaign(
             Ok(Exit::Ok)
         }
         Stop::PastDeadline => {
-            eprintln!("the campaign's send-by date has passed: nothing more goes out");
-            Ok(Exit::Ok)
+            let left = count(&store.state_counts(campaign.id).await?, "queued");
+            eprintln!(
+                "the campaign's send-by date has passed: nothing more goes out ({left} message(s) never sent)"
+            );
+            Ok(Exit::Failed)
         }
     }
 }
@@ -357,6 +378,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
                 hang_for: Duration::from_millis(args.hang_ms),
                 reject_suffixes: args.reject_suffix,
                 jitter: Duration::from_millis(args.jitter_ms),
+                ..Default::default()
             },
             max_rps: args.max_rps,
             idempotency_header: args.idempotency_header,

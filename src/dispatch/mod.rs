@@ -40,6 +40,12 @@ use recorder::Recorder;
 
 /// Consecutive failed submissions (no success in between) that pause the campaign.
 const BREAKER_THRESHOLD: u32 = 50;
+/// Consecutive identical answers (same class, HTTP status and gateway code) that pause the
+/// campaign, per-recipient rejections and in-doubt answers included: a gateway that says the
+/// same thing about every recipient is saying it about us (a wrong `smsc`, an account
+/// setting, a code nobody listed). Transient answers finalise nothing and are left to
+/// `BREAKER_THRESHOLD`: a gateway's queue may be full for a while.
+const SAME_ANSWER_THRESHOLD: u32 = 20;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -171,6 +177,70 @@ pub struct Counters {
     pub failed: AtomicU64,
     pub in_doubt: AtomicU64,
     consecutive_failures: AtomicU64,
+    /// The last answer (class, HTTP status, code) and how many times in a row it came.
+    same_answer: std::sync::Mutex<Option<(String, u32)>>,
+    /// Per delivery, the tries this process made that do not count toward `max_attempts`
+    /// (throttled, or refused as unusable): the store counts every try in `attempts`, so they
+    /// are taken off here. Entries go when the row settles; a restart forgets them (the
+    /// message may then give up earlier, never later).
+    free_tries: std::sync::Mutex<HashMap<i64, i64>>,
+    /// Set when this worker paused the campaign itself (breaker, or an unusable gateway).
+    tripped: AtomicBool,
+}
+
+impl Counters {
+    /// Whether this worker paused the campaign because of the gateway's answers.
+    pub fn tripped(&self) -> bool {
+        self.tripped.load(Ordering::Relaxed)
+    }
+
+    /// Counts `e` into the run of identical answers; returns the answer and the run's length.
+    fn same_answer(&self, e: Option<&SubmitError>) -> Option<(String, u32)> {
+        let mut last = self.same_answer.lock().expect("not poisoned");
+        let Some(e) = e else {
+            *last = None;
+            return None;
+        };
+        let class = match e {
+            SubmitError::Transient { .. } => "transient",
+            SubmitError::Permanent { .. } => "rejected",
+            SubmitError::InDoubt { .. } => "in doubt",
+            SubmitError::Unusable { .. } => "unusable",
+        };
+        let answer = match (e.http_status(), e.code()) {
+            (Some(s), Some(c)) => format!("{class}, HTTP {s}, code {c}"),
+            (Some(s), None) => format!("{class}, HTTP {s}"),
+            (None, Some(c)) => format!("{class}, code {c}"),
+            (None, None) => format!("{class}, no answer"),
+        };
+        let run = match last.take() {
+            Some((a, n)) if a == answer => n + 1,
+            _ => 1,
+        };
+        *last = Some((answer.clone(), run));
+        Some((answer, run))
+    }
+
+    /// Notes a try of `delivery` that does not count; returns how many there were so far.
+    fn free_try(&self, delivery: i64) -> i64 {
+        let mut free = self.free_tries.lock().expect("not poisoned");
+        let n = free.entry(delivery).or_default();
+        *n += 1;
+        *n
+    }
+
+    /// Tries of `delivery` that counted, out of `attempt_no`.
+    fn counted_tries(&self, delivery: i64, attempt_no: i64) -> i64 {
+        let free = self.free_tries.lock().expect("not poisoned");
+        attempt_no - free.get(&delivery).copied().unwrap_or(0)
+    }
+
+    fn settled(&self, delivery: i64) {
+        self.free_tries
+            .lock()
+            .expect("not poisoned")
+            .remove(&delivery);
+    }
 }
 
 /// What one pass of the loop did.
@@ -652,6 +722,8 @@ impl Dispatcher {
                 Ok(a) => {
                     counters.submitted.fetch_add(1, Ordering::Relaxed);
                     counters.consecutive_failures.store(0, Ordering::Relaxed);
+                    counters.same_answer(None);
+                    counters.settled(row.id);
                     (
                         OutcomeKind::Submitted {
                             gateway_id: a.gateway_id.clone(),
@@ -664,16 +736,39 @@ impl Dispatcher {
                         .consecutive_failures
                         .fetch_add(1, Ordering::Relaxed)
                         + 1;
-                    let kind =
-                        classify(e, attempt_no, max_attempts, dedups, &route, &counters).await;
+                    let same = counters.same_answer(Some(e));
+                    let kind = classify(
+                        e,
+                        row.id,
+                        attempt_no,
+                        max_attempts,
+                        dedups,
+                        &route,
+                        &counters,
+                    )
+                    .await;
                     if let SubmitError::Unusable { reason, .. } = e {
+                        counters.tripped.store(true, Ordering::Relaxed);
                         halted.store(true, Ordering::Relaxed);
                         halt.lock()
                             .await
                             .get_or_insert(Stop::Paused(reason.clone()));
+                    } else if let Some((answer, run)) = same
+                        && run >= SAME_ANSWER_THRESHOLD
+                        && matches!(
+                            e,
+                            SubmitError::Permanent { .. } | SubmitError::InDoubt { .. }
+                        )
+                    {
+                        counters.tripped.store(true, Ordering::Relaxed);
+                        halted.store(true, Ordering::Relaxed);
+                        halt.lock().await.get_or_insert(Stop::Paused(format!(
+                            "the gateway gave the same answer {run} times in a row ({answer}): {e}; check the gateway and its settings, then `smscast campaign resume`"
+                        )));
                     } else if failures >= u64::from(BREAKER_THRESHOLD)
                         && !matches!(e, SubmitError::Permanent { .. })
                     {
+                        counters.tripped.store(true, Ordering::Relaxed);
                         halted.store(true, Ordering::Relaxed);
                         halt.lock().await.get_or_insert(Stop::Paused(format!(
                             "{failures} submissions in a row failed (last: {e}); check the gateway, then `smscast campaign resume`"
@@ -778,6 +873,7 @@ impl Dispatcher {
 /// Turns a failed submission into what happens to the row next.
 async fn classify(
     e: &SubmitError,
+    delivery: i64,
     attempt_no: i64,
     max_attempts: i64,
     dedups: bool,
@@ -792,13 +888,25 @@ async fn classify(
     };
     match e {
         SubmitError::Permanent { .. } => {
+            counters.settled(delivery);
             counters.rejected.fetch_add(1, Ordering::Relaxed);
             OutcomeKind::Rejected
         }
-        // Not the message's fault: back to the queue, the attempt is not held against it.
-        SubmitError::Unusable { .. } => retry(Duration::ZERO),
-        SubmitError::InDoubt { .. } if dedups => retry(backoff(attempt_no)),
+        // Not the message's fault: back to the queue, the attempt is not held against it
+        // (the campaign pauses).
+        SubmitError::Unusable { .. } => {
+            counters.free_try(delivery);
+            retry(Duration::ZERO)
+        }
+        // Resent with the same reference (the gateway deduplicates), at most `max_attempts`
+        // times; past that the operator decides (`smscast reconcile`).
+        SubmitError::InDoubt { .. }
+            if dedups && counters.counted_tries(delivery, attempt_no) < max_attempts =>
+        {
+            retry(backoff(attempt_no))
+        }
         SubmitError::InDoubt { .. } => {
+            counters.settled(delivery);
             counters.in_doubt.fetch_add(1, Ordering::Relaxed);
             OutcomeKind::InDoubt
         }
@@ -807,7 +915,8 @@ async fn classify(
             http_status,
             ..
         } => {
-            if retry_after.is_some() || *http_status == Some(429) {
+            let throttled = retry_after.is_some() || *http_status == Some(429);
+            if throttled {
                 route.throttled();
             }
             if let Some(wait) = retry_after {
@@ -818,7 +927,14 @@ async fn classify(
                     *hold = Some(until);
                 }
             }
-            if attempt_no >= max_attempts {
+            // A throttle is the gateway's pace, not the message's failure: it costs no attempt
+            // and never ends a message as failed (a gateway that only throttles trips
+            // `BREAKER_THRESHOLD` and the campaign pauses).
+            if throttled {
+                counters.free_try(delivery);
+                retry(retry_after.unwrap_or_else(|| backoff(attempt_no)))
+            } else if counters.counted_tries(delivery, attempt_no) >= max_attempts {
+                counters.settled(delivery);
                 counters.failed.fetch_add(1, Ordering::Relaxed);
                 OutcomeKind::GaveUp
             } else {
@@ -883,6 +999,66 @@ mod tests {
             assert!(d >= Duration::from_millis(500));
         }
         assert!(backoff(5) >= Duration::from_secs(8));
+    }
+
+    struct Nowhere;
+
+    #[async_trait::async_trait]
+    impl Gateway for Nowhere {
+        fn name(&self) -> &str {
+            "nowhere"
+        }
+        fn dedups_by_reference(&self) -> bool {
+            true
+        }
+        fn rate(&self) -> Option<f64> {
+            None
+        }
+        async fn submit(
+            &self,
+            _: &OutboundSms<'_>,
+        ) -> Result<crate::gateway::Accepted, SubmitError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn throttles_and_unusable_answers_cost_no_attempt() {
+        let route = Route::new(Arc::new(Nowhere));
+        let c = Counters::default();
+        let transient = |status: u16| SubmitError::Transient {
+            reason: format!("HTTP {status}"),
+            retry_after: None,
+            http_status: Some(status),
+            code: None,
+        };
+        let unusable = SubmitError::Unusable {
+            reason: "HTTP 401".into(),
+            http_status: Some(401),
+        };
+        let retried = |k: &OutcomeKind| matches!(k, OutcomeKind::Retry { .. });
+        // max_attempts 2: five throttles and an unusable answer cost nothing, then two 503s.
+        for n in 1..=5 {
+            let k = classify(&transient(429), 7, n, 2, false, &route, &c).await;
+            assert!(retried(&k), "throttle {n}: {k:?}");
+        }
+        assert!(retried(
+            &classify(&unusable, 7, 6, 2, false, &route, &c).await
+        ));
+        assert!(retried(
+            &classify(&transient(503), 7, 7, 2, false, &route, &c).await
+        ));
+        let k = classify(&transient(503), 7, 8, 2, false, &route, &c).await;
+        assert!(matches!(k, OutcomeKind::GaveUp), "{k:?}");
+        // In-doubt resends through a deduplicating gateway are capped by max_attempts too.
+        let doubt = SubmitError::InDoubt {
+            reason: "timeout".into(),
+            http_status: None,
+            code: None,
+        };
+        assert!(retried(&classify(&doubt, 8, 1, 2, true, &route, &c).await));
+        let k = classify(&doubt, 8, 2, 2, true, &route, &c).await;
+        assert!(matches!(k, OutcomeKind::InDoubt), "{k:?}");
     }
 
     #[tokio::test]

@@ -56,11 +56,7 @@ impl HttpJson {
         if c.auth == AuthStyle::Header && c.auth_header.is_none() {
             bail!("gateway {name:?}: auth = \"header\" needs auth_header = \"NAME\"");
         }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .pool_max_idle_per_host(256)
-            .build()?;
+        let client = super::http_client(timeout)?;
         Ok(Self {
             name: name.into(),
             client,
@@ -243,12 +239,10 @@ impl Gateway for HttpJson {
         let resp = self.request(sms).send().await.map_err(classify_transport)?;
         let status = resp.status();
         let wait = self.wait(resp.headers());
-        let body = match resp.text().await {
-            Ok(b) => b,
-            Err(e) if status.is_success() => return Err(classify_transport(e)),
-            Err(_) => String::new(),
-        };
-        self.classify(status, wait, &body, sms.reference)
+        let body = super::answer_body("the gateway", status, resp)
+            .await?
+            .unwrap_or_default();
+        self.classify(status, wait, &String::from_utf8_lossy(&body), sms.reference)
     }
 }
 
@@ -298,6 +292,9 @@ impl HttpJson {
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(transient("throttled by the gateway"));
         }
+        if let Some(e) = super::classify_status(&self.name, status, wait, &detail) {
+            return Err(e);
+        }
         if is(&c.unusable_codes) || status == StatusCode::UNAUTHORIZED || s == 403 {
             return Err(SubmitError::Unusable {
                 reason: format!(
@@ -324,7 +321,15 @@ impl HttpJson {
             });
         }
         if !status.is_success() {
-            return Err(permanent("rejected by the gateway"));
+            // An error status without a code we know: ours or the gateway's to fix, never a
+            // verdict on this recipient.
+            return Err(SubmitError::Unusable {
+                reason: format!(
+                    "unrecognised answer from the gateway (HTTP {s}{with_code}): {detail}; list the code in recipient_codes, permanent_codes or retryable_codes of gateway {:?}, or fix its settings",
+                    self.name
+                ),
+                http_status,
+            });
         }
         let accepted = match (&c.code_path, &code) {
             (None, _) => true,
@@ -335,6 +340,8 @@ impl HttpJson {
                         "HTTP {s} without an answer code at {:?}: {detail}",
                         c.code_path.as_deref().unwrap_or_default()
                     ),
+                    http_status,
+                    code: None,
                 });
             }
             (Some(_), Some(_)) => c.success_codes.is_empty() || is(&c.success_codes),
@@ -345,9 +352,15 @@ impl HttpJson {
                 http_status: s,
             })
         } else {
-            Err(permanent(
-                "unrecognised answer code (list it in success_codes, retryable_codes or permanent_codes)",
-            ))
+            // A 2xx with a code we were not told about: the gateway may well have taken it.
+            Err(SubmitError::InDoubt {
+                reason: format!(
+                    "HTTP {s} with an unlisted answer code{with_code}: {detail}; list it in success_codes, retryable_codes or permanent_codes of gateway {:?}",
+                    self.name
+                ),
+                http_status,
+                code: code.clone(),
+            })
         }
     }
 }

@@ -54,11 +54,7 @@ impl Kannel {
             )),
             None => None,
         };
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .pool_max_idle_per_host(256)
-            .build()?;
+        let client = super::http_client(timeout)?;
         Ok(Self {
             name: name.into(),
             client,
@@ -126,12 +122,16 @@ impl Gateway for Kannel {
             .map_err(classify_transport)?;
         let status = resp.status();
         let wait = retry_after(resp.headers());
-        let body = match resp.text().await {
-            Ok(b) => b,
-            Err(e) if status.is_success() => return Err(classify_transport(e)),
-            Err(_) => String::new(),
-        };
-        classify(&self.name, status, wait, &body, sms.reference)
+        let body = super::answer_body("Kannel", status, resp)
+            .await?
+            .unwrap_or_default();
+        classify(
+            &self.name,
+            status,
+            wait,
+            &String::from_utf8_lossy(&body),
+            sms.reference,
+        )
     }
 }
 
@@ -161,15 +161,23 @@ pub fn classify(
         } else {
             Err(SubmitError::InDoubt {
                 reason: format!("Kannel answered HTTP {status} with {text:?}"),
+                http_status,
+                code,
             })
         };
     }
+    if let Some(e) = super::classify_status(gateway, status, wait, &text) {
+        return Err(e);
+    }
     Err(match status.as_u16() {
         401 => unusable(gateway, status, &text),
-        403 if lower.contains("not routable") => SubmitError::Permanent {
-            reason: format!("Kannel cannot route this message (HTTP 403): {text}"),
+        // A wrong `smsc` (or routing) gives this for every message: ours to fix, not the
+        // recipient's.
+        403 if lower.contains("not routable") => SubmitError::Unusable {
+            reason: format!(
+                "Kannel cannot route the messages (HTTP 403): {text}; check smsc and the routing of gateway {gateway:?}"
+            ),
             http_status,
-            code,
         },
         403 if lower.contains("denied") || lower.contains("black") || lower.contains("white") => {
             SubmitError::Permanent {
@@ -203,11 +211,7 @@ pub fn classify(
             http_status,
             code,
         },
-        s => SubmitError::Permanent {
-            reason: format!("Kannel rejected the message (HTTP {s}): {text}"),
-            http_status,
-            code,
-        },
+        _ => super::unrecognised(gateway, status, &text),
     })
 }
 
@@ -257,7 +261,21 @@ mod tests {
         ));
         assert!(matches!(
             c(403, "Not routable. Do not try again."),
+            Err(SubmitError::Unusable { .. })
+        ));
+        assert!(matches!(
+            c(403, "Number is blacklisted"),
             Err(SubmitError::Permanent { .. })
+        ));
+        for status in [301, 302, 307, 308, 404, 405, 413, 415, 418, 422] {
+            assert!(
+                matches!(c(status, "whatever"), Err(SubmitError::Unusable { .. })),
+                "{status}"
+            );
+        }
+        assert!(matches!(
+            c(408, "Request Timeout"),
+            Err(SubmitError::Transient { .. })
         ));
         assert!(matches!(
             c(503, "Temporal failure, try again later."),

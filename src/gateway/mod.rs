@@ -50,8 +50,14 @@ pub enum SubmitError {
         http_status: Option<u16>,
         code: Option<String>,
     },
+    /// The gateway may have taken the message: no answer, or one we cannot read as either.
     #[error("{reason}")]
-    InDoubt { reason: String },
+    InDoubt {
+        reason: String,
+        /// The answer's status and code, when there was an answer.
+        http_status: Option<u16>,
+        code: Option<String>,
+    },
     /// The gateway refuses us as a client (credentials, account): no message can go out.
     #[error("{reason}")]
     Unusable {
@@ -65,15 +71,140 @@ impl SubmitError {
         match self {
             Self::Transient { http_status, .. }
             | Self::Permanent { http_status, .. }
+            | Self::InDoubt { http_status, .. }
             | Self::Unusable { http_status, .. } => *http_status,
-            Self::InDoubt { .. } => None,
         }
     }
     pub fn code(&self) -> Option<&str> {
         match self {
-            Self::Transient { code, .. } | Self::Permanent { code, .. } => code.as_deref(),
-            _ => None,
+            Self::Transient { code, .. }
+            | Self::Permanent { code, .. }
+            | Self::InDoubt { code, .. } => code.as_deref(),
+            Self::Unusable { .. } => None,
         }
+    }
+}
+
+/// The most of an answer's body we read. Real gateway answers are a few hundred bytes; a body
+/// past this is not an answer we can trust, and reading it whole lets a broken gateway take
+/// the process's memory (a 200 MB answer at concurrency 4 once took 1.35 GB).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The HTTP client every adapter uses. Redirects are never followed: a gateway that answers
+/// 3xx is misconfigured (or hostile), and following it would send the recipients' numbers and
+/// the text to another host, or turn the POST into a bodiless GET that looks like a success.
+pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(256)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// An answer's body, read up to [`MAX_BODY`].
+#[derive(Debug)]
+pub enum Body {
+    Read(Vec<u8>),
+    /// Longer than [`MAX_BODY`] (by its Content-Length, or as it came): not read further.
+    TooLarge,
+}
+
+impl Body {
+    /// The body as text (lossy), empty when it was too large.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Self::Read(b) => String::from_utf8_lossy(b),
+            Self::TooLarge => "".into(),
+        }
+    }
+}
+
+/// Reads the answer's body chunk by chunk and stops past [`MAX_BODY`]; never buffers more.
+pub async fn read_body(mut resp: reqwest::Response) -> Result<Body, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Ok(Body::TooLarge);
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Ok(Body::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Body::Read(buf))
+}
+
+/// Reads the body of an answer with status `status`. A 2xx body that cannot be read whole (too
+/// large, or the connection failed) is in doubt: the gateway may have taken the message. Any
+/// other answer is classified by its status alone when its body cannot be read (`Ok(None)`).
+pub async fn answer_body(
+    gateway_kind: &str,
+    status: reqwest::StatusCode,
+    resp: reqwest::Response,
+) -> Result<Option<Vec<u8>>, SubmitError> {
+    match read_body(resp).await {
+        Ok(Body::Read(b)) => Ok(Some(b)),
+        Ok(Body::TooLarge) if status.is_success() => Err(SubmitError::InDoubt {
+            reason: format!(
+                "{gateway_kind} answered HTTP {status} with a body over {} KiB: not read, the message may have been taken",
+                MAX_BODY / 1024
+            ),
+            http_status: Some(status.as_u16()),
+            code: None,
+        }),
+        Err(e) if status.is_success() => Err(classify_transport(e)),
+        Ok(Body::TooLarge) | Err(_) => Ok(None),
+    }
+}
+
+/// Answers that say something about the gateway's address or our request, never about a
+/// recipient, whatever the adapter: a redirect (never followed), a wrong address or method,
+/// a request the gateway cannot take (413, 415), a request timeout (408, try again).
+pub fn classify_status(
+    gateway: &str,
+    status: reqwest::StatusCode,
+    retry_after: Option<Duration>,
+    detail: &str,
+) -> Option<SubmitError> {
+    let s = status.as_u16();
+    let http_status = Some(s);
+    let what = match s {
+        300..=399 => "a redirect, which smscast never follows",
+        404 => "not found",
+        405 => "method not allowed",
+        413 => "request too large",
+        415 => "unsupported media type",
+        408 => {
+            return Some(SubmitError::Transient {
+                reason: format!("the gateway timed out reading the request (HTTP 408): {detail}"),
+                retry_after,
+                http_status,
+                code: None,
+            });
+        }
+        _ => return None,
+    };
+    // A redirect's body may echo the address, and Kannel's carries the password: not shown.
+    let detail = if status.is_redirection() { "" } else { detail };
+    Some(SubmitError::Unusable {
+        reason: format!(
+            "the gateway answered HTTP {s} ({what}){}{detail}; check the address and settings of gateway {gateway:?}",
+            if detail.is_empty() { "" } else { ": " }
+        ),
+        http_status,
+    })
+}
+
+/// An error answer this adapter does not recognise: our configuration, or the gateway's,
+/// until shown otherwise. Never a final verdict on the recipient.
+pub fn unrecognised(gateway: &str, status: reqwest::StatusCode, detail: &str) -> SubmitError {
+    SubmitError::Unusable {
+        reason: format!(
+            "unrecognised answer from the gateway (HTTP {}): {detail}; check the settings of gateway {gateway:?}",
+            status.as_u16()
+        ),
+        http_status: Some(status.as_u16()),
     }
 }
 
@@ -92,6 +223,8 @@ pub fn classify_transport(err: reqwest::Error) -> SubmitError {
     } else if err.is_timeout() {
         SubmitError::InDoubt {
             reason: "the gateway did not answer in time".into(),
+            http_status: None,
+            code: None,
         }
     } else {
         SubmitError::InDoubt {
@@ -99,6 +232,8 @@ pub fn classify_transport(err: reqwest::Error) -> SubmitError {
                 "the connection failed after the request was sent ({})",
                 root_cause(&err)
             ),
+            http_status: None,
+            code: None,
         }
     }
 }

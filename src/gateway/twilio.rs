@@ -46,17 +46,18 @@ struct ApiError {
 }
 
 /// Twilio error codes that mean "this recipient, never": retrying cannot help.
-/// 21211 invalid To, 21214 To cannot be reached, 21217 To not valid, 21408 region not enabled,
-/// 21610 the recipient replied STOP, 21612 cannot route to this number, 21614 not a mobile.
-const PERMANENT_CODES: &[i64] = &[21211, 21214, 21217, 21408, 21610, 21612, 21614];
+/// 21211 invalid To, 21214 To cannot be reached, 21217 To not valid, 21610 the recipient
+/// replied STOP, 21612 cannot route to this number, 21614 not a mobile.
+const PERMANENT_CODES: &[i64] = &[21211, 21214, 21217, 21610, 21612, 21614];
 /// The recipient opted out with the provider: recorded as such.
 const OPTED_OUT: i64 = 21610;
 /// Twilio's "too many requests" code, sometimes sent with a 400.
 const THROTTLED: i64 = 20429;
 /// Codes that fail every message alike: credentials, account, sender.
 /// 20003 authentication, 20404 account not found, 21212/21606/21659/21660 invalid From,
-/// 30002 account suspended.
-const UNUSABLE_CODES: &[i64] = &[20003, 20404, 21212, 21606, 21659, 21660, 30002];
+/// 21408 permission to send to this region not enabled (an account setting: one country,
+/// every recipient), 30002 account suspended.
+const UNUSABLE_CODES: &[i64] = &[20003, 20404, 21212, 21408, 21606, 21659, 21660, 30002];
 /// Codes worth another try later: 30001 queue overflow, 20500/20503 internal errors.
 const RETRYABLE_CODES: &[i64] = &[30001, 20500, 20503];
 
@@ -68,11 +69,7 @@ impl Twilio {
             c.auth_token_env.as_deref(),
             c.auth_token.as_ref(),
         )?;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .pool_max_idle_per_host(256)
-            .build()?;
+        let client = super::http_client(timeout)?;
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             c.base_url.trim_end_matches('/'),
@@ -141,12 +138,11 @@ impl Gateway for Twilio {
         let resp = req.send().await.map_err(classify_transport)?;
         let status = resp.status();
         let wait = retry_after(resp.headers());
-        // A body we cannot read after a success status is in doubt: the message was taken.
-        let body = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) if status.is_success() => return Err(classify_transport(e)),
-            Err(_) => Default::default(),
-        };
+        // A body we cannot read (or too large) after a success status is in doubt: the
+        // message may have been taken. Any other answer goes by its status alone then.
+        let body = super::answer_body("the gateway", status, resp)
+            .await?
+            .unwrap_or_default();
         if status.is_success() {
             return match serde_json::from_slice::<Created>(&body) {
                 Ok(c) => Ok(Accepted {
@@ -155,6 +151,8 @@ impl Gateway for Twilio {
                 }),
                 Err(_) => Err(SubmitError::InDoubt {
                     reason: format!("HTTP {status} without a message sid in the answer"),
+                    http_status: Some(status.as_u16()),
+                    code: None,
                 }),
             };
         }
@@ -186,6 +184,9 @@ fn classify(
             http_status,
             code,
         };
+    }
+    if let Some(e) = super::classify_status(gateway, status, wait, &message) {
+        return e;
     }
     if api_code == Some(OPTED_OUT) {
         return SubmitError::Permanent {
@@ -222,9 +223,14 @@ fn classify(
             code,
         };
     }
-    SubmitError::Permanent {
-        reason: format!("rejected by the gateway (HTTP {s}): {message}"),
-        http_status,
-        code,
-    }
+    // Any other answer (a 4xx without a code we know): not about this recipient until shown
+    // otherwise.
+    super::unrecognised(
+        gateway,
+        status,
+        &format!(
+            "{}{message}",
+            api_code.map(|c| format!("code {c}: ")).unwrap_or_default()
+        ),
+    )
 }

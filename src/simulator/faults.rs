@@ -18,6 +18,16 @@ pub struct Faults {
     pub reject_suffixes: Vec<String>,
     /// Extra latency drawn uniformly from 0..jitter on top of the base latency.
     pub jitter: Duration,
+    /// A misconfigured gateway: every request gets this answer (HTTP status, and Twilio error
+    /// code in the JSON body if any), nothing is taken. E.g. 404 for a wrong address, 400
+    /// with a code the adapter does not know.
+    pub answer_all: Option<(u16, Option<i64>)>,
+    /// Every request is redirected (301, 302, 307 or 308) to this base URL plus the request's
+    /// path, nothing is taken: the client must not follow it.
+    pub redirect_all: Option<(u16, String)>,
+    /// Every message is taken, and the answer is a 201 whose body is this many bytes long (a
+    /// broken gateway, or a hostile one): the client must not read it whole.
+    pub huge_body: Option<usize>,
 }
 
 /// What happens to one request.

@@ -170,6 +170,26 @@ async fn send(
         )
             .into_response();
     }
+    if let Some((status, code)) = &sim.opts.faults.answer_all {
+        sim.rejected.fetch_add(1, Ordering::Relaxed);
+        let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::NOT_FOUND);
+        let body = match code {
+            Some(c) => {
+                serde_json::json!({"code": c, "message": "simulated answer", "status": status.as_u16()})
+            }
+            None => serde_json::json!({"message": "simulated answer", "status": status.as_u16()}),
+        };
+        return (status, Json(body)).into_response();
+    }
+    if let Some((status, base)) = &sim.opts.faults.redirect_all {
+        sim.rejected.fetch_add(1, Ordering::Relaxed);
+        let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+        let location = format!(
+            "{}/2010-04-01/Accounts/{sid}/Messages.json",
+            base.trim_end_matches('/')
+        );
+        return (status, [(header::LOCATION, location)]).into_response();
+    }
     {
         let mut b = sim.books.lock().await;
         b.arrivals_ms.push(now);
@@ -264,6 +284,17 @@ async fn send(
     }
     if let (Some(r), Some(cb)) = (&sim.receipts, &form.status_callback) {
         r.schedule(cb.clone(), &sid, msg_sid.clone(), &form.to);
+    }
+    if let Some(len) = sim.opts.faults.huge_body {
+        // Taken, and answered with a valid start and then padding past any sane size.
+        let mut body = format!("{{\"sid\": \"{msg_sid}\", \"padding\": \"").into_bytes();
+        body.resize(len.max(body.len()), b'x');
+        return (
+            StatusCode::CREATED,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response();
     }
     created(&sid, &msg_sid, &form)
 }
