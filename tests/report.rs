@@ -541,7 +541,22 @@ fn json_and_csv_reports_give_every_figure_exactly() {
     assert!(vi.contains("Phần,Mục,Chi tiết,Giá trị"), "{vi}");
     assert!(vi.contains("Nhà mạng,Viettel,Tổng cộng,6"), "{vi}");
     assert!(vi.contains("Trạng thái,Bị từ chối,,2"), "{vi}");
-    assert!(vi.contains("Trạng thái,Đã gửi,,2"), "{vi}");
+    assert!(
+        vi.contains("Trạng thái,Đã gửi (chờ xác nhận đến máy),,2"),
+        "{vi}"
+    );
+    // Campaign states and error reasons in Vietnamese, the gateway's own words beside.
+    assert!(vi.contains(",Trạng thái,đã hoàn thành"), "{vi}");
+    assert!(
+        vi.contains("Nguyên nhân,Hết thời hạn mà tin chưa đến được máy (không ghi nhận nguyên nhân),Tổng cộng,1"),
+        "{vi}"
+    );
+    assert!(
+        vi.contains(&format!(
+            "\"Số thuê bao không hợp lệ hoặc không nhận được tin — nguyên văn của cổng gửi tin: {REJECT_REASON}\",Tổng cộng,2"
+        )),
+        "{vi}"
+    );
     let table = env.ok(&["report", "june", "--lang", "vi"]);
     for label in [
         "Báo cáo kết quả gửi tin nhắn",
@@ -857,4 +872,53 @@ fn numbers_are_masked_and_reveal_is_an_audited_operators_act() {
     assert_eq!(last["id"], rv["audit_entry"]);
     assert!(last["details"].as_str().unwrap().contains("\"numbers\":4"));
     assert!(env.ok(&["audit", "--verify"]).contains("intact"));
+}
+
+#[test]
+fn time_chart_legend_counts_what_the_day_and_hour_tables_count() {
+    let env = known_campaign("report-legend");
+    let r = env.json(&["report", "june", "--format", "json"]);
+    // The tables' "not delivered" is failed or expired after acceptance (by receipt): the
+    // rejected and in-doubt messages were never accepted and are not on the time axis.
+    let st = as_map(&r["by_state"]);
+    let day_failed: i64 = r["by_day"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["failed"].as_i64().unwrap())
+        .sum();
+    assert_eq!(day_failed, st["failed"] + st["expired"]);
+    for (lang, column) in [
+        ("en", "Not delivered (failed or expired)"),
+        ("vi", "Không đến được máy (lỗi, hết hạn)"),
+    ] {
+        let file = env.path(&format!("legend-{lang}.html"));
+        env.ok(&[
+            "report",
+            "june",
+            "--format",
+            "html",
+            "--lang",
+            lang,
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        let html = std::fs::read_to_string(&file).unwrap();
+        let chart = html.find("<svg id=\"chart-time\"").unwrap();
+        let legend = &html[html[..chart].rfind("<div class=\"legend\">").unwrap()..chart];
+        assert!(legend.contains(column), "{lang}: {legend}");
+        for never_accepted in ["rejected", "in doubt", "bị từ chối", "chưa rõ"] {
+            assert!(
+                !legend.contains(never_accepted),
+                "{lang}: {never_accepted} in the time legend {legend}"
+            );
+        }
+        let by_day = &html[html.find("<svg id=\"chart-time\"").unwrap()..];
+        assert!(
+            by_day.contains(&format!("<th>{column}</th>")),
+            "{lang}: the day table's column"
+        );
+        let table = env.ok(&["report", "june", "--lang", lang]);
+        assert!(table.contains(column), "{lang}: the table's column");
+    }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 pub use self::csv::csv;
 pub use self::html::html;
-use self::labels::{Lang, carrier_name};
+use self::labels::{Lang, ReasonKind, carrier_name};
 use crate::config::Prices;
 use crate::store::{Campaign, RecipientRow, ReportData, ReportFilter, state};
 use crate::window::{Hours, local};
@@ -566,13 +566,34 @@ pub fn district_name(name: &str, lang: Lang) -> String {
     }
 }
 
-/// An error reason for people (the two placeholders are translated; recorded texts are not).
-pub fn reason_name(reason: &str, lang: Lang) -> String {
+/// The delivery state most of an error row's messages are in.
+pub fn main_state(e: &ErrorRow) -> &str {
+    e.states
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+        .map_or("", |(s, _)| s.as_str())
+}
+
+/// A short summary of what an error reason means, in `lang`.
+pub fn reason_summary(e: &ErrorRow, lang: Lang) -> &'static str {
+    if e.reason == "(other reasons)" {
+        return lang.labels().other_reasons;
+    }
+    lang.reason_summary(ReasonKind::of(&e.reason, main_state(e)))
+}
+
+/// An error reason for people. In English, the recorded text (placeholders translated); in
+/// Vietnamese, a Vietnamese summary with the gateway's own words beside it.
+pub fn reason_name(e: &ErrorRow, lang: Lang) -> String {
     let l = lang.labels();
-    match reason {
-        "(no reason recorded)" => l.no_reason.into(),
-        "(other reasons)" => l.other_reasons.into(),
-        r => r.into(),
+    match (e.reason.as_str(), lang) {
+        ("(other reasons)", _) => l.other_reasons.into(),
+        ("(no reason recorded)", Lang::En) => l.no_reason.into(),
+        ("(no reason recorded)", Lang::Vi) => {
+            format!("{} {}", reason_summary(e, lang), l.no_reason)
+        }
+        (own, Lang::En) => own.into(),
+        (own, Lang::Vi) => format!("{} — {}: {own}", reason_summary(e, lang), l.gateway_words),
     }
 }
 
@@ -601,7 +622,14 @@ pub fn table(r: &Report, lang: Lang) -> String {
         r.generated_at
     );
     if let Some(c) = &r.campaign {
-        let _ = writeln!(s, "{} {} {:?} — {}", l.campaign, c.id, c.name, c.state);
+        let _ = writeln!(
+            s,
+            "{} {} {:?} — {}",
+            l.campaign,
+            c.id,
+            c.name,
+            lang.campaign_state(&c.state)
+        );
         let _ = writeln!(
             s,
             "  {} {}, {} {} ({} {}), {} {}",
@@ -628,7 +656,7 @@ pub fn table(r: &Report, lang: Lang) -> String {
                 "  {} {:?} — {}, {} {}, {} {}, {}: {}",
                 c.id,
                 c.name,
-                c.state,
+                lang.campaign_state(&c.state),
                 l.sender,
                 c.sender,
                 l.encoding,
@@ -731,7 +759,7 @@ pub fn table(r: &Report, lang: Lang) -> String {
                 s,
                 "  {:>10}  {}  [{}]",
                 group(e.count),
-                reason_name(&e.reason, lang),
+                reason_name(e, lang),
                 states_line(&e.states, lang)
             );
         }
