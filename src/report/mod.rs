@@ -6,6 +6,7 @@
 //! and take `--lang en|vi`; JSON keys never change with the language.
 
 mod csv;
+mod docx;
 mod html;
 pub mod labels;
 
@@ -15,6 +16,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 pub use self::csv::csv;
+pub use self::docx::{docx, pdf};
 pub use self::html::html;
 use self::labels::{Lang, ReasonKind, carrier_name};
 use crate::config::Prices;
@@ -536,7 +538,7 @@ pub fn mask_numbers(text: &str) -> String {
 }
 
 /// A count as a share of a total, for people.
-fn pct(n: i64, total: i64) -> f64 {
+pub(crate) fn pct(n: i64, total: i64) -> f64 {
     if total > 0 {
         100.0 * n as f64 / total as f64
     } else {
