@@ -122,7 +122,7 @@ const EN: Words = Words {
     motto1: "SOCIALIST REPUBLIC OF VIET NAM",
     motto2: "Independence - Freedom - Happiness",
     number: "No.:",
-    date: |place| format!("{place}, … … 20…"),
+    date: |place| format!("{place}, …/…/20…"),
     kind: "REPORT",
     subject: "Results of the awareness text messages",
     subject_all: "Results of the awareness text message campaigns",
@@ -422,7 +422,7 @@ pub fn docx(r: &Report, lang: Lang, cfg: &ReportConfig) -> Result<Vec<u8>> {
         vec![
             para(AlignmentType::Center).add_run(run(w.motto1, PT12).bold()),
             para(AlignmentType::Center).add_run(run(w.motto2, PT13).bold()),
-            rule(RIGHT_W, 3_250),
+            rule(RIGHT_W, if lang == Lang::Vi { 3_250 } else { 3_900 }),
             para(AlignmentType::Center)
                 .line_spacing(LineSpacing::new().before(120).after(0))
                 .add_run(run((w.date)(&cfg.place), PT14).italic()),
