@@ -41,7 +41,9 @@ fn esc(s: &str) -> String {
 fn group_label(key: &str, lang: Lang) -> String {
     match (key, lang) {
         ("failed", Lang::En) => "Not delivered (failed, expired, rejected, in doubt)".into(),
-        ("failed", Lang::Vi) => "Không thành công (lỗi, hết hạn, bị từ chối, chưa rõ)".into(),
+        ("failed", Lang::Vi) => {
+            "Không thành công (không chuyển được, hết hạn, bị từ chối, chưa rõ)".into()
+        }
         ("pending", Lang::En) => "Not sent yet".into(),
         ("pending", Lang::Vi) => "Chưa gửi".into(),
         (k, _) => lang.state(k),

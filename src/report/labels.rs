@@ -272,7 +272,7 @@ impl Lang {
             (Lang::Vi, "sending") => "Đang gửi",
             (Lang::Vi, "submitted") => "Đã gửi (chờ xác nhận đến máy)",
             (Lang::Vi, "delivered") => "Đã đến máy",
-            (Lang::Vi, "failed") => "Không thành công",
+            (Lang::Vi, "failed") => "Không chuyển được đến máy",
             (Lang::Vi, "expired") => "Hết hạn",
             (Lang::Vi, "rejected") => "Bị từ chối",
             (Lang::Vi, "unknown") => "Chưa rõ kết quả",
