@@ -112,8 +112,8 @@ const VI: Words = Words {
     reason: "Nguyên nhân",
     gateway_words: "Nguyên văn phản hồi",
     parts: "Số tin nhắn tính phí",
-    price: "Đơn giá (đồng)",
-    amount: "Thành tiền (đồng)",
+    price: "Đơn giá",
+    amount: "Thành tiền",
     table: "Bảng",
     filter: "Số liệu chỉ gồm",
 };
@@ -821,14 +821,14 @@ pub fn docx(r: &Report, lang: Lang, cfg: &ReportConfig) -> Result<Vec<u8>> {
         _ => {
             doc = doc.add_paragraph(body(match lang {
                 Lang::Vi => format!(
-                    "Số tin nhắn nhà mạng đã nhận và tính cước: {}; chưa tính được chi phí ({}).",
+                    "Số tin nhắn nhà mạng đã nhận và tính cước: {}; chưa tính được tổng chi phí vì {}.",
                     n(parts),
-                    super::cost_note(&r.cost, lang)
+                    no_price(&r.cost, lang)
                 ),
                 Lang::En => format!(
-                    "SMS parts accepted and billed by the carriers: {}; the cost could not be computed ({}).",
+                    "SMS parts accepted and billed by the carriers: {}; the total cost is not computed: {}.",
                     n(parts),
-                    super::cost_note(&r.cost, lang)
+                    no_price(&r.cost, lang)
                 ),
             }));
         }
@@ -1035,6 +1035,22 @@ fn state_words(st: &str, lang: Lang) -> String {
         (other, _) => return lang.state(other),
     };
     s.to_string()
+}
+
+/// Why there is no total cost, in words for the document (not the configuration hint).
+fn no_price(cost: &super::Cost, lang: Lang) -> String {
+    let missing: Vec<String> = cost
+        .by_carrier
+        .iter()
+        .filter(|c| c.price_per_part.is_none())
+        .map(|c| carrier_name(&c.carrier))
+        .collect();
+    match (cost.currency.is_some(), lang) {
+        (false, Lang::Vi) => "chưa có đơn giá".into(),
+        (false, _) => "no prices were given".into(),
+        (true, Lang::Vi) => format!("chưa có đơn giá của {}", missing.join(", ")),
+        (true, _) => format!("no price for {}", missing.join(", ")),
+    }
 }
 
 /// How a part of the "not delivered" total is said in a sentence.
