@@ -676,25 +676,38 @@ pub fn table(r: &Report, lang: Lang) -> String {
         let _ = writeln!(s, "  {}: {f}", l.filter);
     }
     let _ = writeln!(s, "  {}", l.time_zone);
-    let _ = writeln!(s, "\n{:<28}{:>12}", l.recipients, group(r.recipients));
+    // Label columns as wide as their longest label (the Vietnamese ones are longer).
+    let w = state::ALL
+        .iter()
+        .map(|st| lang.state(st).chars().count() + 2)
+        .chain(
+            [l.recipients, l.accepted, l.sms_parts, l.possible_duplicates]
+                .iter()
+                .map(|x| x.chars().count()),
+        )
+        .max()
+        .unwrap_or(0)
+        .max(28);
+    let _ = writeln!(s, "\n{:<w$}{:>12}", l.recipients, group(r.recipients));
     for st in state::ALL {
         let n = r.by_state.get(st).copied().unwrap_or(0);
         if n > 0 {
             let _ = writeln!(
                 s,
-                "  {:<26}{:>12}  {:5.1}%",
+                "  {:<w2$}{:>12}  {:5.1}%",
                 lang.state(st),
                 group(n),
-                pct(n, r.recipients)
+                pct(n, r.recipients),
+                w2 = w - 2
             );
         }
     }
-    let _ = writeln!(s, "{:<28}{:>12}", l.accepted, group(r.accepted));
-    let _ = writeln!(s, "{:<28}{:>12}", l.sms_parts, group(r.sms_parts));
+    let _ = writeln!(s, "{:<w$}{:>12}", l.accepted, group(r.accepted));
+    let _ = writeln!(s, "{:<w$}{:>12}", l.sms_parts, group(r.sms_parts));
     if r.possible_duplicates > 0 {
         let _ = writeln!(
             s,
-            "{:<28}{:>12}  ({})",
+            "{:<w$}{:>12}  ({})",
             l.possible_duplicates,
             group(r.possible_duplicates),
             l.possible_duplicates_note
@@ -720,16 +733,22 @@ pub fn table(r: &Report, lang: Lang) -> String {
             states_line(&b.states, lang)
         );
     }
+    // Figure columns as wide as their headings, two spaces apart.
+    let (c1, c2, c3) = (
+        l.submitted_col.chars().count().max(10),
+        l.delivered_col.chars().count().max(10),
+        l.failed_col.chars().count().max(10),
+    );
     if !r.by_day.is_empty() {
         let _ = writeln!(
             s,
-            "\n{}\n  {:<12}{:>12}{:>12}{:>12}",
+            "\n{}\n  {:<12}  {:>c1$}  {:>c2$}  {:>c3$}",
             l.by_day, l.day, l.submitted_col, l.delivered_col, l.failed_col
         );
         for d in &r.by_day {
             let _ = writeln!(
                 s,
-                "  {:<12}{:>12}{:>12}{:>12}",
+                "  {:<12}  {:>c1$}  {:>c2$}  {:>c3$}",
                 d.day,
                 group(d.submitted),
                 group(d.delivered),
@@ -740,13 +759,13 @@ pub fn table(r: &Report, lang: Lang) -> String {
     if r.by_hour.len() > 1 && r.by_hour.len() <= 72 {
         let _ = writeln!(
             s,
-            "\n{}\n  {:<18}{:>12}{:>12}{:>12}",
+            "\n{}\n  {:<18}  {:>c1$}  {:>c2$}  {:>c3$}",
             l.by_hour, l.hour, l.submitted_col, l.delivered_col, l.failed_col
         );
         for h in &r.by_hour {
             let _ = writeln!(
                 s,
-                "  {:<18}{:>12}{:>12}{:>12}",
+                "  {:<18}  {:>c1$}  {:>c2$}  {:>c3$}",
                 h.hour,
                 group(h.submitted),
                 group(h.delivered),
