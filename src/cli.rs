@@ -257,6 +257,12 @@ pub enum ReportFormat {
     Csv,
     /// A self-contained page with charts, for the screen and for print
     Html,
+    /// The official report (Decree 30/2020 layout, Word) for the chain of command; needs --out.
+    /// Letterhead, recipients and signer from [report] in smscast.toml
+    Docx,
+    /// The official report as PDF (the Word document converted by LibreOffice, which must be
+    /// installed: `soffice` on the PATH); needs --out
+    Pdf,
 }
 
 pub use crate::report::labels::Lang;
@@ -264,6 +270,7 @@ pub use crate::report::labels::Lang;
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   smscast report june-2022 --format html --lang vi --out bao-cao.html
+  smscast report june-2022 --format docx --lang vi --out bao-cao.docx   # the official report
   smscast report june-2022 --carrier viettel --state rejected,failed --format csv
   smscast report --all --since 2022-06-01 --until 2022-06-30 --format json
   smscast report june-2022 --reveal --reason \"complaint 2022/117\"   # operators only; audited")]
@@ -279,7 +286,7 @@ pub struct ReportArgs {
     /// Same as --format json
     #[arg(long)]
     pub json: bool,
-    /// Language of the labels (table, CSV, HTML); JSON keys stay English
+    /// Language of the labels (table, CSV, HTML, DOCX, PDF); JSON keys stay English
     #[arg(long, value_enum, default_value_t = Lang::En)]
     pub lang: Lang,
     /// Write to this file instead of standard output

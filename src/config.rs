@@ -27,6 +27,9 @@ pub struct Config {
     /// Price per SMS part, by carrier, for the report's cost figures.
     #[serde(default)]
     pub prices: Option<Prices>,
+    /// The official report's letterhead and signature (`report --format docx`).
+    #[serde(default)]
+    pub report: ReportConfig,
 }
 
 /// `[dlr]`: where receipts are received and how long a message may wait for one.
@@ -81,6 +84,50 @@ impl Prices {
             .get(carrier)
             .or_else(|| self.per_part.get("default"))
             .copied()
+    }
+}
+
+/// `[report]`: who issues the official report (Decree 30/2020/NĐ-CP layout) and to whom it
+/// goes. Every field has a Long An default; the texts are printed as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportConfig {
+    /// The superior agency, top left: "UBND TỈNH LONG AN".
+    pub superior: String,
+    /// The issuing agency, under it, in bold: "SỞ THÔNG TIN VÀ TRUYỀN THÔNG".
+    pub agency: String,
+    /// The document symbol after "Số: …/": "BC-STTTT" (BC = báo cáo).
+    pub symbol: String,
+    /// The place before the date: "Long An".
+    pub place: String,
+    /// The plan the report answers, named on the title line ("… theo {title}") and in the
+    /// first sentence: "Kế hoạch thực hiện Tháng hành động phòng, chống ma túy năm 2022".
+    pub title: String,
+    /// Who signs, and the capacity above the signature ("KT. GIÁM ĐỐC\nPHÓ GIÁM ĐỐC": one
+    /// line per `\n`). The name is left blank when empty.
+    pub signer: String,
+    pub signer_title: String,
+    /// "Nơi nhận:" lines.
+    pub recipients: Vec<String>,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        Self {
+            superior: "UBND TỈNH LONG AN".into(),
+            agency: "SỞ THÔNG TIN VÀ TRUYỀN THÔNG".into(),
+            symbol: "BC-STTTT".into(),
+            place: "Long An".into(),
+            title: String::new(),
+            signer: String::new(),
+            signer_title: "GIÁM ĐỐC".into(),
+            recipients: vec![
+                "Công an tỉnh (báo cáo);".into(),
+                "UBND tỉnh (báo cáo);".into(),
+                "Sở Lao động - Thương binh và Xã hội;".into(),
+                "Lưu: VT.".into(),
+            ],
+        }
     }
 }
 

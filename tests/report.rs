@@ -541,7 +541,22 @@ fn json_and_csv_reports_give_every_figure_exactly() {
     assert!(vi.contains("Phần,Mục,Chi tiết,Giá trị"), "{vi}");
     assert!(vi.contains("Nhà mạng,Viettel,Tổng cộng,6"), "{vi}");
     assert!(vi.contains("Trạng thái,Bị từ chối,,2"), "{vi}");
-    assert!(vi.contains("Trạng thái,Đã gửi,,2"), "{vi}");
+    assert!(
+        vi.contains("Trạng thái,Đã gửi (chờ xác nhận đến máy),,2"),
+        "{vi}"
+    );
+    // Campaign states and error reasons in Vietnamese, the gateway's own words beside.
+    assert!(vi.contains(",Trạng thái,đã hoàn thành"), "{vi}");
+    assert!(
+        vi.contains("Nguyên nhân,Hết thời hạn mà tin chưa đến được máy (không ghi nhận nguyên nhân),Tổng cộng,1"),
+        "{vi}"
+    );
+    assert!(
+        vi.contains(&format!(
+            "\"Số thuê bao không hợp lệ hoặc không nhận được tin — nguyên văn của cổng gửi tin: {REJECT_REASON}\",Tổng cộng,2"
+        )),
+        "{vi}"
+    );
     let table = env.ok(&["report", "june", "--lang", "vi"]);
     for label in [
         "Báo cáo kết quả gửi tin nhắn",
@@ -857,4 +872,299 @@ fn numbers_are_masked_and_reveal_is_an_audited_operators_act() {
     assert_eq!(last["id"], rv["audit_entry"]);
     assert!(last["details"].as_str().unwrap().contains("\"numbers\":4"));
     assert!(env.ok(&["audit", "--verify"]).contains("intact"));
+}
+
+/// The text of a .docx: `word/document.xml`, one line per paragraph, and its table rows (cell
+/// texts), read with the `zip` crate as Word would.
+fn docx_text(path: &std::path::Path) -> (String, Vec<Vec<String>>, String) {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut xml = String::new();
+    zip.by_name("word/document.xml")
+        .expect("a Word document")
+        .read_to_string(&mut xml)
+        .unwrap();
+    let mut styles = String::new();
+    zip.by_name("word/styles.xml")
+        .unwrap()
+        .read_to_string(&mut styles)
+        .unwrap();
+    fn plain(xml: &str) -> String {
+        let mut out = String::new();
+        let mut in_tag = false;
+        let mut tag = String::new();
+        for c in xml.chars() {
+            match c {
+                '<' => {
+                    in_tag = true;
+                    tag.clear();
+                }
+                '>' => {
+                    in_tag = false;
+                    if tag.starts_with("/w:p") && tag.len() == 4 {
+                        out.push('\n');
+                    }
+                }
+                c if in_tag => tag.push(c),
+                c => out.push(c),
+            }
+        }
+        out.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&")
+    }
+    let rows = xml
+        .split("<w:tr>")
+        .skip(1)
+        .map(|tr| {
+            let tr = &tr[..tr.find("</w:tr>").unwrap()];
+            tr.split("<w:tc>")
+                .skip(1)
+                .map(|tc| plain(tc).trim().to_string())
+                .collect()
+        })
+        .collect();
+    (plain(&xml), rows, xml + &styles)
+}
+
+#[test]
+fn official_report_is_a_decree_30_document_with_the_json_figures() {
+    let env = known_campaign("report-docx");
+    let config = env.path("smscast.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(
+        "[report]\ntitle = \"Kế hoạch thực hiện Tháng hành động phòng, chống ma túy năm 2022\"\n\
+         signer = \"Nguyễn Văn A\"\nsigner_title = \"KT. GIÁM ĐỐC\\nPHÓ GIÁM ĐỐC\"\n\
+         recipients = [\"Công an tỉnh (báo cáo);\", \"Lưu: VT.\"]\n",
+    );
+    std::fs::write(&config, toml).unwrap();
+    let r = env.json(&["report", "june", "--format", "json"]);
+    let file = env.path("bao-cao.docx");
+    env.ok(&[
+        "report",
+        "june",
+        "--format",
+        "docx",
+        "--lang",
+        "vi",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    let (text, rows, xml) = docx_text(&file);
+
+    // The Decree 30/2020 parts, in order.
+    let order = [
+        "UBND TỈNH LONG AN",
+        "SỞ THÔNG TIN VÀ TRUYỀN THÔNG",
+        "Số:",
+        "/BC-STTTT",
+        "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
+        "Độc lập - Tự do - Hạnh phúc",
+        "Long An, ngày … tháng … năm 20…",
+        "BÁO CÁO",
+        "Kết quả gửi tin nhắn tuyên truyền “june” theo Kế hoạch thực hiện Tháng hành động",
+        "I. KẾT QUẢ THỰC HIỆN",
+        "Hưởng ứng Tháng hành động phòng, chống ma túy 2022",
+        "Nơi nhận:",
+        "- Công an tỉnh (báo cáo);",
+        "KT. GIÁM ĐỐC",
+        "PHÓ GIÁM ĐỐC",
+        "Nguyễn Văn A",
+        r["audit_head"].as_str().unwrap(),
+    ];
+    let mut at = 0;
+    for part in order {
+        let i = text[at..]
+            .find(part)
+            .unwrap_or_else(|| panic!("{part:?} missing or out of order in\n{text}"));
+        at += i + part.len();
+    }
+    // A4, the decree's margins, Times New Roman.
+    assert!(xml.contains("w:w=\"11906\" w:h=\"16838\""), "A4");
+    for m in [
+        "w:top=\"1134\"",
+        "w:bottom=\"1134\"",
+        "w:left=\"1701\"",
+        "w:right=\"851\"",
+    ] {
+        assert!(xml.contains(m), "margin {m}");
+    }
+    assert!(xml.contains("w:ascii=\"Times New Roman\""));
+    // No jargon.
+    for bad in [
+        "HTTP",
+        "p50",
+        "p99",
+        "ms)",
+        "21211",
+        "submitted",
+        "suppressed",
+    ] {
+        assert!(
+            !text.contains(bad),
+            "{bad:?} in the official report:\n{text}"
+        );
+    }
+
+    // The figures equal the JSON report's.
+    let n = |v: &Value| v.as_i64().unwrap();
+    let st = as_map(&r["by_state"]);
+    assert!(text.contains(&format!(
+        "Đối tượng nhận tin: {} thuê bao di động trong danh sách “la”; trong đó {} thuê bao đã đăng ký từ chối nhận tin",
+        n(&r["recipients"]),
+        st["suppressed"]
+    )));
+    assert!(text.contains(&format!(
+        "Đã đến máy người nhận: {} thuê bao",
+        st["delivered"]
+    )));
+    assert!(text.contains(&format!(
+        "Không thành công: {} thuê bao",
+        st["failed"] + st["expired"] + st["rejected"]
+    )));
+    // Table 1: one row per state present, adding up to the recipients.
+    let state_rows: Vec<&Vec<String>> = rows
+        .iter()
+        .filter(|r| r.len() == 4 && r[0].parse::<usize>().is_ok() && r[3].contains(','))
+        .collect();
+    let sum: i64 = state_rows
+        .iter()
+        .map(|r| r[2].parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(sum, n(&r["recipients"]));
+    assert_eq!(
+        state_rows.len(),
+        st.values().filter(|v| **v > 0).count(),
+        "{state_rows:?}"
+    );
+    // Tables 2 and 3: each carrier and district with its total and delivered count.
+    for (key, name_of) in [
+        (
+            "by_carrier",
+            &(|s: &str| carrier_display(s)) as &dyn Fn(&str) -> String,
+        ),
+        ("by_district", &|s: &str| {
+            if s == "(unknown)" {
+                "(chưa xác định)".to_string()
+            } else {
+                s.to_string()
+            }
+        }),
+    ] {
+        for b in r[key].as_array().unwrap() {
+            let name = name_of(b["name"].as_str().unwrap());
+            let row = rows
+                .iter()
+                .find(|row| row.len() > 3 && row[1] == name)
+                .unwrap_or_else(|| panic!("{key} {name} missing: {rows:?}"));
+            assert_eq!(row[2], b["total"].to_string(), "{key} {name}");
+            let delivered = b["states"]["delivered"].as_i64().unwrap_or(0);
+            assert_eq!(row[3], delivered.to_string(), "{key} {name} delivered");
+        }
+    }
+    // Why: a Vietnamese summary beside the gateway's own words, without the codes.
+    let reject = rows
+        .iter()
+        .find(|row| row.len() == 4 && row[1].starts_with("Số thuê bao không hợp lệ"))
+        .expect("the rejection reason");
+    assert_eq!(reject[2], "“The 'To' number is not a valid phone number.”");
+    assert_eq!(reject[3], st["rejected"].to_string());
+    // Cost, Vietnamese style.
+    assert_eq!(r["cost"]["total"].as_f64(), Some(19_500.0));
+    assert!(text.contains("tổng chi phí: 19.500 đồng"), "{text}");
+
+    // English: the same structure.
+    let file = env.path("report.docx");
+    env.ok(&[
+        "report",
+        "june",
+        "--format",
+        "docx",
+        "--lang",
+        "en",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    let (text, _, _) = docx_text(&file);
+    for part in [
+        "SOCIALIST REPUBLIC OF VIET NAM",
+        "Independence - Freedom - Happiness",
+        "REPORT",
+        "“june”",
+        "Recipients:",
+        "I. RESULTS",
+        r["audit_head"].as_str().unwrap(),
+    ] {
+        assert!(text.contains(part), "{part} missing in\n{text}");
+    }
+    assert!(text.contains(&format!(
+        "Delivered to the phone: {} subscribers",
+        st["delivered"]
+    )));
+
+    // Writing a document needs a file.
+    let out = env.run(&["report", "june", "--format", "docx"]);
+    assert!(!out.status.success());
+}
+
+fn carrier_display(code: &str) -> String {
+    match code {
+        "viettel" => "Viettel",
+        "vinaphone" => "VinaPhone",
+        "mobifone" => "MobiFone",
+        "vietnamobile" => "Vietnamobile",
+        other => other,
+    }
+    .to_string()
+}
+
+#[test]
+fn time_chart_legend_counts_what_the_day_and_hour_tables_count() {
+    let env = known_campaign("report-legend");
+    let r = env.json(&["report", "june", "--format", "json"]);
+    // The tables' "not delivered" is failed or expired after acceptance (by receipt): the
+    // rejected and in-doubt messages were never accepted and are not on the time axis.
+    let st = as_map(&r["by_state"]);
+    let day_failed: i64 = r["by_day"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["failed"].as_i64().unwrap())
+        .sum();
+    assert_eq!(day_failed, st["failed"] + st["expired"]);
+    for (lang, column) in [
+        ("en", "Not delivered (failed or expired)"),
+        ("vi", "Không đến được máy (lỗi, hết hạn)"),
+    ] {
+        let file = env.path(&format!("legend-{lang}.html"));
+        env.ok(&[
+            "report",
+            "june",
+            "--format",
+            "html",
+            "--lang",
+            lang,
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        let html = std::fs::read_to_string(&file).unwrap();
+        let chart = html.find("<svg id=\"chart-time\"").unwrap();
+        let legend = &html[html[..chart].rfind("<div class=\"legend\">").unwrap()..chart];
+        assert!(legend.contains(column), "{lang}: {legend}");
+        for never_accepted in ["rejected", "in doubt", "bị từ chối", "chưa rõ"] {
+            assert!(
+                !legend.contains(never_accepted),
+                "{lang}: {never_accepted} in the time legend {legend}"
+            );
+        }
+        let by_day = &html[html.find("<svg id=\"chart-time\"").unwrap()..];
+        assert!(
+            by_day.contains(&format!("<th>{column}</th>")),
+            "{lang}: the day table's column"
+        );
+        let table = env.ok(&["report", "june", "--lang", lang]);
+        assert!(table.contains(column), "{lang}: the table's column");
+    }
 }

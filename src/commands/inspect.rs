@@ -107,7 +107,11 @@ pub async fn report(ctx: &Ctx, args: ReportArgs) -> Result<Exit> {
     } else {
         args.format
     };
-    let prices = ctx.config()?.prices;
+    let config = ctx.config()?;
+    let prices = config.prices;
+    if matches!(format, ReportFormat::Docx | ReportFormat::Pdf) && args.out.is_none() {
+        bail!("--format docx and pdf write a file: add --out FILE");
+    }
     let store = ctx.store_read_only().await?;
     let (campaigns, campaign_id) = match &args.campaign {
         Some(key) if !args.all => {
@@ -166,6 +170,8 @@ pub async fn report(ctx: &Ctx, args: ReportArgs) -> Result<Exit> {
         ReportFormat::Table => report::table(&r, args.lang).into_bytes(),
         ReportFormat::Csv => report::csv(&r, args.lang)?,
         ReportFormat::Html => report::html(&r, args.lang).into_bytes(),
+        ReportFormat::Docx => report::docx(&r, args.lang, &config.report)?,
+        ReportFormat::Pdf => report::pdf(&report::docx(&r, args.lang, &config.report)?)?,
     };
     match args.out {
         Some(path) => {

@@ -43,6 +43,13 @@ impl Out {
         }
     }
 
+    fn campaign_state(&self, s: &str) -> String {
+        match self.lang {
+            Lang::En => s.to_string(),
+            Lang::Vi => self.lang.campaign_state(s),
+        }
+    }
+
     fn carrier(&self, s: &str) -> String {
         match self.lang {
             Lang::En => s.to_string(),
@@ -67,7 +74,7 @@ pub fn csv(r: &Report, lang: Lang) -> Result<Vec<u8>> {
         let id = c.id.to_string();
         for (k, vi, v) in [
             ("name", "Tên", c.name.clone()),
-            ("state", l.state, c.state.clone()),
+            ("state", l.state, o.campaign_state(&c.state)),
             ("sender", l.sender, c.sender.clone()),
             ("encoding", l.encoding, c.encoding.clone()),
             ("segments", l.segments, c.segments.to_string()),
@@ -166,7 +173,7 @@ pub fn csv(r: &Report, lang: Lang) -> Result<Vec<u8>> {
     for e in &r.errors {
         let reason = match lang {
             Lang::En => e.reason.clone(),
-            Lang::Vi => reason_name(&e.reason, lang),
+            Lang::Vi => reason_name(e, lang),
         };
         let total = o.pick("total", l.total).to_string();
         o.row(sec, &reason, &total, &e.count.to_string())?;

@@ -41,7 +41,9 @@ fn esc(s: &str) -> String {
 fn group_label(key: &str, lang: Lang) -> String {
     match (key, lang) {
         ("failed", Lang::En) => "Not delivered (failed, expired, rejected, in doubt)".into(),
-        ("failed", Lang::Vi) => "Không thành công (lỗi, hết hạn, bị từ chối, chưa rõ)".into(),
+        ("failed", Lang::Vi) => {
+            "Không thành công (không chuyển được, hết hạn, bị từ chối, chưa rõ)".into()
+        }
         ("pending", Lang::En) => "Not sent yet".into(),
         ("pending", Lang::Vi) => "Chưa gửi".into(),
         (k, _) => lang.state(k),
@@ -60,6 +62,31 @@ fn legend(lang: Lang, keys: &[&str]) -> String {
     s.push_str("</div>");
     s
 }
+
+/// The time chart's legend: its bars split what the by-day and by-hour tables count (messages
+/// accepted in that hour: delivered, failed or expired by receipt, still awaiting a receipt),
+/// so it names the tables' columns. Rejected and in-doubt messages were never accepted and are
+/// not on this chart (they are in the carrier and district charts).
+fn time_legend(lang: Lang) -> String {
+    let l = lang.labels();
+    let mut s = String::from("<div class=\"legend\">");
+    for (label, colour) in [
+        (l.delivered_col.to_string(), TIME_COLOURS[0]),
+        (l.failed_col.to_string(), TIME_COLOURS[1]),
+        (lang.state("submitted"), TIME_COLOURS[2]),
+    ] {
+        let _ = write!(
+            s,
+            "<span><i style=\"background:{colour}\"></i>{}</span>",
+            esc(&label)
+        );
+    }
+    s.push_str("</div>");
+    s
+}
+
+/// Delivered, not delivered (failed or expired), awaiting a receipt: the time chart's colours.
+const TIME_COLOURS: [&str; 3] = ["#2e7d32", "#c62828", "#1e88e5"];
 
 /// Horizontal stacked bars, one per row (carrier or district), by state group.
 fn bars_chart(id: &str, rows: &[(String, &Breakdown)]) -> String {
@@ -140,9 +167,9 @@ fn time_chart(points: &[(String, i64, i64, i64)]) -> String {
         let mut y = top + plot_h;
         let awaiting = submitted - delivered - failed;
         for (v, colour) in [
-            (*delivered, "#2e7d32"),
-            (*failed, "#c62828"),
-            (awaiting, "#1e88e5"),
+            (*delivered, TIME_COLOURS[0]),
+            (*failed, TIME_COLOURS[1]),
+            (awaiting, TIME_COLOURS[2]),
         ] {
             if v <= 0 {
                 continue;
@@ -294,7 +321,10 @@ pub fn html(r: &Report, lang: Lang) -> String {
         let _ = write!(s, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
     };
     if let Some(c) = &r.campaign {
-        kv(l.campaign, &format!("{} (#{}) — {}", c.name, c.id, c.state));
+        kv(
+            l.campaign,
+            &format!("{} (#{}) — {}", c.name, c.id, lang.campaign_state(&c.state)),
+        );
         kv(l.list, &c.list);
         kv(l.sender, &c.sender);
         kv(
@@ -398,7 +428,7 @@ pub fn html(r: &Report, lang: Lang) -> String {
         "<div class=\"chart-box\"><h2>{} — {}</h2>{}",
         esc(l.over_time),
         esc(if by_hour { l.hour } else { l.day }),
-        legend(lang, &["delivered", "failed", "submitted"])
+        time_legend(lang)
     );
     s.push_str(&time_chart(&points));
     s.push_str("</div>");
@@ -474,7 +504,7 @@ pub fn html(r: &Report, lang: Lang) -> String {
             let _ = write!(
                 s,
                 "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
-                esc(&reason_name(&e.reason, lang)),
+                esc(&reason_name(e, lang)),
                 esc(&states.join(", ")),
                 group(e.count)
             );

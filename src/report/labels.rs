@@ -57,6 +57,7 @@ pub struct Labels {
     pub errors: &'static str,
     pub reason: &'static str,
     pub no_reason: &'static str,
+    pub gateway_words: &'static str,
     pub other_reasons: &'static str,
     pub error_codes: &'static str,
     pub outcome: &'static str,
@@ -127,11 +128,12 @@ pub const EN: Labels = Labels {
     hour: "Hour",
     submitted_col: "Sent",
     delivered_col: "Delivered",
-    failed_col: "Failed",
+    failed_col: "Not delivered (failed or expired)",
     over_time: "Messages sent over time (Vietnam time)",
     errors: "What failed and why",
     reason: "Reason",
     no_reason: "(no reason recorded)",
+    gateway_words: "the gateway's words",
     other_reasons: "(other reasons)",
     error_codes: "Gateway answers to unsuccessful tries",
     outcome: "Outcome",
@@ -202,11 +204,12 @@ pub const VI: Labels = Labels {
     hour: "Giờ",
     submitted_col: "Đã gửi",
     delivered_col: "Đã đến máy",
-    failed_col: "Không thành công",
+    failed_col: "Không đến được máy (lỗi, hết hạn)",
     over_time: "Số tin đã gửi theo thời gian (giờ Việt Nam)",
     errors: "Tin không thành công và nguyên nhân",
     reason: "Nguyên nhân",
     no_reason: "(không ghi nhận nguyên nhân)",
+    gateway_words: "nguyên văn của cổng gửi tin",
     other_reasons: "(nguyên nhân khác)",
     error_codes: "Phản hồi của cổng gửi tin với các lần gửi không thành công",
     outcome: "Kết quả",
@@ -267,9 +270,9 @@ impl Lang {
             (Lang::Vi, "queued") => "Đang chờ gửi",
             (Lang::Vi, "claimed") => "Đang xử lý",
             (Lang::Vi, "sending") => "Đang gửi",
-            (Lang::Vi, "submitted") => "Đã gửi",
+            (Lang::Vi, "submitted") => "Đã gửi (chờ xác nhận đến máy)",
             (Lang::Vi, "delivered") => "Đã đến máy",
-            (Lang::Vi, "failed") => "Không thành công",
+            (Lang::Vi, "failed") => "Không chuyển được đến máy",
             (Lang::Vi, "expired") => "Hết hạn",
             (Lang::Vi, "rejected") => "Bị từ chối",
             (Lang::Vi, "unknown") => "Chưa rõ kết quả",
@@ -277,6 +280,53 @@ impl Lang {
             (_, other) => other,
         };
         s.to_string()
+    }
+
+    /// A campaign's state, for people.
+    pub fn campaign_state(self, state: &str) -> String {
+        let s = match (self, state) {
+            (Lang::En, "draft") => "draft (not launched)",
+            (Lang::En, "running") => "sending",
+            (Lang::En, "paused") => "paused",
+            (Lang::En, "completed") => "completed",
+            (Lang::En, "cancelled") => "cancelled",
+            (Lang::Vi, "draft") => "chưa gửi (bản nháp)",
+            (Lang::Vi, "running") => "đang gửi",
+            (Lang::Vi, "paused") => "tạm dừng",
+            (Lang::Vi, "completed") => "đã hoàn thành",
+            (Lang::Vi, "cancelled") => "đã hủy",
+            (_, other) => other,
+        };
+        s.to_string()
+    }
+
+    /// What an error reason means, in a few plain words (the gateway's own words go beside).
+    pub fn reason_summary(self, kind: ReasonKind) -> &'static str {
+        use ReasonKind::*;
+        match (self, kind) {
+            (Lang::En, InvalidNumber) => "The number is not valid or cannot receive messages",
+            (Lang::En, OptedOut) => "The subscriber refused messages with the provider",
+            (Lang::En, NoRoute) => "No route to this carrier",
+            (Lang::En, NoAnswer) => "The gateway did not answer",
+            (Lang::En, Busy) => "The gateway was overloaded",
+            (Lang::En, Refused) => "The gateway refused the message",
+            (Lang::En, Expired) => "Expired before reaching the phone",
+            (Lang::En, Undelivered) => "The carrier could not deliver it to the phone",
+            (Lang::En, Rejected) => "Refused when sent",
+            (Lang::En, InDoubt) => "Outcome unknown (no answer from the gateway)",
+            (Lang::En, Other) => "Other reasons",
+            (Lang::Vi, InvalidNumber) => "Số thuê bao không hợp lệ hoặc không nhận được tin",
+            (Lang::Vi, OptedOut) => "Thuê bao đã đăng ký từ chối nhận tin với nhà cung cấp",
+            (Lang::Vi, NoRoute) => "Không có đường chuyển tin đến nhà mạng này",
+            (Lang::Vi, NoAnswer) => "Cổng gửi tin không phản hồi",
+            (Lang::Vi, Busy) => "Cổng gửi tin quá tải",
+            (Lang::Vi, Refused) => "Cổng gửi tin từ chối tin nhắn",
+            (Lang::Vi, Expired) => "Hết thời hạn mà tin chưa đến được máy",
+            (Lang::Vi, Undelivered) => "Nhà mạng báo không chuyển được tin đến máy",
+            (Lang::Vi, Rejected) => "Bị từ chối khi gửi",
+            (Lang::Vi, InDoubt) => "Chưa rõ kết quả (không nhận được phản hồi)",
+            (Lang::Vi, Other) => "Nguyên nhân khác",
+        }
     }
 
     /// An attempt outcome, for people.
@@ -315,4 +365,135 @@ pub fn carrier_name(code: &str) -> String {
         other => other,
     }
     .to_string()
+}
+
+/// What kind of failure an error reason describes: read from the gateway's words, else from
+/// the state the messages ended in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReasonKind {
+    InvalidNumber,
+    OptedOut,
+    NoRoute,
+    NoAnswer,
+    Busy,
+    Refused,
+    Expired,
+    Undelivered,
+    Rejected,
+    InDoubt,
+    Other,
+}
+
+impl ReasonKind {
+    /// `main_state` is the delivery state most of the reason's messages are in.
+    pub fn of(reason: &str, main_state: &str) -> Self {
+        let r = reason.to_lowercase();
+        let has = |words: &[&str]| words.iter().any(|w| r.contains(w));
+        if has(&["opted out", "unsubscribed", "blacklist"]) {
+            ReasonKind::OptedOut
+        } else if has(&[
+            "not a valid phone number",
+            "invalid phone",
+            "invalid number",
+            "refused this number",
+            "rejected for this recipient",
+        ]) {
+            ReasonKind::InvalidNumber
+        } else if has(&["cannot route", "not routable"]) {
+            ReasonKind::NoRoute
+        } else if has(&[
+            "did not answer",
+            "could not connect",
+            "timed out",
+            "timeout",
+        ]) {
+            ReasonKind::NoAnswer
+        } else if has(&["busy", "throttled", "temporal failure", "too many"]) {
+            ReasonKind::Busy
+        } else if r.starts_with("receipt: expired") || main_state == "expired" {
+            ReasonKind::Expired
+        } else if r.starts_with("receipt:") || main_state == "failed" {
+            ReasonKind::Undelivered
+        } else if has(&["rejected the message", "rejected by the gateway", "refused"]) {
+            ReasonKind::Refused
+        } else {
+            match main_state {
+                "rejected" => ReasonKind::Rejected,
+                "unknown" => ReasonKind::InDoubt,
+                _ => ReasonKind::Other,
+            }
+        }
+    }
+}
+
+/// The gateway's own words without the technical codes (HTTP statuses, error numbers), for the
+/// official document: "rejected for this recipient (HTTP 400, code 21211): The 'To' number is
+/// not a valid phone number." gives "The 'To' number is not a valid phone number.".
+pub fn plain_words(reason: &str) -> String {
+    let text = match reason.split_once("): ") {
+        Some((_, after)) if !after.trim().is_empty() => after,
+        _ => reason,
+    };
+    let text = text.strip_prefix("receipt: ").unwrap_or(text);
+    // Drop every parenthesised group that holds a code, and bare "HTTP nnn".
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('(') {
+        let Some(len) = rest[open..].find(')') else {
+            break;
+        };
+        let inner = &rest[open + 1..open + len];
+        out.push_str(&rest[..open]);
+        if !(inner.contains("HTTP") || inner.contains("code") || inner.contains("error")) {
+            out.push_str(&rest[open..=open + len]);
+        }
+        rest = &rest[open + len + 1..];
+    }
+    out.push_str(rest);
+    let words: Vec<&str> = out
+        .split_whitespace()
+        .filter(|w| !w.eq_ignore_ascii_case("http"))
+        .collect();
+    let mut s = words.join(" ");
+    while let Some(i) = s.find("HTTP ") {
+        s.replace_range(i..i + 5, "");
+    }
+    s.trim_matches(|c: char| c == ':' || c.is_whitespace())
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_summed_up_in_plain_words() {
+        let twilio = "rejected for this recipient (HTTP 400, code 21211): The 'To' number is not a valid phone number.";
+        assert_eq!(
+            ReasonKind::of(twilio, "rejected"),
+            ReasonKind::InvalidNumber
+        );
+        assert_eq!(
+            plain_words(twilio),
+            "The 'To' number is not a valid phone number."
+        );
+        assert_eq!(
+            ReasonKind::of("receipt: undelivered", "failed"),
+            ReasonKind::Undelivered
+        );
+        assert_eq!(plain_words("receipt: failed (UNDELIV, error 1)"), "failed");
+        assert_eq!(
+            ReasonKind::of("(no reason recorded)", "expired"),
+            ReasonKind::Expired
+        );
+        assert_eq!(
+            ReasonKind::of("the gateway did not answer in time", "unknown"),
+            ReasonKind::NoAnswer
+        );
+        assert_eq!(
+            plain_words("Kannel is busy (HTTP 503): Temporal failure, try again later."),
+            "Temporal failure, try again later."
+        );
+        assert!(!plain_words("HTTP 500 without a message sid in the answer").contains("HTTP"));
+    }
 }

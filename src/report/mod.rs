@@ -6,6 +6,7 @@
 //! and take `--lang en|vi`; JSON keys never change with the language.
 
 mod csv;
+mod docx;
 mod html;
 pub mod labels;
 
@@ -15,8 +16,9 @@ use std::fmt::Write;
 use serde::Serialize;
 
 pub use self::csv::csv;
+pub use self::docx::{docx, pdf};
 pub use self::html::html;
-use self::labels::{Lang, carrier_name};
+use self::labels::{Lang, ReasonKind, carrier_name};
 use crate::config::Prices;
 use crate::store::{Campaign, RecipientRow, ReportData, ReportFilter, state};
 use crate::window::{Hours, local};
@@ -536,7 +538,7 @@ pub fn mask_numbers(text: &str) -> String {
 }
 
 /// A count as a share of a total, for people.
-fn pct(n: i64, total: i64) -> f64 {
+pub(crate) fn pct(n: i64, total: i64) -> f64 {
     if total > 0 {
         100.0 * n as f64 / total as f64
     } else {
@@ -566,13 +568,34 @@ pub fn district_name(name: &str, lang: Lang) -> String {
     }
 }
 
-/// An error reason for people (the two placeholders are translated; recorded texts are not).
-pub fn reason_name(reason: &str, lang: Lang) -> String {
+/// The delivery state most of an error row's messages are in.
+pub fn main_state(e: &ErrorRow) -> &str {
+    e.states
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+        .map_or("", |(s, _)| s.as_str())
+}
+
+/// A short summary of what an error reason means, in `lang`.
+pub fn reason_summary(e: &ErrorRow, lang: Lang) -> &'static str {
+    if e.reason == "(other reasons)" {
+        return lang.labels().other_reasons;
+    }
+    lang.reason_summary(ReasonKind::of(&e.reason, main_state(e)))
+}
+
+/// An error reason for people. In English, the recorded text (placeholders translated); in
+/// Vietnamese, a Vietnamese summary with the gateway's own words beside it.
+pub fn reason_name(e: &ErrorRow, lang: Lang) -> String {
     let l = lang.labels();
-    match reason {
-        "(no reason recorded)" => l.no_reason.into(),
-        "(other reasons)" => l.other_reasons.into(),
-        r => r.into(),
+    match (e.reason.as_str(), lang) {
+        ("(other reasons)", _) => l.other_reasons.into(),
+        ("(no reason recorded)", Lang::En) => l.no_reason.into(),
+        ("(no reason recorded)", Lang::Vi) => {
+            format!("{} {}", reason_summary(e, lang), l.no_reason)
+        }
+        (own, Lang::En) => own.into(),
+        (own, Lang::Vi) => format!("{} — {}: {own}", reason_summary(e, lang), l.gateway_words),
     }
 }
 
@@ -601,7 +624,14 @@ pub fn table(r: &Report, lang: Lang) -> String {
         r.generated_at
     );
     if let Some(c) = &r.campaign {
-        let _ = writeln!(s, "{} {} {:?} — {}", l.campaign, c.id, c.name, c.state);
+        let _ = writeln!(
+            s,
+            "{} {} {:?} — {}",
+            l.campaign,
+            c.id,
+            c.name,
+            lang.campaign_state(&c.state)
+        );
         let _ = writeln!(
             s,
             "  {} {}, {} {} ({} {}), {} {}",
@@ -628,7 +658,7 @@ pub fn table(r: &Report, lang: Lang) -> String {
                 "  {} {:?} — {}, {} {}, {} {}, {}: {}",
                 c.id,
                 c.name,
-                c.state,
+                lang.campaign_state(&c.state),
                 l.sender,
                 c.sender,
                 l.encoding,
@@ -646,25 +676,38 @@ pub fn table(r: &Report, lang: Lang) -> String {
         let _ = writeln!(s, "  {}: {f}", l.filter);
     }
     let _ = writeln!(s, "  {}", l.time_zone);
-    let _ = writeln!(s, "\n{:<28}{:>12}", l.recipients, group(r.recipients));
+    // Label columns as wide as their longest label (the Vietnamese ones are longer).
+    let w = state::ALL
+        .iter()
+        .map(|st| lang.state(st).chars().count() + 2)
+        .chain(
+            [l.recipients, l.accepted, l.sms_parts, l.possible_duplicates]
+                .iter()
+                .map(|x| x.chars().count()),
+        )
+        .max()
+        .unwrap_or(0)
+        .max(28);
+    let _ = writeln!(s, "\n{:<w$}{:>12}", l.recipients, group(r.recipients));
     for st in state::ALL {
         let n = r.by_state.get(st).copied().unwrap_or(0);
         if n > 0 {
             let _ = writeln!(
                 s,
-                "  {:<26}{:>12}  {:5.1}%",
+                "  {:<w2$}{:>12}  {:5.1}%",
                 lang.state(st),
                 group(n),
-                pct(n, r.recipients)
+                pct(n, r.recipients),
+                w2 = w - 2
             );
         }
     }
-    let _ = writeln!(s, "{:<28}{:>12}", l.accepted, group(r.accepted));
-    let _ = writeln!(s, "{:<28}{:>12}", l.sms_parts, group(r.sms_parts));
+    let _ = writeln!(s, "{:<w$}{:>12}", l.accepted, group(r.accepted));
+    let _ = writeln!(s, "{:<w$}{:>12}", l.sms_parts, group(r.sms_parts));
     if r.possible_duplicates > 0 {
         let _ = writeln!(
             s,
-            "{:<28}{:>12}  ({})",
+            "{:<w$}{:>12}  ({})",
             l.possible_duplicates,
             group(r.possible_duplicates),
             l.possible_duplicates_note
@@ -690,16 +733,22 @@ pub fn table(r: &Report, lang: Lang) -> String {
             states_line(&b.states, lang)
         );
     }
+    // Figure columns as wide as their headings, two spaces apart.
+    let (c1, c2, c3) = (
+        l.submitted_col.chars().count().max(10),
+        l.delivered_col.chars().count().max(10),
+        l.failed_col.chars().count().max(10),
+    );
     if !r.by_day.is_empty() {
         let _ = writeln!(
             s,
-            "\n{}\n  {:<12}{:>12}{:>12}{:>12}",
+            "\n{}\n  {:<12}  {:>c1$}  {:>c2$}  {:>c3$}",
             l.by_day, l.day, l.submitted_col, l.delivered_col, l.failed_col
         );
         for d in &r.by_day {
             let _ = writeln!(
                 s,
-                "  {:<12}{:>12}{:>12}{:>12}",
+                "  {:<12}  {:>c1$}  {:>c2$}  {:>c3$}",
                 d.day,
                 group(d.submitted),
                 group(d.delivered),
@@ -710,13 +759,13 @@ pub fn table(r: &Report, lang: Lang) -> String {
     if r.by_hour.len() > 1 && r.by_hour.len() <= 72 {
         let _ = writeln!(
             s,
-            "\n{}\n  {:<18}{:>12}{:>12}{:>12}",
+            "\n{}\n  {:<18}  {:>c1$}  {:>c2$}  {:>c3$}",
             l.by_hour, l.hour, l.submitted_col, l.delivered_col, l.failed_col
         );
         for h in &r.by_hour {
             let _ = writeln!(
                 s,
-                "  {:<18}{:>12}{:>12}{:>12}",
+                "  {:<18}  {:>c1$}  {:>c2$}  {:>c3$}",
                 h.hour,
                 group(h.submitted),
                 group(h.delivered),
@@ -731,7 +780,7 @@ pub fn table(r: &Report, lang: Lang) -> String {
                 s,
                 "  {:>10}  {}  [{}]",
                 group(e.count),
-                reason_name(&e.reason, lang),
+                reason_name(e, lang),
                 states_line(&e.states, lang)
             );
         }
