@@ -69,6 +69,11 @@ pub enum Command {
     Lookup(LookupArgs),
     /// The tamper-evident operator log
     Audit(AuditArgs),
+    /// A consistent single-file copy of the database, taken while others run, then verified
+    #[command(
+        after_help = "Example: smscast backup /media/usb/smscast-2022-07-05.db\n\nThe copy is checked (SQLite integrity check and the audit chain) and its audit head printed: compare it with `smscast audit --verify` on the live database. On PostgreSQL use pg_dump."
+    )]
+    Backup(BackupArgs),
     /// Gateway tools
     #[command(subcommand)]
     Gateway(GatewayCmd),
@@ -80,6 +85,12 @@ pub enum Command {
     /// Write a realistic subscriber file with a known ground truth (tests, benchmarks)
     #[command(hide = true)]
     GenSample(GenSampleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the copy (must not exist yet)
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

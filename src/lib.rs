@@ -32,6 +32,7 @@ pub mod message;
 pub mod msisdn;
 pub mod report;
 pub mod sample;
+pub mod send_lock;
 pub mod simulator;
 pub mod store;
 pub mod template;

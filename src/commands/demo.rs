@@ -31,11 +31,11 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
     });
     std::fs::create_dir_all(&dir).with_context(|| format!("Cannot create {}", dir.display()))?;
     let db = dir.join("smscast.db");
-    let ctx = Ctx {
-        db: format!("sqlite://{}", db.display()),
-        config_path: None,
-        operator: format!("demo:{}", super::default_operator()),
-    };
+    let ctx = Ctx::new(
+        format!("sqlite://{}", db.display()),
+        None,
+        format!("demo:{}", super::default_operator()),
+    );
     println!("smscast demo in {}/", dir.display());
 
     // 1. A realistic list: Long An's districts, the carrier mix, messy numbers, some bad rows.
@@ -208,6 +208,8 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
     // 5. The report, and the gateway's own books beside it.
     println!("\n[5/5] $ smscast report action-month-2022");
     super::inspect::report(&ctx, crate::cli::ReportArgs::table("action-month-2022")).await?;
+    // Checkpointed: the file alone is the whole record, ready to hand over.
+    ctx.close().await;
     println!(
         "Gateway simulator's own count: {} accepted for {} recipients, {} duplicates.",
         stats.accepted, stats.unique_recipients, stats.duplicates

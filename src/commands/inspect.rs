@@ -246,6 +246,55 @@ pub async fn lookup(ctx: &Ctx, args: LookupArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// `smscast backup FILE`: a consistent copy of a live SQLite database, verified.
+pub async fn backup(ctx: &Ctx, args: crate::cli::BackupArgs) -> Result<Exit> {
+    if crate::store::sqlite_file(&ctx.db).is_none() {
+        anyhow::bail!(
+            "backup writes a copy of a SQLite database; for PostgreSQL use `pg_dump --format=custom --file=FILE DATABASE_URL` (consistent while workers run), then restore it elsewhere and run `smscast audit --verify` on the copy"
+        );
+    }
+    if args.file.exists() {
+        anyhow::bail!(
+            "{} exists already: choose a new file name (a backup never overwrites)",
+            args.file.display()
+        );
+    }
+    let store = ctx.store_read_only().await?;
+    store.backup_to(&args.file).await?;
+    // Check the copy as an auditor would receive it: opened on its own, read-only.
+    let copy = crate::store::open(
+        &format!("sqlite://{}", args.file.display()),
+        crate::store::Access::ReadOnly,
+    )
+    .await?;
+    let integrity = copy.integrity_check().await?;
+    let verdict = audit::verify(&copy.audit_entries().await?);
+    copy.close().await;
+    if integrity != "ok" {
+        println!("backup {} is DAMAGED: {integrity}", args.file.display());
+        return Ok(Exit::Failed);
+    }
+    match verdict {
+        Verdict::Intact { entries, head } => {
+            println!(
+                "backup written to {}: integrity ok, audit log intact: {entries} entries, head {head}",
+                args.file.display()
+            );
+            println!(
+                "compare the head with `smscast audit --verify` on the live database; keep the file read-only"
+            );
+            Ok(Exit::Ok)
+        }
+        Verdict::Broken { id, reason } => {
+            println!(
+                "backup {} written, but its audit log is BROKEN at entry {id}: {reason}",
+                args.file.display()
+            );
+            Ok(Exit::Failed)
+        }
+    }
+}
+
 pub async fn audit(ctx: &Ctx, args: AuditArgs) -> Result<Exit> {
     let store = ctx.store_read_only().await?;
     let entries = store.audit_entries().await?;

@@ -33,18 +33,38 @@ pub struct Ctx {
     pub db: String,
     pub config_path: Option<PathBuf>,
     pub operator: String,
+    /// Stores this command opened, closed cleanly when it ends.
+    opened: tokio::sync::Mutex<Vec<Arc<dyn Store>>>,
 }
 
 impl Ctx {
+    pub fn new(db: String, config_path: Option<PathBuf>, operator: String) -> Self {
+        Self {
+            db,
+            config_path,
+            operator,
+            opened: Default::default(),
+        }
+    }
     pub fn config(&self) -> Result<Config> {
         Config::load(self.config_path.as_deref())
     }
     pub async fn store(&self) -> Result<Arc<dyn Store>> {
-        store::open(&self.db, Access::ReadWrite).await
+        let store = store::open(&self.db, Access::ReadWrite).await?;
+        self.opened.lock().await.push(store.clone());
+        Ok(store)
     }
     /// For auditors' commands: the connection refuses writes.
     pub async fn store_read_only(&self) -> Result<Arc<dyn Store>> {
-        store::open(&self.db, Access::ReadOnly).await
+        let store = store::open(&self.db, Access::ReadOnly).await?;
+        self.opened.lock().await.push(store.clone());
+        Ok(store)
+    }
+    /// Closes every store the command opened (SQLite: the file is checkpointed).
+    pub async fn close(&self) {
+        for store in self.opened.lock().await.drain(..) {
+            store.close().await;
+        }
     }
 }
 
@@ -56,29 +76,36 @@ pub fn default_operator() -> String {
 }
 
 pub async fn run(cli: Cli) -> Result<Exit> {
-    let ctx = Ctx {
-        db: cli.db,
-        config_path: cli.config,
-        operator: cli.operator.unwrap_or_else(default_operator),
-    };
-    match cli.command {
-        Command::Subscribers(cmd) => subscribers::run(&ctx, cmd).await,
-        Command::Lists { json } => subscribers::lists(&ctx, json).await,
+    let ctx = Ctx::new(
+        cli.db,
+        cli.config,
+        cli.operator.unwrap_or_else(default_operator),
+    );
+    let result = dispatch_command(&ctx, cli.command).await;
+    ctx.close().await;
+    result
+}
+
+async fn dispatch_command(ctx: &Ctx, command: Command) -> Result<Exit> {
+    match command {
+        Command::Subscribers(cmd) => subscribers::run(ctx, cmd).await,
+        Command::Lists { json } => subscribers::lists(ctx, json).await,
         Command::Message(MessageCmd::Check {
             file,
             no_diacritics,
             list,
             json,
-        }) => message::check(&ctx, &file, no_diacritics, list.as_deref(), json).await,
-        Command::Campaign(cmd) => campaign::run(&ctx, cmd).await,
-        Command::Send(args) => send::send(&ctx, args).await,
-        Command::Reconcile(args) => campaign::reconcile(&ctx, args).await,
-        Command::Report(args) => inspect::report(&ctx, args).await,
-        Command::Lookup(args) => inspect::lookup(&ctx, args).await,
-        Command::Audit(args) => inspect::audit(&ctx, args).await,
+        }) => message::check(ctx, &file, no_diacritics, list.as_deref(), json).await,
+        Command::Campaign(cmd) => campaign::run(ctx, cmd).await,
+        Command::Send(args) => send::send(ctx, args).await,
+        Command::Reconcile(args) => campaign::reconcile(ctx, args).await,
+        Command::Report(args) => inspect::report(ctx, args).await,
+        Command::Lookup(args) => inspect::lookup(ctx, args).await,
+        Command::Audit(args) => inspect::audit(ctx, args).await,
+        Command::Backup(args) => inspect::backup(ctx, args).await,
         Command::Gateway(GatewayCmd::Simulate(args)) => send::simulate(args).await,
-        Command::Gateway(GatewayCmd::Flood(args)) => send::flood(&ctx, args).await,
-        Command::Dlr(DlrCmd::Serve(args)) => dlr::serve(&ctx, args).await,
+        Command::Gateway(GatewayCmd::Flood(args)) => send::flood(ctx, args).await,
+        Command::Dlr(DlrCmd::Serve(args)) => dlr::serve(ctx, args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::GenSample(args) => demo::gen_sample(&args),
     }

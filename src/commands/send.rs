@@ -54,6 +54,15 @@ pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<Exit> {
         worker_id: dispatch::new_worker_id(),
         no_wait: args.no_wait,
     };
+    // SQLite: one `send` per gateway at a time (see src/send_lock.rs), held until we return.
+    let _locks = match crate::store::sqlite_file(&ctx.db) {
+        Some(db) => Some(crate::send_lock::SendLocks::take(
+            &db,
+            &routes.gateway_names(),
+            &campaign.name,
+        )?),
+        None => None,
+    };
     let (tx, rx) = watch::channel(false);
     spawn_signal_handler(tx);
     let plain = args.plain || !std::io::stderr().is_terminal();

@@ -133,6 +133,13 @@ impl Routes {
             by_carrier: HashMap::new(),
         }
     }
+    /// Every gateway a message of this campaign may go through.
+    pub fn gateway_names(&self) -> Vec<String> {
+        std::iter::once(&self.default)
+            .chain(self.by_carrier.values())
+            .map(|r| r.gateway.name().to_string())
+            .collect()
+    }
     fn for_carrier(&self, carrier: &str) -> &Arc<Route> {
         self.by_carrier.get(carrier).unwrap_or(&self.default)
     }

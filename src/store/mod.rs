@@ -58,6 +58,19 @@ pub async fn open(url: &str, access: Access) -> Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// The file a SQLite database URL names (`None` for PostgreSQL and `:memory:`).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if is_postgres(url) {
+        return None;
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    (path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
 /// Whether `url` names a PostgreSQL database.
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -660,6 +673,19 @@ pub trait Store: Send + Sync {
     /// Our reference for a delivery, stable across retries, signed with this database's key
     /// so that references cannot be guessed; receipts carry it back.
     fn reference(&self, campaign_id: i64, delivery_id: i64) -> String;
+    /// Closes the connections cleanly at the end of a command (SQLite: checkpoints the
+    /// write-ahead log into the file first, so the file alone is the whole record).
+    async fn close(&self) {}
+    /// Writes a consistent copy of the whole database to `path` (SQLite: `VACUUM INTO`,
+    /// safe while other processes write).
+    async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
+        let _ = path;
+        bail!("this database cannot be copied by smscast: use the database's own backup tool")
+    }
+    /// SQLite's `PRAGMA integrity_check` ("ok" when whole).
+    async fn integrity_check(&self) -> Result<String> {
+        Ok("ok".into())
+    }
 
     // scale-out
     /// Takes up to `want` tokens from the shared token bucket `scope` (refilled at `rate` per

@@ -122,6 +122,14 @@ impl SqliteStore {
         } else {
             options.journal_mode(SqliteJournalMode::Wal)
         };
+        // Every process that may create or migrate the file takes the opening lock first, so
+        // any number of them can start together on a missing or empty database: the first
+        // creates and migrates it, the others wait (milliseconds) and find it ready.
+        let _opening = if read_only || path == ":memory:" {
+            None
+        } else {
+            Some(OpeningLock::take(std::path::Path::new(path))?)
+        };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone().pragma("cache_size", "-2048"))
@@ -155,6 +163,33 @@ impl SqliteStore {
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// An exclusive `flock` on `<db>.lock` while a process opens (creates, migrates) the file.
+/// Released when dropped, or by the kernel if the process dies. SQLite's own locks are POSIX
+/// record locks on the database file, independent of this one.
+struct OpeningLock(std::fs::File);
+
+impl OpeningLock {
+    fn take(db: &std::path::Path) -> Result<Self> {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&name)
+            .with_context(|| format!("cannot create {}", std::path::Path::new(&name).display()))?;
+        file.lock()
+            .with_context(|| format!("cannot lock {}", std::path::Path::new(&name).display()))?;
+        Ok(Self(file))
+    }
+}
+
+impl Drop for OpeningLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
     }
 }
 
@@ -998,6 +1033,40 @@ impl Store for SqliteStore {
 
     fn reference(&self, campaign_id: i64, delivery_id: i64) -> String {
         self.refs.make(campaign_id, delivery_id)
+    }
+
+    async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
+        // One read transaction: the copy is the database as of its start, whatever others
+        // write meanwhile, in a single file (no write-ahead log beside it).
+        sqlx::query("VACUUM INTO $1")
+            .bind(path.display().to_string())
+            .execute(&self.pool)
+            .await
+            .with_context(|| format!("cannot write the copy to {}", path.display()))?;
+        Ok(())
+    }
+
+    async fn integrity_check(&self) -> Result<String> {
+        let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.join("; "))
+    }
+
+    async fn close(&self) {
+        if !self.read_only {
+            // Copy the write-ahead log into the file and empty it, so that `smscast.db` alone
+            // holds the whole record (another process may still have the file open; then
+            // this is as far as the log goes now).
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.writer)
+                .await
+            {
+                tracing::debug!("checkpoint at exit: {e}");
+            }
+        }
+        self.pool.close().await;
+        self.writer.close().await;
     }
 
     async fn receipt_counts(&self) -> Result<ReceiptCounts> {
