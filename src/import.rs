@@ -417,17 +417,21 @@ fn reject(
     counts.rejected += 1;
     *counts.rejected_by_reason.entry(code).or_default() += 1;
     if let Some(w) = writer {
+        // The rejects file is opened in a spreadsheet: a raw value such as `=cmd|…` must not
+        // run there.
+        use crate::text::spreadsheet_safe;
         w.serialize(RejectRow {
             line,
-            raw,
+            raw: &spreadsheet_safe(raw),
             reason: code,
-            explanation: why,
+            explanation: &spreadsheet_safe(why),
         })?;
     }
     Ok(())
 }
 
-/// The rejects file, with its header row even when no row is rejected.
+/// The rejects file, with its header row even when no row is rejected. Cells a spreadsheet
+/// would read as a formula (`=`, `+`, `-`, `@`, TAB, CR first) start with `'`.
 fn rejects_writer(path: &Path) -> Result<csv::Writer<std::fs::File>> {
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)

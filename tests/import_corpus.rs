@@ -244,9 +244,10 @@ const CASES: &[Case] = &[
             legacy_converted: 0,
             leading_zero_restored: 0,
             rejects: &[
-                (2, "+1 202 555 0100", "foreign_number"),
+                // Spreadsheet-safe: a leading + would be read as a formula.
+                (2, "'+1 202 555 0100", "foreign_number"),
                 (3, "0044 20 7946 0958", "foreign_number"),
-                (4, "+855 12 345 678", "foreign_number"),
+                (4, "'+855 12 345 678", "foreign_number"),
             ],
             by_carrier: &[("vinaphone", 1)],
             by_district: &[("(none)", 1)],

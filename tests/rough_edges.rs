@@ -1,0 +1,88 @@
+//! Rough edges a new user hit following the README (issue 18), each as the user met it: the
+//! real binary, its exit code and what it printed.
+
+mod common;
+
+use common::Env;
+
+/// Five subscribers (one row repeated with another district) and a config with one gateway
+/// that is never called.
+fn small_list(env: &Env, extra_config: &str) {
+    std::fs::write(
+        env.path("list.csv"),
+        "phone,district\n0961234567,Đức Hòa\n0961234568,Tân An\n0961234567,Tân An\n0912345678,Bến Lức\n0901234567,Tân An\n0961234569,Tân An\n",
+    )
+    .unwrap();
+    env.config_for("http://127.0.0.1:9", extra_config);
+    env.ok(&["subscribers", "import", "list.csv", "--list", "la"]);
+}
+
+/// A plain-text message file (no sender of its own).
+fn text_file(env: &Env, name: &str, text: &str) -> String {
+    let p = env.path(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+// --- Spreadsheet safety -------------------------------------------------------------------
+
+#[test]
+fn rejects_file_neutralises_cells_a_spreadsheet_would_run() {
+    let env = Env::new("rejects-injection");
+    std::fs::write(
+        env.path("list.csv"),
+        "phone,district\n=1+2,Tân An\n@SUM(A1),Tân An\n-2+3,Tân An\n+1 202 555 0123,Tân An\n0912345678,Tân An\n",
+    )
+    .unwrap();
+    env.ok(&[
+        "subscribers",
+        "import",
+        "list.csv",
+        "--list",
+        "la",
+        "--rejects",
+        "rejects.csv",
+    ]);
+    let mut r = csv::Reader::from_path(env.path("rejects.csv")).unwrap();
+    let raws: Vec<String> = r.records().map(|rec| rec.unwrap()[1].to_string()).collect();
+    assert_eq!(
+        raws,
+        ["'=1+2", "'@SUM(A1)", "'-2+3", "'+1 202 555 0123"],
+        "every cell a spreadsheet would read as a formula starts with '"
+    );
+}
+
+#[test]
+fn report_csv_neutralises_cells_a_spreadsheet_would_run() {
+    let env = Env::new("report-injection");
+    small_list(&env, "");
+    let msg = text_file(&env, "m.txt", "=HYPERLINK(\"http://x\",\"bam\") hello");
+    env.ok(&[
+        "campaign",
+        "create",
+        "c1",
+        "--list",
+        "la",
+        "--message",
+        &msg,
+        "--sender",
+        "LONGAN",
+    ]);
+    let csv_out = env.ok(&["report", "c1", "--format", "csv"]);
+    let mut r = csv::Reader::from_reader(csv_out.as_bytes());
+    let mut found = false;
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        for cell in rec.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "unsafe cell {cell:?} in {rec:?}"
+            );
+        }
+        if &rec[2] == "message_text" {
+            assert_eq!(&rec[3], "'=HYPERLINK(\"http://x\",\"bam\") hello");
+            found = true;
+        }
+    }
+    assert!(found, "{csv_out}");
+}
