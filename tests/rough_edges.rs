@@ -86,3 +86,57 @@ fn report_csv_neutralises_cells_a_spreadsheet_would_run() {
     }
     assert!(found, "{csv_out}");
 }
+
+// --- Import summary -----------------------------------------------------------------------
+
+#[test]
+fn import_counts_by_carrier_and_district_leave_out_repeated_rows() {
+    let env = Env::new("import-dups");
+    std::fs::write(
+        env.path("list.csv"),
+        "phone,district\n0961234567,Đức Hòa\n0961234568,Tân An\n+84 96 123 4567,Tân An\n84961234567,Bến Lức\n0912345678,Tân An\n",
+    )
+    .unwrap();
+    let s = env.json(&[
+        "subscribers",
+        "import",
+        "list.csv",
+        "--list",
+        "la",
+        "--json",
+    ]);
+    assert_eq!(s["imported"], 3);
+    assert_eq!(s["duplicates_in_file"], 2);
+    assert_eq!(
+        s["by_carrier"],
+        serde_json::json!({"viettel": 2, "vinaphone": 1})
+    );
+    // The first row of a number is the one kept: 0961234567 lives in Đức Hòa.
+    assert_eq!(
+        s["by_district"],
+        serde_json::json!({"Đức Hòa": 1, "Tân An": 2})
+    );
+    let lists = env.json(&["lists", "--json"]);
+    assert_eq!(lists[0]["members"], 3);
+
+    // The text summary agrees with what is stored; a second import counts what is there.
+    let text = env.ok(&["subscribers", "import", "list.csv", "--list", "lb"]);
+    assert!(
+        text.contains("by carrier: viettel 2, vinaphone 1"),
+        "{text}"
+    );
+    assert!(text.contains("by district: Tân An 2, Đức Hòa 1"), "{text}");
+    let again = env.json(&[
+        "subscribers",
+        "import",
+        "list.csv",
+        "--list",
+        "la",
+        "--json",
+    ]);
+    assert_eq!(again["already_present"], 3);
+    assert_eq!(
+        again["by_carrier"],
+        serde_json::json!({"viettel": 2, "vinaphone": 1})
+    );
+}
