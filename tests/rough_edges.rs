@@ -17,6 +17,14 @@ fn small_list(env: &Env, extra_config: &str) {
     env.ok(&["subscribers", "import", "list.csv", "--list", "la"]);
 }
 
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A plain-text message file (no sender of its own).
 fn text_file(env: &Env, name: &str, text: &str) -> String {
     let p = env.path(name);
@@ -85,6 +93,43 @@ fn report_csv_neutralises_cells_a_spreadsheet_would_run() {
         }
     }
     assert!(found, "{csv_out}");
+}
+
+// --- Secrets --------------------------------------------------------------------------------
+
+#[test]
+fn a_database_password_never_appears_in_messages() {
+    let env = Env::new("secrets");
+    for (url, secret) in [
+        ("postgress://u:SECRET1@localhost/x", "SECRET1"),
+        ("sqlite://u:SECRET2@/nonexistent/dir/x.db", "SECRET2"),
+        ("mysql://u:SECRET3@db/x", "SECRET3"),
+    ] {
+        for args in [&["lists"][..], &["subscribers", "optout", "0912345678"][..]] {
+            let out = env.cmd().arg("--db").arg(url).args(args).output().unwrap();
+            assert!(!out.status.success(), "{url} {args:?}");
+            let (o, e) = (stdout(&out), stderr(&out));
+            assert!(
+                !o.contains(secret) && !e.contains(secret),
+                "{url} {args:?}: the password is printed:\n{o}{e}"
+            );
+            assert!(e.contains("****"), "{url} {args:?}: {e}");
+        }
+    }
+}
+
+#[test]
+fn a_mistyped_database_scheme_is_named() {
+    let env = Env::new("scheme");
+    let out = env
+        .cmd()
+        .args(["--db", "postgress://u:SECRET@localhost/x", "lists"])
+        .output()
+        .unwrap();
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("postgress") && e.contains("postgres://"), "{e}");
+    assert!(!env.dir.join("postgress:").exists());
 }
 
 // --- Import summary -----------------------------------------------------------------------

@@ -40,12 +40,42 @@ impl Ctx {
         Config::load(self.config_path.as_deref())
     }
     pub async fn store(&self) -> Result<Arc<dyn Store>> {
+        check_db_scheme(&self.db)?;
         store::open(&self.db, Access::ReadWrite).await
     }
     /// For auditors' commands: the connection refuses writes.
     pub async fn store_read_only(&self) -> Result<Arc<dyn Store>> {
+        check_db_scheme(&self.db)?;
         store::open(&self.db, Access::ReadOnly).await
     }
+}
+
+/// Refuses a URL whose scheme smscast does not know (`postgress://…` would otherwise be
+/// taken for a SQLite file of that name, and created).
+fn check_db_scheme(url: &str) -> Result<()> {
+    const KNOWN: [&str; 3] = ["sqlite", "postgres", "postgresql"];
+    let Some((scheme, _)) = url.split_once("://") else {
+        return Ok(());
+    };
+    if KNOWN.contains(&scheme) {
+        return Ok(());
+    }
+    let hint = did_you_mean(scheme, KNOWN.iter().copied())
+        .map(|s| format!(" (did you mean {s}://?)"))
+        .unwrap_or_default();
+    anyhow::bail!(
+        "the database URL {} has the scheme {scheme:?}, which smscast does not know{hint}: use sqlite://FILE (default sqlite://smscast.db) or postgres://USER:PASSWORD@HOST/DATABASE",
+        store::redact_url(url)
+    )
+}
+
+/// The candidate closest to `wrong`, when it is close enough to be a typo.
+pub fn did_you_mean<'a>(wrong: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::jaro_winkler(wrong, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 pub fn default_operator() -> String {
