@@ -185,3 +185,30 @@ fn import_counts_by_carrier_and_district_leave_out_repeated_rows() {
         serde_json::json!({"viettel": 2, "vinaphone": 1})
     );
 }
+
+// --- Did you mean --------------------------------------------------------------------------
+
+#[test]
+fn a_misspelt_campaign_gets_a_suggestion() {
+    let env = Env::new("didyoumean");
+    small_list(&env, "");
+    let msg = env.message();
+    env.ok(&[
+        "campaign",
+        "create",
+        "june-2022",
+        "--list",
+        "la",
+        "--message",
+        &msg,
+    ]);
+    let out = env.run(&["campaign", "show", "jnue-2022"]);
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(e.contains("did you mean \"june-2022\"?"), "{e}");
+    let out = env.run(&["send", "june2022"]);
+    assert!(stderr(&out).contains("did you mean \"june-2022\"?"));
+    // Nothing close: no suggestion.
+    let out = env.run(&["report", "xyz"]);
+    assert!(!stderr(&out).contains("did you mean"));
+}

@@ -120,10 +120,17 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
-/// Finds a campaign by name or id, with an error that says what to do.
+/// Finds a campaign by name or id, with an error that says what to do (and the name meant,
+/// when the key looks like a typo of one).
 pub async fn find_campaign(store: &dyn Store, key: &str) -> Result<crate::store::Campaign> {
-    match store.campaign(key).await? {
-        Some(c) => Ok(c),
+    if let Some(c) = store.campaign(key).await? {
+        return Ok(c);
+    }
+    let campaigns = store.campaigns().await?;
+    match did_you_mean(key, campaigns.iter().map(|c| c.name.as_str())) {
+        Some(name) => anyhow::bail!(
+            "there is no campaign {key:?}: did you mean {name:?}? (see `smscast campaign list`)"
+        ),
         None => anyhow::bail!("there is no campaign {key:?}: see `smscast campaign list`"),
     }
 }
