@@ -186,6 +186,25 @@ fn import_counts_by_carrier_and_district_leave_out_repeated_rows() {
     );
 }
 
+// --- Opt-outs -------------------------------------------------------------------------------
+
+#[test]
+fn optout_of_a_missing_file_is_an_error_and_records_nothing() {
+    let env = Env::new("optout-missing");
+    small_list(&env, "");
+    let out = env.run(&["subscribers", "optout", "0912345678", "missing.csv"]);
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("missing.csv") && e.contains("no such file"),
+        "{e}"
+    );
+    assert!(!e.contains("letters"), "{e}");
+    // Nothing was recorded: the number is added now, not "already there".
+    let ok = env.ok(&["subscribers", "optout", "0912345678"]);
+    assert!(ok.starts_with("1 number(s) added"), "{ok}");
+}
+
 // --- Did you mean --------------------------------------------------------------------------
 
 #[test]

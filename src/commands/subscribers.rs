@@ -166,9 +166,12 @@ fn print_summary(s: &ImportSummary, rejects: Option<&std::path::Path>) {
     }
 }
 
+/// Every token on the command line must be a number or an existing file: a mistyped file
+/// name must not pass as "a field with letters" while the other numbers are recorded.
 async fn optout(ctx: &Ctx, items: &[String], remove: bool, source: &str) -> Result<Exit> {
     let mut numbers = Vec::new();
     let mut bad = Vec::new();
+    let mut unusable = Vec::new();
     for item in items {
         let path = std::path::Path::new(item);
         if path.is_file() {
@@ -186,9 +189,21 @@ async fn optout(ctx: &Ctx, items: &[String], remove: bool, source: &str) -> Resu
         } else {
             match Msisdn::parse(item) {
                 Ok(p) => numbers.push(p.msisdn.as_str().to_string()),
-                Err(e) => bad.push(format!("{item:?}: {e}")),
+                Err(e) if path.exists() => unusable.push(format!(
+                    "{item:?} is not a file (a folder?) nor a number ({e})"
+                )),
+                Err(crate::msisdn::Reject::NotANumber) => unusable.push(format!(
+                    "{item:?}: there is no such file, and it is not a phone number"
+                )),
+                Err(e) => unusable.push(format!("{item:?} is not a valid number: {e}")),
             }
         }
+    }
+    if !unusable.is_empty() {
+        bail!(
+            "{}. Nothing was changed: give numbers (0912345678, +84 912 345 678) or existing files",
+            unusable.join("; ")
+        );
     }
     if numbers.is_empty() {
         bail!("no valid number given ({})", bad.join("; "));
