@@ -238,9 +238,11 @@ pub struct SendArgs {
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
+    /// The campaign's name or numeric id
     pub campaign: String,
     /// Send the in-doubt messages again (some people may get two)
-    #[arg(long, conflicts_with = "give_up", required_unless_present = "give_up")]
+    // One of the two is required; the command says so itself, with the count in doubt.
+    #[arg(long, conflicts_with = "give_up")]
     pub resend: bool,
     /// Count the in-doubt messages as failed and send nothing more
     #[arg(long)]

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Ok(Exit::Ok) => ExitCode::SUCCESS,
         Ok(Exit::Interrupted) => ExitCode::from(130),
         Ok(Exit::Failed) => ExitCode::from(1),
+        Ok(Exit::Usage) => ExitCode::from(2),
         Err(err) => {
             // The database URL may hold a password, and an error may quote the URL or the
             // path inside it (whichever layer wrote it): never print it.

@@ -205,6 +205,23 @@ fn optout_of_a_missing_file_is_an_error_and_records_nothing() {
     assert!(ok.starts_with("1 number(s) added"), "{ok}");
 }
 
+// --- Reconcile ------------------------------------------------------------------------------
+
+#[test]
+fn reconcile_without_a_choice_says_both_and_how_many() {
+    let env = Env::new("reconcile");
+    small_list(&env, "");
+    let msg = env.message();
+    env.ok(&["campaign", "create", "c", "--list", "la", "--message", &msg]);
+    let out = env.run(&["reconcile", "c"]);
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("choose --resend or --give-up (0 in doubt)"),
+        "{e}"
+    );
+}
+
 // --- Did you mean --------------------------------------------------------------------------
 
 #[test]

@@ -339,6 +339,22 @@ fn verb(s: CampaignState) -> &'static str {
 }
 
 pub async fn reconcile(ctx: &Ctx, args: ReconcileArgs) -> Result<Exit> {
+    if !args.resend && !args.give_up {
+        let store = ctx.store_read_only().await?;
+        let c = find_campaign(&*store, &args.campaign).await?;
+        let in_doubt: i64 = store
+            .state_counts(c.id)
+            .await?
+            .iter()
+            .filter(|(s, _)| s == "unknown")
+            .map(|(_, n)| n)
+            .sum();
+        eprintln!(
+            "error: choose --resend or --give-up ({in_doubt} in doubt): --resend sends them again (some people may get two), --give-up counts them as failed\n\nUsage: smscast reconcile {} --resend|--give-up",
+            crate::text::for_terminal(&c.name)
+        );
+        return Ok(Exit::Usage);
+    }
     let store = ctx.store().await?;
     let c = find_campaign(&*store, &args.campaign).await?;
     let n = store.reconcile(c.id, args.resend).await?;

@@ -26,6 +26,9 @@ pub enum Exit {
     Interrupted,
     /// A check failed (e.g. `audit --verify` found tampering): 1.
     Failed,
+    /// The command line is incomplete, found out after looking at the data (the message is
+    /// already printed): 2, as clap's usage errors.
+    Usage,
 }
 
 /// Settings shared by every command.
