@@ -153,7 +153,8 @@ pub enum CampaignCmd {
     /// Create a draft campaign (the message is stored exactly as it will be sent)
     #[command(
         after_help = "Example: smscast campaign create june-2022 --list longan \\
-    --message messages/action-month-2022.toml --rate 100 --from 2022-06-01 --until 2022-06-30"
+    --message messages/action-month-2022.toml --rate 100 --until \"$(date -d +30days +%F)\"
+--from and --until are days in Vietnam time; a send-by day in the past is refused."
     )]
     Create(Box<CreateArgs>),
     /// List campaigns

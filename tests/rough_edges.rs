@@ -32,6 +32,13 @@ fn text_file(env: &Env, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
+fn day_from_now(days: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::days(days))
+        .with_timezone(&chrono::FixedOffset::east_opt(7 * 3600).unwrap())
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
 // --- Spreadsheet safety -------------------------------------------------------------------
 
 #[test]
@@ -205,6 +212,71 @@ fn optout_of_a_missing_file_is_an_error_and_records_nothing() {
     assert!(ok.starts_with("1 number(s) added"), "{ok}");
 }
 
+// --- Campaign dates -------------------------------------------------------------------------
+
+#[test]
+fn a_send_by_date_in_the_past_is_refused_and_show_gives_the_dates() {
+    let env = Env::new("dates");
+    small_list(&env, "");
+    let msg = env.message();
+    let out = env.run(&[
+        "campaign",
+        "create",
+        "old",
+        "--list",
+        "la",
+        "--message",
+        &msg,
+        "--from",
+        "2022-06-01",
+        "--until",
+        "2022-06-30",
+    ]);
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("2022-06-30") && e.contains("past"), "{e}");
+    assert!(env.json(&["campaign", "list", "--json"]) == serde_json::json!([]));
+
+    let (from, until) = (day_from_now(1), day_from_now(30));
+    env.ok(&[
+        "campaign",
+        "create",
+        "new",
+        "--list",
+        "la",
+        "--message",
+        &msg,
+        "--from",
+        &from,
+        "--until",
+        &until,
+    ]);
+    let show = env.ok(&["campaign", "show", "new"]);
+    assert!(
+        show.contains(&format!("not before: {from} 00:00 +07:00")),
+        "{show}"
+    );
+    assert!(
+        show.contains(&format!("send by:    {until} 24:00 +07:00")),
+        "{show}"
+    );
+    // Without dates, show says so.
+    env.ok(&[
+        "campaign",
+        "create",
+        "open",
+        "--list",
+        "la",
+        "--message",
+        &msg,
+    ]);
+    let show = env.ok(&["campaign", "show", "open"]);
+    assert!(
+        show.contains("dates:      any day (no --from/--until)"),
+        "{show}"
+    );
+}
+
 // --- Reconcile ------------------------------------------------------------------------------
 
 #[test]
@@ -220,6 +292,113 @@ fn reconcile_without_a_choice_says_both_and_how_many() {
         e.contains("choose --resend or --give-up (0 in doubt)"),
         "{e}"
     );
+}
+
+// --- Message checks and notices ---------------------------------------------------------------
+
+#[test]
+fn message_check_fails_on_an_invalid_brandname() {
+    let env = Env::new("brand");
+    let p = env.path("m.toml");
+    std::fs::write(
+        &p,
+        "id = \"x\"\ntitle = \"x\"\nsender = \"LONG AN!\"\ntext = \"Hello\"\n",
+    )
+    .unwrap();
+    let out = env.run(&["message", "check", "m.toml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("not allowed"), "{}", stdout(&out));
+    let out = env.run(&["message", "check", "m.toml", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["sender_problem"].is_string());
+}
+
+#[test]
+fn campaign_create_gives_notices_for_emoji_and_night_hours() {
+    let env = Env::new("notices");
+    small_list(&env, "");
+    let msg = text_file(&env, "m.txt", "Phong chong ma tuy 😀");
+    let run = env.run(&[
+        "campaign",
+        "create",
+        "c",
+        "--list",
+        "la",
+        "--message",
+        &msg,
+        "--sender",
+        "LONGAN",
+        "--hours",
+        "07:00-23:00",
+    ]);
+    assert!(run.status.success());
+    // Notices go to stderr, beside the result on stdout.
+    let out = stderr(&run);
+    assert!(out.contains("notice: ") && out.contains("UCS-2"), "{out}");
+    assert!(out.contains("😀"), "{out}");
+    assert!(out.contains("cost ×"), "{out}");
+    assert!(
+        out.contains("Decree 91/2020") && out.contains("22:00"),
+        "{out}"
+    );
+
+    // Daytime hours and GSM-7 text: no notice.
+    let plain = text_file(&env, "p.txt", "Phong chong ma tuy");
+    let run = env.run(&[
+        "campaign",
+        "create",
+        "d",
+        "--list",
+        "la",
+        "--message",
+        &plain,
+        "--sender",
+        "LONGAN",
+    ]);
+    assert!(run.status.success());
+    assert!(!stderr(&run).contains("notice"), "{}", stderr(&run));
+}
+
+#[test]
+fn a_plain_text_message_takes_the_gateways_sender() {
+    let env = Env::new("from");
+    small_list(&env, "from = \"LONGAN\"");
+    let msg = text_file(&env, "m.txt", "Phong chong ma tuy");
+    env.ok(&["campaign", "create", "c", "--list", "la", "--message", &msg]);
+    let show = env.json(&["campaign", "show", "c", "--json"]);
+    assert_eq!(show["campaign"]["sender"], "LONGAN");
+}
+
+#[test]
+fn a_literal_brace_is_counted_as_sent() {
+    let env = Env::new("brace");
+    small_list(&env, "");
+    // 159 characters as sent, `{` at 152: 160 septets, one SMS (libphonenumber-independent
+    // counters — Twilio's segments calculator, split-sms — agree).
+    let sent = format!("{}{{{}", "a".repeat(151), "b".repeat(7));
+    assert_eq!(sent.chars().count(), 159);
+    let written = sent.replace('{', "{{");
+    let msg = text_file(&env, "m.txt", &written);
+    let c = env.json(&["message", "check", &msg, "--json", "--list", "la"]);
+    assert_eq!(c["text"], sent.as_str());
+    assert_eq!(c["units"], 160);
+    assert_eq!(c["segments"], 1);
+    assert_eq!(c["characters"], 159);
+    assert_eq!(c["sms_total"], 5);
+    env.ok(&[
+        "campaign",
+        "create",
+        "c",
+        "--list",
+        "la",
+        "--message",
+        &msg,
+        "--sender",
+        "LONGAN",
+    ]);
+    let show = env.json(&["campaign", "show", "c", "--json"]);
+    assert_eq!(show["campaign"]["segments"], c["segments"]);
 }
 
 // --- Did you mean --------------------------------------------------------------------------
