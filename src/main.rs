@@ -37,7 +37,8 @@ fn main() -> ExitCode {
             // The database URL may hold a password, and an error may quote the URL or the
             // path inside it (whichever layer wrote it): never print it.
             let message = smscast::store::redact_secrets(&format!("{err:#}"), &db);
-            eprintln!("error: {message}");
+            // Names quoted in errors come from files and flags: show escapes, never run them.
+            eprintln!("error: {}", smscast::text::for_terminal_lines(&message));
             ExitCode::from(1)
         }
     }

@@ -401,6 +401,48 @@ fn a_literal_brace_is_counted_as_sent() {
     assert_eq!(show["campaign"]["segments"], c["segments"]);
 }
 
+// --- Terminal safety ------------------------------------------------------------------------
+
+#[test]
+fn control_characters_are_never_printed_raw() {
+    let env = Env::new("esc");
+    std::fs::write(
+        env.path("list.csv"),
+        "phone,district\n0961234567,\u{1b}[31mRED\u{1b}]0;pwned\u{7}\n0912345678,Tân An\n",
+    )
+    .unwrap();
+    env.config_for("http://127.0.0.1:9", "");
+    let list = "la\u{1b}[2J";
+    let mut printed = env.ok(&["subscribers", "import", "list.csv", "--list", list]);
+    printed += &env.ok(&["lists"]);
+    let msg = text_file(&env, "m.txt", "Hello \u{1b}[31mred\u{9b}2J");
+    printed += &env.ok(&[
+        "campaign",
+        "create",
+        "c",
+        "--list",
+        list,
+        "--message",
+        &msg,
+        "--sender",
+        "LONGAN",
+    ]);
+    printed += &env.ok(&["campaign", "show", "c"]);
+    printed += &env.ok(&["campaign", "list"]);
+    printed += &env.ok(&["message", "check", &msg]);
+    printed += &env.ok(&["report", "c"]);
+    let out = env.run(&["campaign", "show", "x\u{1b}[2J"]);
+    printed += &stderr(&out);
+    for bad in ['\u{1b}', '\u{7}', '\u{9b}'] {
+        assert!(
+            !printed.contains(bad),
+            "{bad:?} printed raw:\n{}",
+            printed.escape_debug()
+        );
+    }
+    assert!(printed.contains("\\u{1b}"), "{printed}");
+}
+
 // --- Did you mean --------------------------------------------------------------------------
 
 #[test]

@@ -301,9 +301,9 @@ async fn list(ctx: &Ctx, json: bool) -> Result<Exit> {
         println!(
             "{:>4}  {:<24} {:<10} list {:<16} {} × {} seg, {}/s via {}",
             c.id,
-            c.name,
+            for_terminal(&c.name),
             c.state.as_str(),
-            c.list,
+            for_terminal(&c.list),
             c.encoding,
             c.segments,
             c.rate,
@@ -326,12 +326,14 @@ async fn show(ctx: &Ctx, key: &str, json: bool) -> Result<Exit> {
     }
     println!("campaign {} {:?}: {}", c.id, c.name, c.state.as_str());
     if let Some(r) = &c.state_reason {
-        println!("  reason:   {r}");
+        println!("  reason:   {}", for_terminal(r));
     }
-    println!("  list:     {}", c.list);
+    println!("  list:     {}", for_terminal(&c.list));
     println!(
         "  gateway:  {} at {}/s, max {} attempts",
-        c.gateway, c.rate, c.max_attempts
+        for_terminal(&c.gateway),
+        c.rate,
+        c.max_attempts
     );
     println!(
         "  hours:    {} (Asia/Ho_Chi_Minh)",
@@ -378,7 +380,7 @@ async fn show(ctx: &Ctx, key: &str, json: bool) -> Result<Exit> {
             let hb = chrono::DateTime::from_timestamp_millis(w.heartbeat_ms).unwrap_or_default();
             println!(
                 "    {} pid {} — sent {}, last heartbeat {}{}",
-                w.id,
+                for_terminal(&w.id),
                 w.pid,
                 w.sent,
                 crate::window::local(hb),

@@ -10,6 +10,7 @@ use crate::cli::{ImportArgs, SubscribersCmd};
 use crate::csv_source::SourceOptions;
 use crate::import::{ImportRequest, ImportSummary, import};
 use crate::msisdn::Msisdn;
+use crate::text::for_terminal;
 
 pub async fn run(ctx: &Ctx, cmd: SubscribersCmd) -> Result<Exit> {
     match cmd {
@@ -100,7 +101,7 @@ fn print_summary(s: &ImportSummary, rejects: Option<&std::path::Path>) {
     if let Some(d) = &s.detected {
         println!(
             "{}: {}, delimiter {:?}, {}, phone column {:?}{}",
-            s.file,
+            for_terminal(&s.file),
             d.encoding,
             d.delimiter,
             if d.has_header {
@@ -141,7 +142,10 @@ fn print_summary(s: &ImportSummary, rejects: Option<&std::path::Path>) {
     if !s.by_district.is_empty() {
         let mut parts: Vec<(&String, &u64)> = s.by_district.iter().collect();
         parts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let parts: Vec<String> = parts.iter().map(|(d, n)| format!("{d} {n}")).collect();
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|(d, n)| format!("{} {n}", for_terminal(d)))
+            .collect();
         println!("by district: {}", parts.join(", "));
     }
     if !s.unknown_districts.is_empty() {
@@ -157,7 +161,7 @@ fn print_summary(s: &ImportSummary, rejects: Option<&std::path::Path>) {
     match rejects {
         Some(p) if s.rejected > 0 => println!(
             "rejected rows with line numbers and reasons: {}",
-            p.display()
+            for_terminal(&p.display().to_string())
         ),
         None if s.rejected > 0 => println!(
             "tip: --rejects rejects.csv lists every rejected row with its line number and reason"
@@ -256,7 +260,7 @@ pub async fn lists(ctx: &Ctx, json: bool) -> Result<Exit> {
         println!("no lists yet: smscast subscribers import FILE --list NAME");
     }
     for l in lists {
-        println!("{} — {} subscribers", l.name, l.members);
+        println!("{} — {} subscribers", for_terminal(&l.name), l.members);
         let carriers: Vec<String> = l
             .by_carrier
             .iter()
@@ -266,7 +270,7 @@ pub async fn lists(ctx: &Ctx, json: bool) -> Result<Exit> {
         let districts: Vec<String> = l
             .by_district
             .iter()
-            .map(|(d, n)| format!("{d} {n}"))
+            .map(|(d, n)| format!("{} {n}", for_terminal(d)))
             .collect();
         println!("  districts: {}", districts.join(", "));
     }
