@@ -469,3 +469,37 @@ fn a_misspelt_campaign_gets_a_suggestion() {
     let out = env.run(&["report", "xyz"]);
     assert!(!stderr(&out).contains("did you mean"));
 }
+
+// --- Help -------------------------------------------------------------------------------------
+
+#[test]
+fn help_shows_defaults_examples_and_env() {
+    let env = Env::new("help");
+    let create = env.ok(&["campaign", "create", "--help"]);
+    let at = create.find("--max-attempts").unwrap();
+    let next = create[at + 2..]
+        .find("\n  -")
+        .map_or(create.len(), |i| at + 2 + i);
+    assert!(
+        create[at..next].contains("[default: "),
+        "{}",
+        &create[at..next]
+    );
+    let send = env.ok(&["send", "--help"]);
+    assert!(send.contains("Example"), "{send}");
+    let top = env
+        .cmd()
+        .env("SMSCAST_CONFIG", "/secret/place.toml")
+        .args(["lists", "--help"])
+        .output()
+        .unwrap();
+    let top = stdout(&top)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!top.contains("/secret/place.toml"), "{top}");
+    for var in ["SMSCAST_DATABASE_URL", "SMSCAST_CONFIG", "SMSCAST_OPERATOR"] {
+        assert!(top.contains(&format!("[env: {var}]")), "{top}");
+    }
+    assert!(top.contains("Global options"), "{top}");
+}
