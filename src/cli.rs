@@ -9,11 +9,11 @@ gateways, at exactly the allowed rate, with an auditable record of every message
 
 const AFTER: &str = "\
 The journey:
-  smscast subscribers import longan.csv --list longan
+  smscast subscribers import long-an.csv --list long-an
   smscast message check messages/action-month-2022.toml
-  smscast campaign create june --list longan --message messages/action-month-2022.toml
-  smscast send june                      # Ctrl-C stops cleanly; the same command resumes
-  smscast report june --format json
+  smscast campaign create june-2022 --list long-an --message messages/action-month-2022.toml
+  smscast send june-2022                 # Ctrl-C stops cleanly; the same command resumes
+  smscast report june-2022 --format json
 
 Try it all on a built-in gateway simulator: smscast demo";
 
@@ -104,7 +104,7 @@ pub enum Command {
 pub enum SubscribersCmd {
     /// Import a CSV file into a list (one transaction: a file that cannot be read imports nothing)
     #[command(
-        after_help = "Example: smscast subscribers import tan-an.csv --list longan --rejects rejects.csv"
+        after_help = "Example: smscast subscribers import tan-an.csv --list long-an --rejects rejects.csv"
     )]
     Import(ImportArgs),
     /// Add numbers (or a file of numbers, one per line or CSV) to the opt-out list
@@ -172,7 +172,7 @@ pub enum MessageCmd {
 pub enum CampaignCmd {
     /// Create a draft campaign (the message is stored exactly as it will be sent)
     #[command(
-        after_help = "Example: smscast campaign create june-2022 --list longan \\
+        after_help = "Example: smscast campaign create june-2022 --list long-an \\
     --message messages/action-month-2022.toml --rate 100 --until \"$(date -d +30days +%F)\"
 --from and --until are days in Vietnam time; a send-by day in the past is refused."
     )]
