@@ -87,7 +87,8 @@ pub async fn run_campaign(
             }
             println!(
                 "campaign {:?} is already completed; see `smscast report {}`",
-                campaign.name, campaign.name
+                campaign.name,
+                crate::text::for_terminal(&campaign.name)
             );
             return Ok(Exit::Ok);
         }
@@ -152,7 +153,8 @@ pub async fn run_campaign(
         counters.failed.load(Ordering::Relaxed),
         counters.in_doubt.load(Ordering::Relaxed),
     );
-    let name = &campaign.name;
+    // Shown, not run: a name may hold control characters.
+    let name = crate::text::for_terminal(&campaign.name);
     match stop {
         Stop::Completed => {
             let unknown = count(&store.state_counts(campaign.id).await?, "unknown");
