@@ -503,3 +503,51 @@ fn help_shows_defaults_examples_and_env() {
     }
     assert!(top.contains("Global options"), "{top}");
 }
+
+// --- Held by the per-number cap -------------------------------------------------------------
+
+#[test]
+fn numbers_held_by_the_cap_are_counted_where_the_user_looks() {
+    let env = Env::new("held");
+    let sim = common::Sim::start(&[]);
+    std::fs::write(
+        env.path("list.csv"),
+        "phone\n0961234567\n0961234568\n0912345678\n",
+    )
+    .unwrap();
+    env.config_for(&sim.url, "");
+    env.ok(&["subscribers", "import", "list.csv", "--list", "la"]);
+    let msg = env.message();
+    for name in ["first", "second"] {
+        env.ok(&[
+            "campaign",
+            "create",
+            name,
+            "--list",
+            "la",
+            "--message",
+            &msg,
+            "--hours",
+            "00:00-24:00",
+            "--rate",
+            "1000",
+        ]);
+    }
+    env.ok(&["send", "first"]);
+    let out = env.run(&["send", "second", "--no-wait"]);
+    let e = stderr(&out);
+    assert!(out.status.success(), "{e}");
+    assert!(
+        e.contains("3 held by the per-number cap (24 h) until "),
+        "{e}"
+    );
+    let show = env.ok(&["campaign", "show", "second"]);
+    assert!(
+        show.contains("held:       3 by the per-number cap (24 h) until "),
+        "{show}"
+    );
+    let json = env.json(&["campaign", "show", "second", "--json"]);
+    assert_eq!(json["held_by_cap"]["numbers"], 3);
+    let show = env.ok(&["campaign", "show", "first"]);
+    assert!(!show.contains("held"), "{show}");
+}

@@ -318,10 +318,17 @@ async fn show(ctx: &Ctx, key: &str, json: bool) -> Result<Exit> {
     let c = find_campaign(&*store, key).await?;
     let counts = store.state_counts(c.id).await?;
     let workers = store.workers(c.id).await?;
+    let (held, held_until) = store.held_by_cap(c.id).await?;
     if json {
-        print_json(
-            &serde_json::json!({ "campaign": c, "states": counts.into_iter().collect::<std::collections::BTreeMap<_, _>>(), "workers": workers }),
-        )?;
+        let until = held_until
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(crate::window::local);
+        print_json(&serde_json::json!({
+            "campaign": c,
+            "states": counts.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+            "held_by_cap": { "numbers": held, "until": until },
+            "workers": workers,
+        }))?;
         return Ok(Exit::Ok);
     }
     println!("campaign {} {:?}: {}", c.id, c.name, c.state.as_str());
@@ -369,6 +376,9 @@ async fn show(ctx: &Ctx, key: &str, json: bool) -> Result<Exit> {
         for_terminal(&c.sender)
     );
     println!("            {}", for_terminal(&c.message_text));
+    if let Some(line) = held_line(held, held_until, c.cap_hours) {
+        println!("  held:       {held} {line}");
+    }
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
     println!("  deliveries: {total}");
     for (s, n) in &counts {
@@ -393,6 +403,18 @@ async fn show(ctx: &Ctx, key: &str, json: bool) -> Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// "by the per-number cap (24 h) until …", when the cap holds any message back: those
+/// numbers had another campaign's message within the cap, and wait (queued, not lost).
+pub(super) fn held_line(held: i64, until_ms: Option<i64>, cap_hours: i64) -> Option<String> {
+    (held > 0).then(|| {
+        let until = until_ms
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(crate::window::local)
+            .unwrap_or_default();
+        format!("by the per-number cap ({cap_hours} h) until {until}")
+    })
 }
 
 async fn transition(ctx: &Ctx, key: &str, to: CampaignState) -> Result<Exit> {

@@ -206,8 +206,16 @@ pub async fn run_campaign(
         }
         Stop::NothingDueUntil(at) => {
             let at = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default();
+            let (held, until) = store.held_by_cap(campaign.id).await?;
+            let why = match super::campaign::held_line(held, until, campaign.cap_hours) {
+                Some(line) => format!(
+                    "{held} held {line}: another campaign reached these numbers less than {} h ago",
+                    campaign.cap_hours
+                ),
+                None => "retry backoff, or the per-number cap".to_string(),
+            };
             eprintln!(
-                "nothing is due before {} (retry backoff, or the per-number cap): run `smscast send {name}` again then",
+                "nothing is due before {} ({why}): run `smscast send {name}` again then",
                 crate::window::local(at)
             );
             Ok(Exit::Ok)

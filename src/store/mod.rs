@@ -569,6 +569,10 @@ pub trait Store: Send + Sync {
     /// index that holds only those rows, so it costs the same on a campaign of any size
     /// (the dispatcher polls it while its last messages finish).
     async fn in_flight_count(&self, campaign_id: i64) -> Result<i64>;
+    /// Queued rows of the campaign the per-number cap holds back now (the dispatcher found
+    /// another campaign's message to the same number within the cap and set them aside,
+    /// saying so in `last_error`), and when the last of them falls due.
+    async fn held_by_cap(&self, campaign_id: i64) -> Result<(i64, Option<i64>)>;
 
     // dispatch
     async fn register_worker(&self, id: &str, campaign_id: i64, host: &str, pid: i64)
