@@ -9,13 +9,16 @@ gateways, at exactly the allowed rate, with an auditable record of every message
 
 const AFTER: &str = "\
 The journey:
-  smscast subscribers import longan.csv --list longan
+  smscast subscribers import long-an.csv --list long-an
   smscast message check messages/action-month-2022.toml
-  smscast campaign create june --list longan --message messages/action-month-2022.toml
-  smscast send june                      # Ctrl-C stops cleanly; the same command resumes
-  smscast report june --format json
+  smscast campaign create june-2022 --list long-an --message messages/action-month-2022.toml
+  smscast send june-2022                 # Ctrl-C stops cleanly; the same command resumes
+  smscast report june-2022 --format json
 
 Try it all on a built-in gateway simulator: smscast demo";
+
+/// The heading global options are listed under, apart from each command's own.
+const GLOBAL: &str = "Global options";
 
 #[derive(Debug, Parser)]
 #[command(name = "smscast", version, about = ABOUT, after_help = AFTER)]
@@ -27,17 +30,31 @@ pub struct Cli {
         global = true,
         env = "SMSCAST_DATABASE_URL",
         hide_env_values = true,
-        default_value = "sqlite://smscast.db"
+        default_value = "sqlite://smscast.db",
+        help_heading = GLOBAL
     )]
     pub db: String,
     /// Configuration file [default: smscast.toml when present]
-    #[arg(long, global = true, env = "SMSCAST_CONFIG")]
+    // Every `[env: …]` reads the same: the variable's name, never its value.
+    #[arg(
+        long,
+        global = true,
+        env = "SMSCAST_CONFIG",
+        hide_env_values = true,
+        help_heading = GLOBAL
+    )]
     pub config: Option<PathBuf>,
     /// Who is acting, for the audit log [default: $USER@host]
-    #[arg(long, global = true, env = "SMSCAST_OPERATOR")]
+    #[arg(
+        long,
+        global = true,
+        env = "SMSCAST_OPERATOR",
+        hide_env_values = true,
+        help_heading = GLOBAL
+    )]
     pub operator: Option<String>,
     /// More log output (-v info, -vv debug); logs go to stderr and never show phone numbers.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
@@ -50,6 +67,7 @@ pub enum Command {
     Subscribers(SubscribersCmd),
     /// Show each list with its counts by carrier and district
     Lists {
+        /// Print JSON (name, members, by_carrier, by_district) instead of text
         #[arg(long)]
         json: bool,
     },
@@ -97,7 +115,7 @@ pub struct BackupArgs {
 pub enum SubscribersCmd {
     /// Import a CSV file into a list (one transaction: a file that cannot be read imports nothing)
     #[command(
-        after_help = "Example: smscast subscribers import tan-an.csv --list longan --rejects rejects.csv"
+        after_help = "Example: smscast subscribers import tan-an.csv --list long-an --rejects rejects.csv"
     )]
     Import(ImportArgs),
     /// Add numbers (or a file of numbers, one per line or CSV) to the opt-out list
@@ -135,6 +153,7 @@ pub struct ImportArgs {
     /// files in $TMPDIR (the import's memory stays flat whatever the file size)
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub sort_memory: u32,
+    /// Print the summary as JSON (the fields are listed in the README)
     #[arg(long)]
     pub json: bool,
 }
@@ -151,9 +170,10 @@ pub enum MessageCmd {
         /// Fold Vietnamese to plain letters (không dấu) to fit GSM-7
         #[arg(long)]
         no_diacritics: bool,
-        /// Also count recipients × segments for this list
+        /// Also count recipients × segments for this list (and the cost, with [prices])
         #[arg(long)]
         list: Option<String>,
+        /// Print the analysis as JSON (text, encoding, units, segments, parts, offending, …)
         #[arg(long)]
         json: bool,
     },
@@ -163,32 +183,47 @@ pub enum MessageCmd {
 pub enum CampaignCmd {
     /// Create a draft campaign (the message is stored exactly as it will be sent)
     #[command(
-        after_help = "Example: smscast campaign create june-2022 --list longan \\
-    --message messages/action-month-2022.toml --rate 100 --from 2022-06-01 --until 2022-06-30"
+        after_help = "Example: smscast campaign create june-2022 --list long-an \\
+    --message messages/action-month-2022.toml --rate 100 --until \"$(date -d +30days +%F)\"
+--from and --until are days in Vietnam time; a send-by day in the past is refused."
     )]
     Create(Box<CreateArgs>),
     /// List campaigns
     List {
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
-    /// One campaign: settings, progress, workers
+    /// One campaign: settings, dates, progress, workers
     Show {
+        /// The campaign's name or numeric id
         campaign: String,
+        /// Print JSON (campaign, states, workers) instead of text
         #[arg(long)]
         json: bool,
     },
     /// Stop sending (a running `send` stops within seconds)
-    Pause { campaign: String },
+    Pause {
+        /// The campaign's name or numeric id
+        campaign: String,
+    },
     /// Allow sending again (then run `smscast send`)
-    Resume { campaign: String },
+    Resume {
+        /// The campaign's name or numeric id
+        campaign: String,
+    },
     /// Stop for good: nothing more goes out
-    Cancel { campaign: String },
+    Cancel {
+        /// The campaign's name or numeric id
+        campaign: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// The campaign's name, used by every later command (e.g. june-2022)
     pub name: String,
+    /// The subscriber list to send to (see `smscast lists`)
     #[arg(long)]
     pub list: String,
     /// A message file (.toml, see messages/) or a plain text file
@@ -215,7 +250,8 @@ pub struct CreateArgs {
     /// Daily window in Vietnam time [default: 07:00-21:00]; widening it is written to the audit log
     #[arg(long)]
     pub hours: Option<String>,
-    /// Attempts per message before a transient failure counts as failed
+    /// Attempts per message before a transient failure counts as failed [default:
+    /// defaults.max_attempts in smscast.toml, else 5]
     #[arg(long)]
     pub max_attempts: Option<i64>,
     /// At most one message per number per this many hours, across campaigns; 0 turns the cap
@@ -225,7 +261,12 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  smscast send june-2022                  # Ctrl-C stops cleanly; the same command resumes
+  smscast send june-2022 --rate 50 --plain --no-wait   # slower, log lines, exit outside the hours
+On PostgreSQL, run the same command on several machines: they share the campaign and its rate.")]
 pub struct SendArgs {
+    /// The campaign's name or numeric id
     pub campaign: String,
     /// Messages per second for this run (lower than the campaign's; never higher)
     #[arg(long, value_parser = crate::config::parse_rate)]
@@ -249,9 +290,11 @@ pub struct SendArgs {
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
+    /// The campaign's name or numeric id
     pub campaign: String,
     /// Send the in-doubt messages again (some people may get two)
-    #[arg(long, conflicts_with = "give_up", required_unless_present = "give_up")]
+    // One of the two is required; the command says so itself, with the count in doubt.
+    #[arg(long, conflicts_with = "give_up")]
     pub resend: bool,
     /// Count the in-doubt messages as failed and send nothing more
     #[arg(long)]
@@ -292,6 +335,7 @@ pub struct ReportArgs {
     /// Every campaign (with --since/--until: the period's report)
     #[arg(long)]
     pub all: bool,
+    /// Output format
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
     /// Same as --format json
@@ -353,6 +397,7 @@ impl ReportArgs {
 pub struct LookupArgs {
     /// The number, in any usual form (0912…, 84912…, +84 912…)
     pub number: String,
+    /// Print JSON (number, carrier, events) instead of text
     #[arg(long)]
     pub json: bool,
     /// Show the full number (masked by default). An operator's act: needs write access, is
@@ -369,6 +414,7 @@ pub struct AuditArgs {
     /// Recompute the hash chain and name the first row that was altered or removed
     #[arg(long)]
     pub verify: bool,
+    /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -398,8 +444,10 @@ pub struct FloodArgs {
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
+    /// Address to listen on (port 0: any free port, printed at start)
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: String,
+    /// Milliseconds before each answer
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
     /// Extra latency drawn uniformly from 0 to this, per request
@@ -414,6 +462,7 @@ pub struct SimulateArgs {
     /// Share of requests taken but answered only after --hang-ms (clients time out: in doubt)
     #[arg(long, default_value_t = 0.0)]
     pub hang_rate: f64,
+    /// How long a hung request waits before its answer, in milliseconds
     #[arg(long, default_value_t = 30_000)]
     pub hang_ms: u64,
     /// Reject numbers ending with this suffix permanently (error 21211); repeatable
@@ -497,4 +546,39 @@ pub struct GenSampleArgs {
     /// Print the ground truth as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every argument a user can see has a description (`--help` is the manual).
+    #[test]
+    fn every_visible_argument_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.is_hide_set() {
+                return;
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "smscast", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -212,6 +212,15 @@ pub enum GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// The sender id the gateway puts on every message (`from`), when it sets one.
+    pub fn from(&self) -> Option<&str> {
+        match self {
+            Self::Twilio(t) => t.from.as_deref(),
+            Self::Kannel(k) => k.from.as_deref(),
+            Self::HttpJson(_) => None,
+        }
+    }
+
     pub fn rate(&self) -> Option<f64> {
         match self {
             Self::Twilio(t) => t.rate,

@@ -35,9 +35,10 @@ const PROGRESS_EVERY: u64 = 65_536;
 const DISTRICT_CACHE: usize = 4096;
 
 /// What an import did. Every row read is accounted for exactly once:
-/// `rows_read = rejected + imported + already_present + duplicates_in_file`, and the valid
-/// rows (the last three) are split by carrier in `by_carrier` and by district in
-/// `by_district`.
+/// `rows_read = rejected + imported + already_present + duplicates_in_file`. The file's
+/// distinct numbers (`imported + already_present`: a repeated row counts once, with the
+/// district of its first row, as stored) are split by carrier in `by_carrier` and by district
+/// in `by_district`.
 #[derive(Debug, Default, Serialize)]
 pub struct ImportSummary {
     pub file: String,
@@ -207,8 +208,11 @@ struct Reader {
     districts: DistrictMatcher,
     /// Raw spelling → resolved name (bounded by `DISTRICT_CACHE`).
     spellings: HashMap<String, Option<Resolved>>,
-    /// Valid rows per resolved district name ("(none)" for no district).
-    district_rows: HashMap<Arc<str>, (u64, bool)>,
+    /// Every resolved district name seen, and whether it is a known district.
+    district_known: HashMap<Arc<str>, bool>,
+    /// Distinct numbers per resolved district name ("(none)" for no district), counted as
+    /// the sorted rows leave for the store: one per number.
+    district_rows: HashMap<Arc<str>, u64>,
     none: Arc<str>,
     counts: ReadCounts,
     attributes: String,
@@ -227,6 +231,7 @@ impl Reader {
             rejects,
             districts: DistrictMatcher::long_an(),
             spellings: HashMap::new(),
+            district_known: HashMap::new(),
             district_rows: HashMap::new(),
             none: Arc::from("(none)"),
             counts: ReadCounts {
@@ -296,19 +301,14 @@ impl Reader {
                 None => {}
             }
             let msisdn = parsed.msisdn;
-            let carrier = msisdn.carrier().as_str();
-            *self.counts.by_carrier.entry(carrier).or_default() += 1;
             let district = match row.district {
                 Some(raw) => resolve(&self.districts, &mut self.spellings, raw),
                 None => None,
             };
-            let key = district.as_ref().map_or(&self.none, |d| &d.name);
-            match self.district_rows.get_mut(key) {
-                Some((n, _)) => *n += 1,
-                None => {
-                    let known = district.as_ref().is_none_or(|d| d.known);
-                    self.district_rows.insert(Arc::clone(key), (1, known));
-                }
+            if let Some(d) = &district
+                && !self.district_known.contains_key(&d.name)
+            {
+                self.district_known.insert(Arc::clone(&d.name), d.known);
             }
             let attributes = attributes_json(&row, &mut self.attributes);
             self.sorted.push(
@@ -327,14 +327,33 @@ impl Reader {
             w.flush()?;
         }
         let sorted = std::mem::replace(&mut self.sorted, SortedRows::new(0));
-        let merged = sorted.finish(BATCH, |rows| tx.blocking_send(Message::Rows(rows)).is_ok())?;
+        // Carriers and districts are counted here, one per number as stored: a repeated row
+        // would otherwise count twice in the summary and once in the list.
+        let (by_carrier, district_rows, none) = (
+            &mut self.counts.by_carrier,
+            &mut self.district_rows,
+            &self.none,
+        );
+        let merged = sorted.finish(BATCH, |rows| {
+            for r in &rows {
+                *by_carrier.entry(r.carrier).or_default() += 1;
+                let key = r.district.as_ref().unwrap_or(none);
+                match district_rows.get_mut(key) {
+                    Some(n) => *n += 1,
+                    None => {
+                        district_rows.insert(Arc::clone(key), 1);
+                    }
+                }
+            }
+            tx.blocking_send(Message::Rows(rows)).is_ok()
+        })?;
         self.counts.duplicates_in_file = merged.duplicates;
         Ok(self.finish())
     }
 
     fn finish(mut self) -> ReadCounts {
-        for (name, (n, known)) in self.district_rows.drain() {
-            if !known {
+        for (name, n) in self.district_rows.drain() {
+            if self.district_known.get(&name) == Some(&false) {
                 self.counts.unknown_districts.insert(name.to_string(), n);
             }
             self.counts.by_district.insert(name.to_string(), n);
@@ -417,17 +436,21 @@ fn reject(
     counts.rejected += 1;
     *counts.rejected_by_reason.entry(code).or_default() += 1;
     if let Some(w) = writer {
+        // The rejects file is opened in a spreadsheet: a raw value such as `=cmd|…` must not
+        // run there.
+        use crate::text::spreadsheet_safe;
         w.serialize(RejectRow {
             line,
-            raw,
+            raw: &spreadsheet_safe(raw),
             reason: code,
-            explanation: why,
+            explanation: &spreadsheet_safe(why),
         })?;
     }
     Ok(())
 }
 
-/// The rejects file, with its header row even when no row is rejected.
+/// The rejects file, with its header row even when no row is rejected. Cells a spreadsheet
+/// would read as a formula (`=`, `+`, `-`, `@`, TAB, CR first) start with `'`.
 fn rejects_writer(path: &Path) -> Result<csv::Writer<std::fs::File>> {
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)

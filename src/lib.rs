@@ -15,6 +15,8 @@
 //!   delivery-receipt server; [`simulator`] — a gateway to test against.
 //! * [`dlr`] — the delivery-receipt server: authenticated, durable, never regressing.
 //! * [`report`], [`audit`] — what auditors read; [`window`] — sending hours in Vietnam time.
+//! * [`text`] — names and texts made safe for spreadsheets (CSV injection) and terminals
+//!   (escape sequences).
 
 pub mod audit;
 pub mod cli;
@@ -36,4 +38,5 @@ pub mod send_lock;
 pub mod simulator;
 pub mod store;
 pub mod template;
+pub mod text;
 pub mod window;

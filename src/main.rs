@@ -6,6 +6,8 @@ use smscast::commands::{self, Exit};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Kept to scrub its password from whatever error comes back.
+    let db = cli.db.clone();
     let filter = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -30,8 +32,13 @@ fn main() -> ExitCode {
         Ok(Exit::Ok) => ExitCode::SUCCESS,
         Ok(Exit::Interrupted) => ExitCode::from(130),
         Ok(Exit::Failed) => ExitCode::from(1),
+        Ok(Exit::Usage) => ExitCode::from(2),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // The database URL may hold a password, and an error may quote the URL or the
+            // path inside it (whichever layer wrote it): never print it.
+            let message = smscast::store::redact_secrets(&format!("{err:#}"), &db);
+            // Names quoted in errors come from files and flags: show escapes, never run them.
+            eprintln!("error: {}", smscast::text::for_terminal_lines(&message));
             ExitCode::from(1)
         }
     }

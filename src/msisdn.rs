@@ -11,7 +11,9 @@
 //!
 //! 1. Trim Unicode whitespace (NBSP included) and invisible characters (BOM, zero-width and
 //!    bidi marks). Empty → [`Reject::Empty`]. Spreadsheet text wrappers are removed:
-//!    a leading apostrophe (`'0912345678`) and formula text (`="0912345678"`).
+//!    a leading apostrophe (`'0912345678`) and formula text (`="0912345678"`), and a
+//!    `tel:` URI scheme (`tel:+84912345678`). Full-width digits and plus (`０９１２…`) read
+//!    as ASCII ones.
 //! 2. Scientific notation (`8.49123E+10`, `8,49123e+10`, `9.12E8`) →
 //!    [`Reject::ScientificNotation`]: the spreadsheet already rounded the digits away, so the
 //!    number cannot be recovered.
@@ -59,9 +61,10 @@ use serde::{Serialize, Serializer};
 /// valid mobile number exactly when some prefix here matches, so `Carrier::Other` marks
 /// ranges that are valid but not attributed to a carrier.
 ///
-/// Together the prefixes equal libphonenumber's pattern
-/// `121[0-3]\d{5}|(?:160|(?:3\d|7[06-9])\d|5(?:[1689]\d|2[238]|59)|8(?:[1-8]\d|9[6-9])|9(?:[0-8]\d|9[013-9]))\d{6}`.
-/// Entries marked *unsure* in domain.md: 30, 51, 160, 1210–1213, 559.
+/// Together the prefixes equal libphonenumber's (9.0.43) pattern
+/// `121[0-3]\d{5}|(?:1[46]0|(?:3\d|7[06-9])\d|5(?:[1689]\d|2[238]|59)|8(?:[1-8]\d|9[6-9])|9(?:[0-8]\d|9[013-9]))\d{6}`
+/// (a test checks it against that pattern, pasted verbatim). Entries marked *unsure* in
+/// domain.md: 30, 51, 140, 160, 1210–1213, 559.
 const MOBILE_PREFIXES: &[(&str, Carrier)] = &[
     // Viettel
     ("32", Carrier::Viettel),
@@ -104,6 +107,7 @@ const MOBILE_PREFIXES: &[(&str, Carrier)] = &[
     ("1211", Carrier::Mobifone), // unsure
     ("1212", Carrier::Mobifone), // unsure
     ("1213", Carrier::Mobifone), // unsure
+    ("140", Carrier::Mobifone),  // unsure (libphonenumber only; its carrier data says MobiFone)
     // Vietnamobile
     ("522", Carrier::Vietnamobile),
     ("523", Carrier::Vietnamobile),
@@ -118,8 +122,10 @@ const MOBILE_PREFIXES: &[(&str, Carrier)] = &[
     ("995", Carrier::Gmobile),
     ("996", Carrier::Gmobile),
     ("997", Carrier::Gmobile),
-    // iTel (MVNO on VinaPhone)
+    // iTel (Indochina Telecom, MVNO on VinaPhone)
     ("87", Carrier::Itel),
+    ("998", Carrier::Itel),
+    ("999", Carrier::Itel),
     // Reddi (MVNO)
     ("559", Carrier::Reddi), // unsure
     // Valid per libphonenumber, carrier not in domain.md
@@ -127,8 +133,6 @@ const MOBILE_PREFIXES: &[(&str, Carrier)] = &[
     ("95", Carrier::Other),
     ("990", Carrier::Other),
     ("991", Carrier::Other),
-    ("998", Carrier::Other),
-    ("999", Carrier::Other),
 ];
 
 /// Pre-2018 11-digit prefixes and their replacements; the last 7 digits are kept.
@@ -638,6 +642,28 @@ fn is_separator(c: char) -> bool {
     is_blank(c) || SEPARATORS.contains(&c)
 }
 
+/// Full-width digits and plus (U+FF10–U+FF19, U+FF0B), typed with CJK input methods and
+/// found in real exports: read as their ASCII counterparts.
+const FULLWIDTH_ZERO: char = '\u{FF10}';
+const FULLWIDTH_NINE: char = '\u{FF19}';
+const FULLWIDTH_PLUS: char = '\u{FF0B}';
+
+/// The ASCII digit of an ASCII or full-width digit.
+fn ascii_digit(c: char) -> u8 {
+    match c {
+        FULLWIDTH_ZERO..=FULLWIDTH_NINE => b'0' + (c as u32 - FULLWIDTH_ZERO as u32) as u8,
+        _ => c as u8,
+    }
+}
+
+/// Removes a `tel:` URI scheme (RFC 3966, as phone and CRM exports write numbers).
+fn strip_tel_scheme(s: &str) -> &str {
+    match s.get(..4) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("tel:") => s[4..].trim_matches(is_blank),
+        _ => s,
+    }
+}
+
 /// Removes spreadsheet text markers: `'0912…` and `="0912…"` (also plain `"0912…"`).
 fn unwrap_spreadsheet_text(s: &str) -> &str {
     let inner = if let Some(inner) = s.strip_prefix("=\"").and_then(|r| r.strip_suffix('"')) {
@@ -696,6 +722,7 @@ fn parse_field(raw: &str) -> Result<Parsed, Reject> {
         return Err(Reject::Empty);
     }
     let s = unwrap_spreadsheet_text(s);
+    let s = strip_tel_scheme(s);
     if s.is_empty() {
         return Err(Reject::Empty);
     }
@@ -708,13 +735,13 @@ fn parse_field(raw: &str) -> Result<Parsed, Reject> {
     let mut plus = false;
     for c in s.chars() {
         match c {
-            '0'..='9' => {
+            '0'..='9' | FULLWIDTH_ZERO..=FULLWIDTH_NINE => {
                 if let Some(slot) = buf.get_mut(count) {
-                    *slot = c as u8;
+                    *slot = ascii_digit(c);
                 }
                 count += 1;
             }
-            '+' if count == 0 && !plus => plus = true,
+            '+' | FULLWIDTH_PLUS if count == 0 && !plus => plus = true,
             c if is_separator(c) => {}
             _ => return Err(Reject::NotANumber),
         }
@@ -886,6 +913,13 @@ mod tests {
             ("84912345678.0", ok("84912345678", Vinaphone)),
             ("84912345678.00", ok("84912345678", Vinaphone)),
             ("8491234567.0", ok("84912345670", Vinaphone)), // valid as written: not a float
+            // URIs from phone exports, and full-width digits (Japanese/Chinese input methods).
+            ("tel:+84912345678", ok("84912345678", Vinaphone)),
+            ("TEL:+84-91-234-5678", ok("84912345678", Vinaphone)),
+            ("tel:0912345678", ok("84912345678", Vinaphone)),
+            ("０９１２３４５６７８", ok("84912345678", Vinaphone)),
+            ("＋８４ ９１２ ３４５ ６７８", ok("84912345678", Vinaphone)),
+            ("０９１２-345-６７８", ok("84912345678", Vinaphone)),
             // Every legacy prefix (carrier kept: 012x MobiFone/VinaPhone, 016x Viettel...).
             ("01201234567", legacy("84701234567", Mobifone)),
             ("01211234567", legacy("84791234567", Mobifone)),
@@ -946,7 +980,11 @@ mod tests {
             ("0311234567", ok("84311234567", Other)),
             ("0951234567", ok("84951234567", Other)),
             ("0990123456", ok("84990123456", Other)),
-            ("0999123456", ok("84999123456", Other)),
+            ("0998123456", ok("84998123456", Itel)),
+            ("0999123456", ok("84999123456", Itel)),
+            ("0140123456", ok("84140123456", Mobifone)),
+            ("+84 140 123 456", ok("84140123456", Mobifone)),
+            ("01401234567", err(UnknownPrefix)), // 0140 is no legacy prefix
             // Unknown prefixes.
             ("0891234567", err(UnknownPrefix)),
             ("0992123456", err(UnknownPrefix)),
@@ -992,9 +1030,9 @@ mod tests {
             ("84+912345678", err(NotANumber)),
             ("++84912345678", err(NotANumber)),
             ("0912;345678", err(NotANumber)),
-            ("tel:0912345678", err(NotANumber)),
+            ("tel:0912345678x", err(NotANumber)),
+            ("tel:", err(Empty)),
             ("0912e345678", err(NotANumber)),
-            ("０９１２３４５６７８", err(NotANumber)), // full-width digits
             ("N/A", err(NotANumber)),
             // Scientific notation.
             ("8.49123E+10", err(ScientificNotation)),
@@ -1197,28 +1235,19 @@ mod tests {
         );
     }
 
-    /// libphonenumber's pattern transcribed by hand, independently of `MOBILE_PREFIXES`:
-    /// `121[0-3]\d{5}|(?:160|(?:3\d|7[06-9])\d|5(?:[1689]\d|2[238]|59)|8(?:[1-8]\d|9[6-9])|9(?:[0-8]\d|9[013-9]))\d{6}`
+    /// libphonenumber's mobile pattern for VN, verbatim from its metadata (9.0.43:
+    /// `PhoneMetadata.metadata_for_region("VN").mobile.national_number_pattern` in the
+    /// `phonenumbers` package, which is generated from libphonenumber's
+    /// `resources/PhoneNumberMetadata.xml`). When libphonenumber moves, paste its new
+    /// pattern here: the test below then names every prefix the table gets wrong.
+    const LIBPHONENUMBER_VN_MOBILE: &str = r"121[0-3]\d{5}|(?:1[46]0|(?:3\d|7[06-9])\d|5(?:[1689]\d|2[238]|59)|8(?:[1-8]\d|9[6-9])|9(?:[0-8]\d|9[013-9]))\d{6}";
+
     fn libphonenumber_reference(nsn: &[u8]) -> bool {
-        if nsn.len() != 9 || !nsn.iter().all(u8::is_ascii_digit) {
-            return false;
-        }
-        let d = |i: usize| nsn[i] - b'0';
-        let mobifone_1210 = (d(0), d(1), d(2)) == (1, 2, 1) && d(3) <= 3;
-        let three_digit_head = matches!(
-            (d(0), d(1), d(2)),
-            (1, 6, 0)
-                | (3, _, _)
-                | (7, 0 | 6..=9, _)
-                | (5, 1 | 6 | 8 | 9, _)
-                | (5, 2, 2 | 3 | 8)
-                | (5, 5, 9)
-                | (8, 1..=8, _)
-                | (8, 9, 6..=9)
-                | (9, 0..=8, _)
-                | (9, 9, 0 | 1 | 3..=9)
-        );
-        mobifone_1210 || three_digit_head
+        static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        let re = RE.get_or_init(|| {
+            regex::Regex::new(&format!("^(?:{LIBPHONENUMBER_VN_MOBILE})$")).unwrap()
+        });
+        std::str::from_utf8(nsn).is_ok_and(|s| re.is_match(s))
     }
 
     #[test]

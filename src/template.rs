@@ -112,6 +112,23 @@ impl Template {
         out
     }
 
+    /// The text as it goes out, literal braces unescaped (`{{` → `{`), each placeholder
+    /// left as `{name}`: for a plain message exactly what is sent, and what is counted.
+    pub fn as_sent(&self) -> String {
+        let mut out = String::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Field(name) => {
+                    out.push('{');
+                    out.push_str(name);
+                    out.push('}');
+                }
+            }
+        }
+        out
+    }
+
     pub fn is_personalised(&self) -> bool {
         self.pieces.iter().any(|p| matches!(p, Piece::Field(_)))
     }
@@ -167,6 +184,12 @@ mod tests {
             t.render(&f, true).unwrap(),
             "Kính gửi Nguyen Van A ở Duc Hoa: {không} ma túy"
         );
+    }
+
+    #[test]
+    fn as_sent_unescapes_literal_braces_only() {
+        let t = Template::parse("a {{b}} {district} c").unwrap();
+        assert_eq!(t.as_sent(), "a {b} {district} c");
     }
 
     #[test]

@@ -48,7 +48,7 @@ fn import_counts_every_row_exactly() {
     );
     assert_eq!(
         s["by_carrier"],
-        serde_json::json!({"mobifone": 1, "viettel": 3, "vinaphone": 1})
+        serde_json::json!({"mobifone": 1, "viettel": 2, "vinaphone": 1})
     );
     let rejects = std::fs::read_to_string(env.path("rejects.csv")).unwrap();
     let lines: Vec<&str> = rejects

@@ -8,6 +8,7 @@ use crate::encoding::{self, check_brandname};
 use crate::message::MessageFile;
 use crate::store::{CampaignMove, CampaignState, NewCampaign};
 use crate::template::{self, Fields, Template};
+use crate::text::for_terminal;
 use crate::window::{Hours, parse_date};
 
 pub async fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<Exit> {
@@ -41,10 +42,6 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
             args.message.display()
         );
     }
-    let Some(sender) = args.sender.clone().or_else(|| message.sender.clone()) else {
-        bail!("no sender id: give --sender BRANDNAME, or set sender in the message file");
-    };
-    check_brandname(&sender).map_err(|e| anyhow::anyhow!("sender {sender:?}: {e}"))?;
     let gateway = match args.gateway {
         Some(g) => {
             if !config.gateways.contains_key(&g) {
@@ -54,6 +51,20 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
         }
         None => config.default_gateway()?,
     };
+    // The sender: --sender, else the message file's, else the gateway's `from` (a plain-text
+    // message file has no sender of its own).
+    let gateway_from = config.gateways.get(&gateway).and_then(|g| g.from());
+    let Some(sender) = args
+        .sender
+        .clone()
+        .or_else(|| message.sender.clone())
+        .or_else(|| gateway_from.map(str::to_string))
+    else {
+        bail!(
+            "no sender id: give --sender BRANDNAME, set sender in the message file, or from in the gateway's section of smscast.toml"
+        );
+    };
+    check_brandname(&sender).map_err(|e| anyhow::anyhow!("sender {sender:?}: {e}"))?;
     let gateway_rate = config.gateways.get(&gateway).and_then(|g| g.rate());
     let rate = args.rate.or(gateway_rate).unwrap_or(config.defaults.rate);
     if !(rate > 0.0 && rate.is_finite()) {
@@ -83,6 +94,14 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
         && e <= s
     {
         bail!("--until must be after --from");
+    }
+    if let (Some(e), Some(written)) = (ends, args.until.as_deref())
+        && e <= chrono::Utc::now()
+    {
+        bail!(
+            "--until {written} is in the past (send-by {}): nothing could be sent. Give the last day the message may go out, today or later (Vietnam time)",
+            send_by(e.timestamp_millis())
+        );
     }
     let store = ctx.store().await?;
     let Some(size) = store.list_size(&args.list).await? else {
@@ -192,8 +211,80 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
         size * new.segments,
         rate
     );
-    println!("next: smscast send {}", new.name);
+    ucs2_notice(&sent, &args.message);
+    night_notice(hours);
+    println!("next: smscast send {}", for_terminal(&new.name));
     Ok(Exit::Ok)
+}
+
+/// Decree 91/2020/NĐ-CP allows advertising SMS only 07:00–22:00: say so when the window
+/// reaches outside (an awareness message is arguably not advertising, so it is not refused).
+fn night_notice(hours: Hours) {
+    const OPENS: i64 = 7 * 60;
+    const CLOSES: i64 = 22 * 60;
+    if hours.start < OPENS || hours.end > CLOSES {
+        eprintln!(
+            "notice: the hours {hours} reach into 22:00-07:00, when Decree 91/2020/NĐ-CP forbids advertising SMS. A public-awareness message is arguably not advertising, but people are asleep: the default is 07:00-21:00. The chosen hours are written to the audit log."
+        );
+    }
+}
+
+/// Characters other than Vietnamese letters (emoji, smart quotes, controls) that make the
+/// message UCS-2 cost more than they look: name them and what they cost.
+fn ucs2_notice(sent: &encoding::Analysis, file: &std::path::Path) {
+    let others: Vec<&encoding::Offending> = sent
+        .offending
+        .iter()
+        .filter(|o| !o.name.contains("letter with diacritics"))
+        .collect();
+    if others.is_empty() {
+        return;
+    }
+    let without: String = sent
+        .text
+        .chars()
+        .enumerate()
+        .map(|(i, c)| match others.iter().find(|o| o.position == i + 1) {
+            Some(o) => o.suggestion.clone().unwrap_or_default(),
+            None => c.to_string(),
+        })
+        .collect();
+    let alt = encoding::analyze(&without);
+    let named: Vec<String> = others
+        .iter()
+        .take(5)
+        .map(|o| {
+            format!(
+                "{} at {} ({})",
+                crate::text::for_terminal(&o.character.to_string()),
+                o.position,
+                o.name
+            )
+        })
+        .collect();
+    let ratio = sent.segments as f64 / alt.segments.max(1) as f64;
+    eprintln!(
+        "notice: {}{} make the message UCS-2: {} segment(s) per recipient; without them {}, {} segment(s) (cost ×{}). `smscast message check {}` shows them and their replacements.",
+        named.join(", "),
+        if others.len() > 5 { ", …" } else { "" },
+        sent.segments,
+        alt.encoding,
+        alt.segments,
+        format!("{ratio:.1}").trim_end_matches(".0"),
+        file.display()
+    );
+}
+
+/// A send-by instant for people: the end of a day reads `YYYY-MM-DD 24:00`, as written.
+fn send_by(ms: i64) -> String {
+    let at = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    let local = at.with_timezone(&crate::window::vietnam());
+    if local.format("%H:%M:%S%.f").to_string() == "00:00:00" {
+        let day = local.date_naive() - chrono::Duration::days(1);
+        format!("{day} 24:00 +07:00")
+    } else {
+        crate::window::local(at)
+    }
 }
 
 async fn list(ctx: &Ctx, json: bool) -> Result<Exit> {
@@ -210,9 +301,9 @@ async fn list(ctx: &Ctx, json: bool) -> Result<Exit> {
         println!(
             "{:>4}  {:<24} {:<10} list {:<16} {} × {} seg, {}/s via {}",
             c.id,
-            c.name,
+            for_terminal(&c.name),
             c.state.as_str(),
-            c.list,
+            for_terminal(&c.list),
             c.encoding,
             c.segments,
             c.rate,
@@ -227,20 +318,29 @@ async fn show(ctx: &Ctx, key: &str, json: bool) -> Result<Exit> {
     let c = find_campaign(&*store, key).await?;
     let counts = store.state_counts(c.id).await?;
     let workers = store.workers(c.id).await?;
+    let (held, held_until) = store.held_by_cap(c.id).await?;
     if json {
-        print_json(
-            &serde_json::json!({ "campaign": c, "states": counts.into_iter().collect::<std::collections::BTreeMap<_, _>>(), "workers": workers }),
-        )?;
+        let until = held_until
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(crate::window::local);
+        print_json(&serde_json::json!({
+            "campaign": c,
+            "states": counts.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+            "held_by_cap": { "numbers": held, "until": until },
+            "workers": workers,
+        }))?;
         return Ok(Exit::Ok);
     }
     println!("campaign {} {:?}: {}", c.id, c.name, c.state.as_str());
     if let Some(r) = &c.state_reason {
-        println!("  reason:   {r}");
+        println!("  reason:   {}", for_terminal(r));
     }
-    println!("  list:     {}", c.list);
+    println!("  list:     {}", for_terminal(&c.list));
     println!(
         "  gateway:  {} at {}/s, max {} attempts",
-        c.gateway, c.rate, c.max_attempts
+        for_terminal(&c.gateway),
+        c.rate,
+        c.max_attempts
     );
     println!(
         "  hours:    {} (Asia/Ho_Chi_Minh)",
@@ -249,11 +349,36 @@ async fn show(ctx: &Ctx, key: &str, json: bool) -> Result<Exit> {
             end: c.window_end
         }
     );
+    if let Some(ms) = c.starts_ms {
+        let at = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        println!("  not before: {}", crate::window::local(at));
+    }
+    if let Some(ms) = c.ends_ms {
+        let passed = ms <= chrono::Utc::now().timestamp_millis();
+        println!(
+            "  send by:    {}{}",
+            send_by(ms),
+            if passed {
+                " (passed: nothing more goes out)"
+            } else {
+                ""
+            }
+        );
+    }
+    if c.starts_ms.is_none() && c.ends_ms.is_none() {
+        println!("  dates:      any day (no --from/--until)");
+    }
     println!(
         "  message:  {} , {} characters, {} segment(s), sender {}",
-        c.encoding, c.characters, c.segments, c.sender
+        c.encoding,
+        c.characters,
+        c.segments,
+        for_terminal(&c.sender)
     );
-    println!("            {}", c.message_text);
+    println!("            {}", for_terminal(&c.message_text));
+    if let Some(line) = held_line(held, held_until, c.cap_hours) {
+        println!("  held:       {held} {line}");
+    }
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
     println!("  deliveries: {total}");
     for (s, n) in &counts {
@@ -265,7 +390,7 @@ async fn show(ctx: &Ctx, key: &str, json: bool) -> Result<Exit> {
             let hb = chrono::DateTime::from_timestamp_millis(w.heartbeat_ms).unwrap_or_default();
             println!(
                 "    {} pid {} — sent {}, last heartbeat {}{}",
-                w.id,
+                for_terminal(&w.id),
                 w.pid,
                 w.sent,
                 crate::window::local(hb),
@@ -278,6 +403,18 @@ async fn show(ctx: &Ctx, key: &str, json: bool) -> Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// "by the per-number cap (24 h) until …", when the cap holds any message back: those
+/// numbers had another campaign's message within the cap, and wait (queued, not lost).
+pub(super) fn held_line(held: i64, until_ms: Option<i64>, cap_hours: i64) -> Option<String> {
+    (held > 0).then(|| {
+        let until = until_ms
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(crate::window::local)
+            .unwrap_or_default();
+        format!("by the per-number cap ({cap_hours} h) until {until}")
+    })
 }
 
 async fn transition(ctx: &Ctx, key: &str, to: CampaignState) -> Result<Exit> {
@@ -318,6 +455,22 @@ async fn transition(ctx: &Ctx, key: &str, to: CampaignState) -> Result<Exit> {
 }
 
 pub async fn reconcile(ctx: &Ctx, args: ReconcileArgs) -> Result<Exit> {
+    if !args.resend && !args.give_up {
+        let store = ctx.store_read_only().await?;
+        let c = find_campaign(&*store, &args.campaign).await?;
+        let in_doubt: i64 = store
+            .state_counts(c.id)
+            .await?
+            .iter()
+            .filter(|(s, _)| s == "unknown")
+            .map(|(_, n)| n)
+            .sum();
+        eprintln!(
+            "error: choose --resend or --give-up ({in_doubt} in doubt): --resend sends them again (some people may get two), --give-up counts them as failed\n\nUsage: smscast reconcile {} --resend|--give-up",
+            crate::text::for_terminal(&c.name)
+        );
+        return Ok(Exit::Usage);
+    }
     let store = ctx.store().await?;
     let c = find_campaign(&*store, &args.campaign).await?;
     let n = store.reconcile(c.id, args.resend).await?;

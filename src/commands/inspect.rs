@@ -1,6 +1,6 @@
 //! Read-only commands: `report`, `lookup`, `audit`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, Result, bail};
 
@@ -10,6 +10,7 @@ use crate::cli::{AuditArgs, LookupArgs, ReportArgs, ReportFormat};
 use crate::msisdn::{Carrier, Msisdn};
 use crate::report;
 use crate::store::{ReportFilter, state};
+use crate::text::{for_terminal, for_terminal_lines};
 use crate::window;
 
 /// Opens the database for `--reveal`: an operator's act, so it needs a connection that can
@@ -167,7 +168,10 @@ pub async fn report(ctx: &Ctx, args: ReportArgs) -> Result<Exit> {
     }
     let bytes = match format {
         ReportFormat::Json => (serde_json::to_string_pretty(&r)? + "\n").into_bytes(),
-        ReportFormat::Table => report::table(&r, args.lang).into_bytes(),
+        // Names and texts in the table come from files: escape sequences are shown, not run.
+        ReportFormat::Table => for_terminal_lines(&report::table(&r, args.lang))
+            .into_owned()
+            .into_bytes(),
         ReportFormat::Csv => report::csv(&r, args.lang)?,
         ReportFormat::Html => report::html(&r, args.lang).into_bytes(),
         ReportFormat::Docx => report::docx(&r, args.lang, &config.report)?,
@@ -178,6 +182,10 @@ pub async fn report(ctx: &Ctx, args: ReportArgs) -> Result<Exit> {
             std::fs::write(&path, bytes)
                 .with_context(|| format!("Failed to write {}", path.display()))?;
             eprintln!("report written to {}", path.display());
+        }
+        None if format != ReportFormat::Table && std::io::stdout().is_terminal() => {
+            let text = String::from_utf8_lossy(&bytes);
+            std::io::stdout().write_all(for_terminal_lines(&text).as_bytes())?
         }
         None => std::io::stdout().write_all(&bytes)?,
     }
@@ -240,7 +248,10 @@ pub async fn lookup(ctx: &Ctx, args: LookupArgs) -> Result<Exit> {
             .unwrap_or_default();
         println!(
             "  {at}  {:<16} #{:<8} {:<28} {}",
-            e.campaign, e.delivery_id, e.kind, e.detail
+            for_terminal(&e.campaign),
+            e.delivery_id,
+            e.kind,
+            for_terminal(&e.detail)
         );
     }
     Ok(Exit::Ok)
@@ -331,7 +342,11 @@ pub async fn audit(ctx: &Ctx, args: AuditArgs) -> Result<Exit> {
             .unwrap_or_default();
         println!(
             "{:>5}  {at}  {:<20} {:<18} {:<14} {}",
-            e.id, e.actor, e.action, e.subject, e.details
+            e.id,
+            for_terminal(&e.actor),
+            e.action,
+            for_terminal(&e.subject),
+            e.details
         );
     }
     Ok(Exit::Ok)

@@ -6,9 +6,10 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use super::{Ctx, Exit, print_json};
-use crate::encoding::{Analysis, Offending, check_brandname};
+use crate::encoding::{self, Analysis, Offending, check_brandname};
 use crate::message::MessageFile;
-use crate::template::{self, Fields, Template};
+use crate::template::{self, Template};
+use crate::text::for_terminal;
 
 #[derive(Serialize)]
 struct ListCost {
@@ -30,8 +31,14 @@ pub async fn check(
     json: bool,
 ) -> Result<Exit> {
     let m = MessageFile::load(file)?;
-    let a = m.prepare(no_diacritics);
-    let template = Template::parse(&a.text)?;
+    let written = m.prepare(no_diacritics);
+    let template = Template::parse(&written.text)?;
+    // Count what is sent, as `campaign create` does: a literal brace written `{{` goes out as
+    // `{` (an extension character: 2 septets, not 4).
+    let a = Analysis {
+        folded: written.folded,
+        ..encoding::analyze(&template.as_sent())
+    };
     let placeholders: Vec<String> = template
         .placeholders()
         .iter()
@@ -78,19 +85,12 @@ pub async fn check(
             cost: money,
         });
     }
-    let plain = (!template.is_personalised())
-        .then(|| {
-            template
-                .render(
-                    &Fields {
-                        district: None,
-                        attributes: None,
-                    },
-                    false,
-                )
-                .ok()
-        })
-        .flatten();
+    // A failed check exits 1 (the README's promise), after showing everything.
+    let exit = if sender_problem.is_some() {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    };
     if json {
         let mut v = serde_json::to_value(&a)?;
         v["sender"] = serde_json::json!(m.sender);
@@ -110,13 +110,14 @@ pub async fn check(
             );
         }
         print_json(&v)?;
-        return Ok(Exit::Ok);
+        return Ok(exit);
     }
-    println!("{} — {}", m.id, m.title);
+    println!("{} — {}", for_terminal(&m.id), for_terminal(&m.title));
     print_analysis(&a);
     if let Some(s) = &m.sender {
         println!(
-            "sender:     {s}{}",
+            "sender:     {}{}",
+            for_terminal(s),
             sender_problem
                 .as_ref()
                 .map(|p| format!(" — {p}"))
@@ -126,11 +127,8 @@ pub async fn check(
     if !placeholders.is_empty() {
         println!(
             "placeholders: {{{}}} (filled per recipient)",
-            placeholders.join("}, {")
+            for_terminal(&placeholders.join("}, {"))
         );
-    }
-    if plain.as_deref().is_some_and(|p| p != a.text) {
-        println!("sent as:    {}", plain.unwrap_or_default());
     }
     print_offending(&a.offending);
     if !a.offending.is_empty() && !no_diacritics {
@@ -168,7 +166,7 @@ pub async fn check(
             ),
         }
     }
-    Ok(Exit::Ok)
+    Ok(exit)
 }
 
 fn print_analysis(a: &Analysis) {
@@ -188,7 +186,7 @@ fn print_analysis(a: &Analysis) {
         a.segments, a.per_segment
     );
     for (i, part) in a.parts.iter().enumerate() {
-        println!("part {}: {part}", i + 1);
+        println!("part {}: {}", i + 1, for_terminal(part));
     }
 }
 

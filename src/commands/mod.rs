@@ -26,6 +26,9 @@ pub enum Exit {
     Interrupted,
     /// A check failed (e.g. `audit --verify` found tampering): 1.
     Failed,
+    /// The command line is incomplete, found out after looking at the data (the message is
+    /// already printed): 2, as clap's usage errors.
+    Usage,
 }
 
 /// Settings shared by every command.
@@ -50,12 +53,14 @@ impl Ctx {
         Config::load(self.config_path.as_deref())
     }
     pub async fn store(&self) -> Result<Arc<dyn Store>> {
+        check_db_scheme(&self.db)?;
         let store = store::open(&self.db, Access::ReadWrite).await?;
         self.opened.lock().await.push(store.clone());
         Ok(store)
     }
     /// For auditors' commands: the connection refuses writes.
     pub async fn store_read_only(&self) -> Result<Arc<dyn Store>> {
+        check_db_scheme(&self.db)?;
         let store = store::open(&self.db, Access::ReadOnly).await?;
         self.opened.lock().await.push(store.clone());
         Ok(store)
@@ -66,6 +71,34 @@ impl Ctx {
             store.close().await;
         }
     }
+}
+
+/// Refuses a URL whose scheme smscast does not know (`postgress://…` would otherwise be
+/// taken for a SQLite file of that name, and created).
+fn check_db_scheme(url: &str) -> Result<()> {
+    const KNOWN: [&str; 3] = ["sqlite", "postgres", "postgresql"];
+    let Some((scheme, _)) = url.split_once("://") else {
+        return Ok(());
+    };
+    if KNOWN.contains(&scheme) {
+        return Ok(());
+    }
+    let hint = did_you_mean(scheme, KNOWN.iter().copied())
+        .map(|s| format!(" (did you mean {s}://?)"))
+        .unwrap_or_default();
+    anyhow::bail!(
+        "the database URL {} has the scheme {scheme:?}, which smscast does not know{hint}: use sqlite://FILE (default sqlite://smscast.db) or postgres://USER:PASSWORD@HOST/DATABASE",
+        store::redact_url(url)
+    )
+}
+
+/// The candidate closest to `wrong`, when it is close enough to be a typo.
+pub fn did_you_mean<'a>(wrong: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::jaro_winkler(wrong, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 pub fn default_operator() -> String {
@@ -117,10 +150,17 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
-/// Finds a campaign by name or id, with an error that says what to do.
+/// Finds a campaign by name or id, with an error that says what to do (and the name meant,
+/// when the key looks like a typo of one).
 pub async fn find_campaign(store: &dyn Store, key: &str) -> Result<crate::store::Campaign> {
-    match store.campaign(key).await? {
-        Some(c) => Ok(c),
+    if let Some(c) = store.campaign(key).await? {
+        return Ok(c);
+    }
+    let campaigns = store.campaigns().await?;
+    match did_you_mean(key, campaigns.iter().map(|c| c.name.as_str())) {
+        Some(name) => anyhow::bail!(
+            "there is no campaign {key:?}: did you mean {name:?}? (see `smscast campaign list`)"
+        ),
         None => anyhow::bail!("there is no campaign {key:?}: see `smscast campaign list`"),
     }
 }

@@ -104,7 +104,8 @@ pub async fn run_campaign(
             }
             println!(
                 "campaign {:?} is already completed; see `smscast report {}`",
-                campaign.name, campaign.name
+                campaign.name,
+                crate::text::for_terminal(&campaign.name)
             );
             return Ok(Exit::Ok);
         }
@@ -174,7 +175,8 @@ pub async fn run_campaign(
         counters.failed.load(Ordering::Relaxed),
         counters.in_doubt.load(Ordering::Relaxed),
     );
-    let name = &campaign.name;
+    // Shown, not run: a name may hold control characters.
+    let name = crate::text::for_terminal(&campaign.name);
     match stop {
         Stop::Completed => {
             let unknown = count(&store.state_counts(campaign.id).await?, "unknown");
@@ -236,8 +238,16 @@ pub async fn run_campaign(
         }
         Stop::NothingDueUntil(at) => {
             let at = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default();
+            let (held, until) = store.held_by_cap(campaign.id).await?;
+            let why = match super::campaign::held_line(held, until, campaign.cap_hours) {
+                Some(line) => format!(
+                    "{held} held {line}: another campaign reached these numbers less than {} h ago",
+                    campaign.cap_hours
+                ),
+                None => "retry backoff, or the per-number cap".to_string(),
+            };
             eprintln!(
-                "nothing is due before {} (retry backoff, or the per-number cap): run `smscast send {name}` again then",
+                "nothing is due before {} ({why}): run `smscast send {name}` again then",
                 crate::window::local(at)
             );
             Ok(Exit::Ok)

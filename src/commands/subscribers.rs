@@ -10,6 +10,7 @@ use crate::cli::{ImportArgs, SubscribersCmd};
 use crate::csv_source::SourceOptions;
 use crate::import::{ImportRequest, ImportSummary, import};
 use crate::msisdn::Msisdn;
+use crate::text::for_terminal;
 
 pub async fn run(ctx: &Ctx, cmd: SubscribersCmd) -> Result<Exit> {
     match cmd {
@@ -100,7 +101,7 @@ fn print_summary(s: &ImportSummary, rejects: Option<&std::path::Path>) {
     if let Some(d) = &s.detected {
         println!(
             "{}: {}, delimiter {:?}, {}, phone column {:?}{}",
-            s.file,
+            for_terminal(&s.file),
             d.encoding,
             d.delimiter,
             if d.has_header {
@@ -141,7 +142,10 @@ fn print_summary(s: &ImportSummary, rejects: Option<&std::path::Path>) {
     if !s.by_district.is_empty() {
         let mut parts: Vec<(&String, &u64)> = s.by_district.iter().collect();
         parts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let parts: Vec<String> = parts.iter().map(|(d, n)| format!("{d} {n}")).collect();
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|(d, n)| format!("{} {n}", for_terminal(d)))
+            .collect();
         println!("by district: {}", parts.join(", "));
     }
     if !s.unknown_districts.is_empty() {
@@ -157,7 +161,7 @@ fn print_summary(s: &ImportSummary, rejects: Option<&std::path::Path>) {
     match rejects {
         Some(p) if s.rejected > 0 => println!(
             "rejected rows with line numbers and reasons: {}",
-            p.display()
+            for_terminal(&p.display().to_string())
         ),
         None if s.rejected > 0 => println!(
             "tip: --rejects rejects.csv lists every rejected row with its line number and reason"
@@ -166,9 +170,12 @@ fn print_summary(s: &ImportSummary, rejects: Option<&std::path::Path>) {
     }
 }
 
+/// Every token on the command line must be a number or an existing file: a mistyped file
+/// name must not pass as "a field with letters" while the other numbers are recorded.
 async fn optout(ctx: &Ctx, items: &[String], remove: bool, source: &str) -> Result<Exit> {
     let mut numbers = Vec::new();
     let mut bad = Vec::new();
+    let mut unusable = Vec::new();
     for item in items {
         let path = std::path::Path::new(item);
         if path.is_file() {
@@ -186,9 +193,21 @@ async fn optout(ctx: &Ctx, items: &[String], remove: bool, source: &str) -> Resu
         } else {
             match Msisdn::parse(item) {
                 Ok(p) => numbers.push(p.msisdn.as_str().to_string()),
-                Err(e) => bad.push(format!("{item:?}: {e}")),
+                Err(e) if path.exists() => unusable.push(format!(
+                    "{item:?} is not a file (a folder?) nor a number ({e})"
+                )),
+                Err(crate::msisdn::Reject::NotANumber) => unusable.push(format!(
+                    "{item:?}: there is no such file, and it is not a phone number"
+                )),
+                Err(e) => unusable.push(format!("{item:?} is not a valid number: {e}")),
             }
         }
+    }
+    if !unusable.is_empty() {
+        bail!(
+            "{}. Nothing was changed: give numbers (0912345678, +84 912 345 678) or existing files",
+            unusable.join("; ")
+        );
     }
     if numbers.is_empty() {
         bail!("no valid number given ({})", bad.join("; "));
@@ -241,7 +260,7 @@ pub async fn lists(ctx: &Ctx, json: bool) -> Result<Exit> {
         println!("no lists yet: smscast subscribers import FILE --list NAME");
     }
     for l in lists {
-        println!("{} — {} subscribers", l.name, l.members);
+        println!("{} — {} subscribers", for_terminal(&l.name), l.members);
         let carriers: Vec<String> = l
             .by_carrier
             .iter()
@@ -251,7 +270,7 @@ pub async fn lists(ctx: &Ctx, json: bool) -> Result<Exit> {
         let districts: Vec<String> = l
             .by_district
             .iter()
-            .map(|(d, n)| format!("{d} {n}"))
+            .map(|(d, n)| format!("{} {n}", for_terminal(d)))
             .collect();
         println!("  districts: {}", districts.join(", "));
     }

@@ -4,6 +4,8 @@
 //! With `--lang en` the sections, items and details are the JSON names (stable codes:
 //! `state,delivered,,850`); with `--lang vi` they are the Vietnamese labels, and the file
 //! starts with a UTF-8 byte order mark so that spreadsheet programs read the diacritics.
+//! A cell that starts with `=`, `+`, `-`, `@`, TAB or CR gets a leading `'` (OWASP: CSV
+//! injection), so a district or message text from a file cannot run as a formula.
 
 use anyhow::Result;
 
@@ -16,8 +18,11 @@ struct Out {
 }
 
 impl Out {
+    /// One row; every cell is made spreadsheet-safe (names and texts come from imported files
+    /// and message files: a `=…` must not run in the auditor's spreadsheet).
     fn row(&mut self, section: &str, item: &str, detail: &str, value: &str) -> Result<()> {
-        self.w.write_record([section, item, detail, value])?;
+        let cells = [section, item, detail, value].map(crate::text::spreadsheet_safe);
+        self.w.write_record(cells.iter().map(|c| c.as_bytes()))?;
         Ok(())
     }
 

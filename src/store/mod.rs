@@ -76,23 +76,89 @@ pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// A database URL with any password replaced, for messages.
+/// A database URL with any password replaced, for messages: `USER:PASSWORD@` whatever the
+/// scheme (a mistyped `postgress://` too) or with none (a bare path), and `password=` in
+/// the query. Ambiguous input is redacted too much rather than too little: the password
+/// runs from the first `:` after the scheme to the *last* `@` (passwords hold `@`, `?` and
+/// `#` unencoded more often than hosts and paths hold `@`).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!(
-                    "{}{}:****{}",
-                    &url[..scheme + 3],
-                    &creds[..colon],
-                    &url[at..]
-                ),
-                None => url.to_string(),
+    let (scheme, rest) = split_scheme(url);
+    let (userinfo, tail) = match rest.rfind('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(colon) => (format!("{}:****@", &rest[..colon]), &rest[at + 1..]),
+            None => (rest[..=at].to_string(), &rest[at + 1..]),
+        },
+        None => (String::new(), rest),
+    };
+    format!("{scheme}{userinfo}{}", redact_password_params(tail))
+}
+
+/// `scheme://` and the rest; no scheme for a bare path (or a Windows drive `C:\`).
+fn split_scheme(url: &str) -> (&str, &str) {
+    match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    }
+}
+
+/// The URL's password (between the user and the last `@`), if it has one.
+fn url_password(url: &str) -> Option<&str> {
+    let (_, rest) = split_scheme(url);
+    let at = rest.rfind('@')?;
+    let colon = rest[..at].find(':')?;
+    Some(&rest[colon + 1..at]).filter(|p| !p.is_empty())
+}
+
+/// `password=…` (also `sslpassword=`, `pass=`, `pwd=`) values replaced by `****`, in a URL
+/// query or anywhere in a text.
+fn redact_password_params(text: &str) -> String {
+    const KEYS: [&str; 3] = ["password=", "pass=", "pwd="];
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let hit = KEYS
+            .iter()
+            .filter_map(|k| lower[i..].find(k).map(|at| (i + at, k.len())))
+            .min();
+        let Some((at, len)) = hit else { break };
+        let value = at + len;
+        let end = text[value..]
+            .find(['&', ' ', '\'', '"', '\n'])
+            .map_or(text.len(), |e| value + e);
+        out.push_str(&text[i..value]);
+        if end > value {
+            out.push_str("****");
+        }
+        i = end;
+    }
+    out.push_str(&text[i..]);
+    out
+}
+
+/// `text` (an error message, a log line) with every trace of `url`'s secrets removed: the
+/// URL itself and its form without the scheme (a SQLite path) redacted, `USER:PASSWORD@`,
+/// `password=…`, and the password itself (when it is long enough not to be part of words:
+/// 4 characters or more), also percent-decoded.
+pub fn redact_secrets(text: &str, url: &str) -> String {
+    let mut out = text.replace(url, &redact_url(url));
+    let (_, rest) = split_scheme(url);
+    if !rest.is_empty() {
+        out = out.replace(rest, split_scheme(&redact_url(url)).1);
+    }
+    out = redact_password_params(&out);
+    if let Some(pw) = url_password(url) {
+        let decoded: String = form_urlencoded::parse(format!("p={pw}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        for secret in [pw, decoded.as_str()] {
+            if secret.chars().count() >= 4 {
+                out = out.replace(secret, "****");
             }
         }
-        _ => url.to_string(),
     }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -577,6 +643,10 @@ pub trait Store: Send + Sync {
     /// index that holds only those rows, so it costs the same on a campaign of any size
     /// (the dispatcher polls it while its last messages finish).
     async fn in_flight_count(&self, campaign_id: i64) -> Result<i64>;
+    /// Queued rows of the campaign the per-number cap holds back now (the dispatcher found
+    /// another campaign's message to the same number within the cap and set them aside,
+    /// saying so in `last_error`), and when the last of them falls due.
+    async fn held_by_cap(&self, campaign_id: i64) -> Result<(i64, Option<i64>)>;
 
     // dispatch
     async fn register_worker(&self, id: &str, campaign_id: i64, host: &str, pid: i64)
@@ -890,10 +960,50 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
+        for (url, redacted) in [
+            (
+                "postgres://smscast:secret@db:5432/x",
+                "postgres://smscast:****@db:5432/x",
+            ),
+            (
+                "postgress://u:SECRET@localhost/x",
+                "postgress://u:****@localhost/x",
+            ),
+            ("sqlite://u:pw@/tmp/x.db", "sqlite://u:****@/tmp/x.db"),
+            ("u:pw@x.db", "u:****@x.db"),
+            ("postgres://u:p@ss?w#rd@db/x", "postgres://u:****@db/x"),
+            (
+                "postgres://u@db/x?sslmode=require&password=s3cr3t",
+                "postgres://u@db/x?sslmode=require&password=****",
+            ),
+            (
+                "postgres://db/x?PassWord=s3cr3t",
+                "postgres://db/x?PassWord=****",
+            ),
+            ("postgres://u@db/x", "postgres://u@db/x"),
+            ("sqlite://smscast.db", "sqlite://smscast.db"),
+            ("sqlite:///data/a@b.db", "sqlite:///data/a@b.db"),
+            ("/data/smscast.db", "/data/smscast.db"),
+        ] {
+            assert_eq!(redact_url(url), redacted, "{url}");
+        }
+    }
+
+    #[test]
+    fn redacts_secrets_in_any_message() {
+        let url = "sqlite://u:pw@/nonexistent/x.db";
         assert_eq!(
-            redact_url("postgres://smscast:secret@db:5432/x"),
-            "postgres://smscast:****@db:5432/x"
+            redact_secrets("there is no database at u:pw@/nonexistent/x.db: …", url),
+            "there is no database at u:****@/nonexistent/x.db: …"
         );
-        assert_eq!(redact_url("sqlite://smscast.db"), "sqlite://smscast.db");
+        let url = "postgres://u:p%40ssw0rd@db/x";
+        assert_eq!(
+            redact_secrets("auth failed for p%40ssw0rd / p@ssw0rd", url),
+            "auth failed for **** / ****"
+        );
+        assert_eq!(
+            redact_secrets("connect password=hunter22 host=db", "postgres://db/x"),
+            "connect password=**** host=db"
+        );
     }
 }

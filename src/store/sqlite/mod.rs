@@ -504,6 +504,20 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    async fn held_by_cap(&self, campaign_id: i64) -> Result<(i64, Option<i64>)> {
+        // `last_error` is written by `mark_in_flight`; the (campaign, state, last_error)
+        // report index finds the rows.
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*), MAX(next_attempt_ms) FROM deliveries
+             WHERE campaign_id = $1 AND state = 'queued'
+               AND last_error LIKE 'per-number cap:%' AND next_attempt_ms > $2",
+        )
+        .bind(campaign_id)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn register_worker(
         &self,
         id: &str,
