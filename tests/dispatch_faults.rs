@@ -337,7 +337,7 @@ fn outside_the_window_or_past_the_deadline_nothing_goes_out() {
     ]);
     // `campaign create` refuses a send-by date in the past: a campaign whose date passed
     // since (30 June 2022 here) is one created earlier.
-    set_send_by(&env, "late", 1_656_608_400_000);
+    common::set_send_by(&env, "late", 1_656_608_400_000);
     let out = env.run(&["send", "late"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("send-by date has passed"));
     assert_eq!(sim.stats()["requests"], 0);
@@ -348,26 +348,6 @@ fn outside_the_window_or_past_the_deadline_nothing_goes_out() {
             .iter()
             .any(|e| e["action"] == "override_hours")
     );
-}
-
-/// Moves a campaign's send-by instant (as if it had been created long ago).
-fn set_send_by(env: &Env, campaign: &str, ends_ms: i64) {
-    let sql = format!("UPDATE campaigns SET ends_ms = {ends_ms} WHERE name = '{campaign}'");
-    if env.is_postgres() {
-        common::pg_execute(&env.db_url(), &sql).unwrap();
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::{Connection, Executor};
-        let mut conn = sqlx::SqliteConnection::connect(&env.db_url())
-            .await
-            .unwrap();
-        conn.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
-    });
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Campaigns, on both backends: the same statements and row type for SQLite and PostgreSQL
-//! ([`campaigns_for!`] writes the functions once for each backend's pool type).
+//! Campaigns, workers, imports and the audit log as both backends read and write them: the
+//! same statements and row types for SQLite and PostgreSQL ([`campaigns_for!`] writes the
+//! functions once for each backend's pool type; the backends' `Store` methods call them).
 
 use anyhow::Result;
 
@@ -68,15 +69,17 @@ pub(crate) const SELECT: &str =
 pub(crate) const BY_ID: &str = "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.id = $1";
 pub(crate) const BY_NAME: &str = "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.name = $1";
 
-/// Writes `by_key`, `all`, `move_campaign` and `refused` for one backend's pool type.
+/// Writes the shared functions for one backend's pool type.
 macro_rules! campaigns_for {
     ($pool:ty) => {
         mod campaigns {
-            use anyhow::Result;
+            use anyhow::{Result, bail};
+            use sqlx::Row;
 
             use crate::store::campaigns::{BY_ID, BY_NAME, CampaignRow, SELECT};
             use crate::store::{
-                Campaign, CampaignKey, CampaignMove, CampaignState, Refused, now_ms,
+                AuditEntry, Campaign, CampaignKey, CampaignMove, CampaignState, NewCampaign,
+                PreviousImport, Refused, WorkerInfo, check_campaign_name, now_ms,
             };
 
             /// By `#id`, name, or a bare number (a legacy all-digit name first, else the id).
@@ -124,6 +127,171 @@ macro_rules! campaigns_for {
                     return Err(refused(pool, id, m).await?.into());
                 }
                 Ok(())
+            }
+
+            pub(crate) async fn previous_import(pool: &$pool, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
+                let row = sqlx::query(
+                    "SELECT i.id, i.created_ms, i.imported FROM imports i JOIN lists l ON l.id = i.list_id
+                     WHERE l.name = $1 AND i.sha256 = $2 ORDER BY i.id LIMIT 1",
+                )
+                .bind(list)
+                .bind(sha256)
+                .fetch_optional(pool)
+                .await?;
+                Ok(row.map(|r| PreviousImport {
+                    import_id: r.get(0),
+                    created_ms: r.get(1),
+                    imported: r.get(2),
+                }))
+            }
+
+            pub(crate) async fn list_size(pool: &$pool, list: &str) -> Result<Option<i64>> {
+                let row: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT l.id, (SELECT COUNT(*) FROM list_members m WHERE m.list_id = l.id)
+                     FROM lists l WHERE l.name = $1",
+                )
+                .bind(list)
+                .fetch_optional(pool)
+                .await?;
+                Ok(row.map(|(_, n)| n))
+            }
+
+            pub(crate) async fn create_campaign(pool: &$pool, c: &NewCampaign) -> Result<i64> {
+                check_campaign_name(&c.name)?;
+                let list_id: Option<i64> = sqlx::query_scalar("SELECT id FROM lists WHERE name = $1")
+                    .bind(&c.list)
+                    .fetch_optional(pool)
+                    .await?;
+                let Some(list_id) = list_id else {
+                    bail!("there is no list named {:?}: see `smscast lists`", c.list);
+                };
+                let id = sqlx::query_scalar(
+                    "INSERT INTO campaigns (name, list_id, message_text, encoding, segments, characters, sender,
+                         gateway, rate, window_start, window_end, starts_ms, ends_ms, max_attempts, cap_hours,
+                         state, created_by, created_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'draft', $16, $17)
+                     RETURNING id",
+                )
+                .bind(&c.name)
+                .bind(list_id)
+                .bind(&c.message_text)
+                .bind(&c.encoding)
+                .bind(c.segments)
+                .bind(c.characters)
+                .bind(&c.sender)
+                .bind(&c.gateway)
+                .bind(c.rate)
+                .bind(c.window_start)
+                .bind(c.window_end)
+                .bind(c.starts_ms)
+                .bind(c.ends_ms)
+                .bind(c.max_attempts)
+                .bind(c.cap_hours)
+                .bind(&c.created_by)
+                .bind(now_ms())
+                .fetch_one(pool)
+                .await
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(d) if d.is_unique_violation() => {
+                        anyhow::anyhow!("a campaign named {:?} exists already: choose another name", c.name)
+                    }
+                    _ => e.into(),
+                })?;
+                Ok(id)
+            }
+
+            pub(crate) async fn held_by_cap(pool: &$pool, campaign_id: i64) -> Result<(i64, Option<i64>)> {
+                // `last_error` is written by `mark_in_flight`; the (campaign, state, last_error)
+                // report index finds the rows.
+                Ok(sqlx::query_as(
+                    "SELECT COUNT(*), MAX(next_attempt_ms) FROM deliveries
+                     WHERE campaign_id = $1 AND state = 'queued'
+                       AND last_error LIKE 'per-number cap:%' AND next_attempt_ms > $2",
+                )
+                .bind(campaign_id)
+                .bind(now_ms())
+                .fetch_one(pool)
+                .await?)
+            }
+
+            pub(crate) async fn register_worker(pool: &$pool, id: &str,
+                campaign_id: i64,
+                host: &str,
+                pid: i64,) -> Result<()> {
+                let now = now_ms();
+                sqlx::query(
+                    "INSERT INTO workers (id, campaign_id, host, pid, started_ms, heartbeat_ms)
+                     VALUES ($1, $2, $3, $4, $5, $5)",
+                )
+                .bind(id)
+                .bind(campaign_id)
+                .bind(host)
+                .bind(pid)
+                .bind(now)
+                .execute(pool)
+                .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn stop_worker(pool: &$pool, worker: &str) -> Result<()> {
+                sqlx::query("UPDATE workers SET stopped_ms = $1 WHERE id = $2")
+                    .bind(now_ms())
+                    .bind(worker)
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn workers(pool: &$pool, campaign_id: i64) -> Result<Vec<WorkerInfo>> {
+                let rows = sqlx::query(
+                    "SELECT id, host, pid, started_ms, heartbeat_ms, sent, stopped_ms FROM workers
+                     WHERE campaign_id = $1 ORDER BY started_ms",
+                )
+                .bind(campaign_id)
+                .fetch_all(pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| WorkerInfo {
+                        id: r.get(0),
+                        host: r.get(1),
+                        pid: r.get(2),
+                        started_ms: r.get(3),
+                        heartbeat_ms: r.get(4),
+                        sent: r.get(5),
+                        stopped_ms: r.get(6),
+                    })
+                    .collect())
+            }
+
+            pub(crate) async fn next_due_ms(pool: &$pool, campaign_id: i64) -> Result<Option<i64>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT MIN(next_attempt_ms) FROM deliveries WHERE campaign_id = $1 AND state = 'queued'",
+                )
+                .bind(campaign_id)
+                .fetch_one(pool)
+                .await?)
+            }
+
+            pub(crate) async fn audit_entries(pool: &$pool, ) -> Result<Vec<AuditEntry>> {
+                let rows = sqlx::query(
+                    "SELECT id, at_ms, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY id",
+                )
+                .fetch_all(pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| AuditEntry {
+                        id: r.get(0),
+                        at_ms: r.get(1),
+                        actor: r.get(2),
+                        action: r.get(3),
+                        subject: r.get(4),
+                        details: r.get(5),
+                        prev_hash: r.get(6),
+                        hash: r.get(7),
+                    })
+                    .collect())
             }
 
             /// Why a campaign move changed nothing: the state the campaign is in now.

@@ -302,6 +302,26 @@ pub fn signal(child: &Child, sig: &str) {
     assert!(status.success(), "kill {sig} failed");
 }
 
+/// Moves a campaign's send-by instant (as if it had been created long ago).
+pub fn set_send_by(env: &Env, campaign: &str, ends_ms: i64) {
+    let sql = format!("UPDATE campaigns SET ends_ms = {ends_ms} WHERE name = '{campaign}'");
+    if env.is_postgres() {
+        pg_execute(&env.db_url(), &sql).unwrap();
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::SqliteConnection::connect(&env.db_url())
+            .await
+            .unwrap();
+        conn.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+    });
+}
+
 mod workspace;
 #[allow(unused_imports)]
 pub use workspace::*;

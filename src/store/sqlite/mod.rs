@@ -243,19 +243,7 @@ impl Store for SqliteStore {
     }
 
     async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
-        let row = sqlx::query(
-            "SELECT i.id, i.created_ms, i.imported FROM imports i JOIN lists l ON l.id = i.list_id
-             WHERE l.name = $1 AND i.sha256 = $2 ORDER BY i.id LIMIT 1",
-        )
-        .bind(list)
-        .bind(sha256)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| PreviousImport {
-            import_id: r.get(0),
-            created_ms: r.get(1),
-            imported: r.get(2),
-        }))
+        campaigns::previous_import(&self.pool, list, sha256).await
     }
 
     async fn lists(&self) -> Result<Vec<ListSummary>> {
@@ -292,14 +280,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_size(&self, list: &str) -> Result<Option<i64>> {
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT l.id, (SELECT COUNT(*) FROM list_members m WHERE m.list_id = l.id)
-             FROM lists l WHERE l.name = $1",
-        )
-        .bind(list)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(_, n)| n))
+        campaigns::list_size(&self.pool, list).await
     }
 
     async fn list_members_page(
@@ -371,47 +352,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_campaign(&self, c: &NewCampaign) -> Result<i64> {
-        check_campaign_name(&c.name)?;
-        let list_id: Option<i64> = sqlx::query_scalar("SELECT id FROM lists WHERE name = $1")
-            .bind(&c.list)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(list_id) = list_id else {
-            bail!("there is no list named {:?}: see `smscast lists`", c.list);
-        };
-        let id = sqlx::query_scalar(
-            "INSERT INTO campaigns (name, list_id, message_text, encoding, segments, characters, sender,
-                 gateway, rate, window_start, window_end, starts_ms, ends_ms, max_attempts, cap_hours,
-                 state, created_by, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'draft', $16, $17)
-             RETURNING id",
-        )
-        .bind(&c.name)
-        .bind(list_id)
-        .bind(&c.message_text)
-        .bind(&c.encoding)
-        .bind(c.segments)
-        .bind(c.characters)
-        .bind(&c.sender)
-        .bind(&c.gateway)
-        .bind(c.rate)
-        .bind(c.window_start)
-        .bind(c.window_end)
-        .bind(c.starts_ms)
-        .bind(c.ends_ms)
-        .bind(c.max_attempts)
-        .bind(c.cap_hours)
-        .bind(&c.created_by)
-        .bind(now_ms())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => {
-                anyhow::anyhow!("a campaign named {:?} exists already: choose another name", c.name)
-            }
-            _ => e.into(),
-        })?;
-        Ok(id)
+        campaigns::create_campaign(&self.pool, c).await
     }
 
     async fn campaign(&self, key: &str) -> Result<Option<Campaign>> {
@@ -505,17 +446,7 @@ impl Store for SqliteStore {
     }
 
     async fn held_by_cap(&self, campaign_id: i64) -> Result<(i64, Option<i64>)> {
-        // `last_error` is written by `mark_in_flight`; the (campaign, state, last_error)
-        // report index finds the rows.
-        Ok(sqlx::query_as(
-            "SELECT COUNT(*), MAX(next_attempt_ms) FROM deliveries
-             WHERE campaign_id = $1 AND state = 'queued'
-               AND last_error LIKE 'per-number cap:%' AND next_attempt_ms > $2",
-        )
-        .bind(campaign_id)
-        .bind(now_ms())
-        .fetch_one(&self.pool)
-        .await?)
+        campaigns::held_by_cap(&self.pool, campaign_id).await
     }
 
     async fn register_worker(
@@ -525,19 +456,7 @@ impl Store for SqliteStore {
         host: &str,
         pid: i64,
     ) -> Result<()> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO workers (id, campaign_id, host, pid, started_ms, heartbeat_ms)
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(id)
-        .bind(campaign_id)
-        .bind(host)
-        .bind(pid)
-        .bind(now)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        campaigns::register_worker(&self.writer, id, campaign_id, host, pid).await
     }
 
     async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()> {
@@ -560,34 +479,11 @@ impl Store for SqliteStore {
     }
 
     async fn stop_worker(&self, worker: &str) -> Result<()> {
-        sqlx::query("UPDATE workers SET stopped_ms = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(worker)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        campaigns::stop_worker(&self.writer, worker).await
     }
 
     async fn workers(&self, campaign_id: i64) -> Result<Vec<WorkerInfo>> {
-        let rows = sqlx::query(
-            "SELECT id, host, pid, started_ms, heartbeat_ms, sent, stopped_ms FROM workers
-             WHERE campaign_id = $1 ORDER BY started_ms",
-        )
-        .bind(campaign_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| WorkerInfo {
-                id: r.get(0),
-                host: r.get(1),
-                pid: r.get(2),
-                started_ms: r.get(3),
-                heartbeat_ms: r.get(4),
-                sent: r.get(5),
-                stopped_ms: r.get(6),
-            })
-            .collect())
+        campaigns::workers(&self.pool, campaign_id).await
     }
 
     async fn recover(
@@ -877,12 +773,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_ms(&self, campaign_id: i64) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(next_attempt_ms) FROM deliveries WHERE campaign_id = $1 AND state = 'queued'",
-        )
-        .bind(campaign_id)
-        .fetch_one(&self.pool)
-        .await?)
+        campaigns::next_due_ms(&self.pool, campaign_id).await
     }
 
     async fn complete_if_done(&self, campaign_id: i64) -> Result<bool> {
@@ -1007,24 +898,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query(
-            "SELECT id, at_ms, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AuditEntry {
-                id: r.get(0),
-                at_ms: r.get(1),
-                actor: r.get(2),
-                action: r.get(3),
-                subject: r.get(4),
-                details: r.get(5),
-                prev_hash: r.get(6),
-                hash: r.get(7),
-            })
-            .collect())
+        campaigns::audit_entries(&self.pool).await
     }
 
     // receipts
