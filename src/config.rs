@@ -375,6 +375,52 @@ pub fn resolve_secret(
     }
 }
 
+/// `scheme://host[:port]` of an absolute http(s) URL, or why it is not one.
+fn origin(url: &str) -> std::result::Result<(reqwest::Url, String), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("is not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err("is not an http:// or https:// URL".into());
+    }
+    let origin = parsed.origin().ascii_serialization();
+    Ok((parsed, origin))
+}
+
+/// A Twilio status callback must be `dlr serve`'s `/twilio/NAME` route, exactly: the server
+/// answers nothing else, and it checks the signature against this URL.
+fn check_status_callback(name: &str, cb: &str) -> Result<()> {
+    let expected_path = format!("/twilio/{name}");
+    let (parsed, origin) = origin(cb).map_err(|why| {
+        anyhow::anyhow!(
+            "[gateways.{name}] status_callback {why}: set it to the public URL of `smscast dlr serve` for this gateway, e.g. \"https://dlr.example.gov.vn{expected_path}\""
+        )
+    })?;
+    if parsed.path() != expected_path || parsed.fragment().is_some() {
+        bail!(
+            "[gateways.{name}] status_callback \"{origin}{}\" does not reach `smscast dlr serve`, which takes this gateway's status callbacks at {expected_path} only: every receipt would be lost. Set status_callback = \"{origin}{expected_path}\"",
+            parsed.path()
+        );
+    }
+    Ok(())
+}
+
+/// A Kannel or http-json `dlr_url` is the base URL of `dlr serve`: smscast adds
+/// `/{format}/NAME?token=…&ref=…` to it, the only path `dlr serve` answers for this gateway.
+fn check_dlr_url(name: &str, format: &str, url: &str) -> Result<()> {
+    let route = format!("/{format}/{name}");
+    let (parsed, origin) = origin(url).map_err(|why| {
+        anyhow::anyhow!(
+            "[gateways.{name}] dlr_url {why}: set it to where `smscast dlr serve` is reachable, e.g. \"https://dlr.example.gov.vn\" (receipts then come to https://dlr.example.gov.vn{route})"
+        )
+    })?;
+    if parsed.path() != "/" || parsed.query().is_some() || parsed.fragment().is_some() {
+        bail!(
+            "[gateways.{name}] dlr_url \"{origin}{}\" must be only the scheme, host and port where `smscast dlr serve` is reachable: smscast adds {route}?token=…&ref=… itself, and `dlr serve` answers at {route} only, so receipts would be lost. Set dlr_url = \"{origin}\" (receipts then come to {origin}{route})",
+            parsed.path()
+        );
+    }
+    Ok(())
+}
+
 impl Config {
     /// Loads `path`, or the default `smscast.toml` when present, or an empty configuration.
     pub fn load(path: Option<&Path>) -> Result<Self> {
@@ -430,8 +476,20 @@ impl Config {
             let (dlr_url, token_env, token) = match gw {
                 GatewayConfig::Kannel(k) => (&k.dlr_url, &k.dlr_token_env, &k.dlr_token),
                 GatewayConfig::HttpJson(h) => (&h.dlr_url, &h.dlr_token_env, &h.dlr_token),
-                GatewayConfig::Twilio(_) => continue,
+                GatewayConfig::Twilio(t) => {
+                    if let Some(cb) = &t.status_callback {
+                        check_status_callback(name, cb)?;
+                    }
+                    continue;
+                }
             };
+            if let Some(url) = dlr_url {
+                let format = match gw {
+                    GatewayConfig::Kannel(_) => "kannel",
+                    _ => "http-json",
+                };
+                check_dlr_url(name, format, url)?;
+            }
             if dlr_url.is_some() && token_env.is_none() && token.is_none() {
                 bail!(
                     "[gateways.{name}] has a dlr_url but no dlr_token_env: receipts must carry a secret token, or anyone could forge them"
