@@ -43,6 +43,16 @@ pub struct DlrConfig {
     /// unmatched (its submission may not be recorded yet).
     #[serde(default = "default_unmatched_after_minutes")]
     pub unmatched_after_minutes: f64,
+    /// Open connections at most; past it a connection is answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds to receive a request's line and headers; also the longest a kept-alive
+    /// connection may sit idle.
+    #[serde(default = "default_http_timeout_secs")]
+    pub header_timeout_secs: f64,
+    /// Seconds to receive a request's body.
+    #[serde(default = "default_http_timeout_secs")]
+    pub request_timeout_secs: f64,
 }
 
 fn default_dlr_listen() -> String {
@@ -54,6 +64,12 @@ fn default_validity_hours() -> f64 {
 fn default_unmatched_after_minutes() -> f64 {
     60.0
 }
+fn default_max_connections() -> usize {
+    512
+}
+fn default_http_timeout_secs() -> f64 {
+    10.0
+}
 
 impl Default for DlrConfig {
     fn default() -> Self {
@@ -61,6 +77,9 @@ impl Default for DlrConfig {
             listen: default_dlr_listen(),
             validity_hours: default_validity_hours(),
             unmatched_after_minutes: default_unmatched_after_minutes(),
+            max_connections: default_max_connections(),
+            header_timeout_secs: default_http_timeout_secs(),
+            request_timeout_secs: default_http_timeout_secs(),
         }
     }
 }
@@ -502,6 +521,17 @@ impl Config {
         }
         if !(dlr.unmatched_after_minutes >= 0.0 && dlr.unmatched_after_minutes.is_finite()) {
             bail!("[dlr] unmatched_after_minutes must be a number of minutes");
+        }
+        if dlr.max_connections == 0 {
+            bail!("[dlr] max_connections must be at least 1");
+        }
+        for (what, secs) in [
+            ("header_timeout_secs", dlr.header_timeout_secs),
+            ("request_timeout_secs", dlr.request_timeout_secs),
+        ] {
+            if !(secs > 0.0 && secs <= 3600.0) {
+                bail!("[dlr] {what} must be a number of seconds, more than 0 and at most 3600");
+            }
         }
         Ok(config)
     }
