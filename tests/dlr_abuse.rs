@@ -303,9 +303,15 @@ async fn past_the_connection_cap_a_connection_gets_503_and_the_cap_frees_up() {
 
 /// `smscast dlr serve` as its own process; returns it and its base URL.
 fn spawn_dlr(env: &common::Env, stderr: &std::path::Path) -> (std::process::Child, String) {
+    spawn_dlr_with(env.cmd(), stderr)
+}
+
+fn spawn_dlr_with(
+    mut cmd: std::process::Command,
+    stderr: &std::path::Path,
+) -> (std::process::Child, String) {
     use std::io::BufRead;
-    let mut child = env
-        .cmd()
+    let mut child = cmd
         .args(["dlr", "serve", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(stderr).unwrap())
@@ -542,4 +548,51 @@ fn refusals_are_logged_masked_and_sighup_reloads_the_configuration() {
         !logged.contains("new-token") && !logged.contains("old-token"),
         "{logged}"
     );
+}
+
+/// `--log-format json`: one JSON object per line, the refusal's fields as fields, the number
+/// masked.
+#[test]
+fn json_logs_carry_the_refusal_with_the_number_masked() {
+    let env = common::Env::new("jsonlog");
+    std::fs::write(env.path("smscast.toml"), kannel_config(KTOKEN, "")).unwrap();
+    let log = env.path("dlr.log");
+    // SMSCAST_LOG_FORMAT is the flag's environment variable.
+    let (mut child, base) = {
+        let mut cmd = env.cmd();
+        cmd.env("SMSCAST_LOG_FORMAT", "json");
+        spawn_dlr_with(cmd, &log)
+    };
+    let answer = raw_get(&format!(
+        "{base}/kannel/k?token=wrong&ref=smscast-1-1&status=1&to=0912345678"
+    ));
+    assert!(
+        answer.starts_with("HTTP/1.0 401") || answer.starts_with("HTTP/1.1 401"),
+        "{answer}"
+    );
+    common::signal(&child, "-TERM");
+    let _ = child.wait();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let line = logged
+        .lines()
+        .find(|l| l.contains("receipt refused"))
+        .unwrap_or_else(|| panic!("{logged}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["level"], "WARN", "{v}");
+    assert_eq!(v["fields"]["reason"], "bad_token", "{v}");
+    assert_eq!(v["fields"]["gateway"], "k", "{v}");
+    assert_eq!(v["fields"]["number"], "8491****678", "{v}");
+    assert!(!logged.contains("912345678\""), "{logged}");
+}
+
+/// A GET on loopback; the whole answer, whatever its status.
+fn raw_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    buf
 }

@@ -46,10 +46,25 @@ pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<Exit> {
         worker_id: dispatch::new_worker_id(),
         no_wait: args.no_wait,
     };
+    let metrics = match &args.metrics {
+        Some(addr) => {
+            let m = crate::observe::MetricsServer::start(addr).await?;
+            eprintln!(
+                "metrics: http://{}/metrics, health: http://{}/healthz",
+                m.addr, m.addr
+            );
+            Some(m)
+        }
+        None => None,
+    };
     let (tx, rx) = watch::channel(false);
     spawn_signal_handler(tx);
     let plain = args.plain || !std::io::stderr().is_terminal();
-    run_campaign(ctx, store, campaign, routes, opts, rx, plain).await
+    let exit = run_campaign(ctx, store, campaign, routes, opts, rx, plain).await;
+    if let Some(m) = metrics {
+        m.stop().await;
+    }
+    exit
 }
 
 /// Launches (if a draft) and runs a campaign until it stops; prints what happened.

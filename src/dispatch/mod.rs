@@ -287,6 +287,7 @@ impl Dispatcher {
                 std::process::id() as i64,
             )
             .await?;
+        crate::observe::heartbeat();
         self.store
             .recover(
                 self.campaign.id,
@@ -573,6 +574,7 @@ impl Dispatcher {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        crate::observe::rate_in_force(route.gateway.name(), rate, factor);
         if factor < 1.0
             && let Some(rate) = rate
         {
@@ -612,6 +614,7 @@ impl Dispatcher {
             let attempt_no = row.attempts + 1;
             let started_ms = now_ms();
             let started = Instant::now();
+            crate::observe::submitting(route.gateway.name());
             let result = route
                 .gateway
                 .submit(&OutboundSms {
@@ -658,6 +661,11 @@ impl Dispatcher {
                     (kind, Some(e.to_string()))
                 }
             };
+            crate::observe::submission(
+                route.gateway.name(),
+                kind.label(),
+                Duration::from_millis(latency_ms.max(0) as u64),
+            );
             let outcome = Outcome {
                 delivery_id: row.id,
                 attempt_no,
@@ -704,6 +712,7 @@ impl Dispatcher {
                     continue;
                 }
                 last_sent = sent;
+                crate::observe::heartbeat();
                 // Another terminal may have paused or cancelled the campaign.
                 if let Ok(Some(c)) = store.campaign(&campaign_id.to_string()).await {
                     let stop = match c.state {
