@@ -160,10 +160,17 @@ impl Refusals {
     /// Writes the line about refusals not logged in the last window, if any (call every
     /// second or so: a flood that stops is still accounted for).
     pub fn flush(&self) {
+        self.flush_if(|started| started.elapsed() >= Duration::from_secs(1));
+    }
+
+    /// Writes that line now, whatever the time (the server is stopping).
+    pub fn flush_now(&self) {
+        self.flush_if(|_| true);
+    }
+
+    fn flush_if(&self, due: impl Fn(Instant) -> bool) {
         let mut w = self.window.lock().expect("not poisoned");
-        if w.started
-            .is_some_and(|s| s.elapsed() >= Duration::from_secs(1))
-        {
+        if w.started.is_some_and(due) {
             flush(&mut w);
             w.started = None;
         }

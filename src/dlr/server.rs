@@ -368,7 +368,7 @@ impl DlrServer {
         self.serving.stop().await;
         self.upkeep_task.abort();
         self.flush_task.abort();
-        self.app.refusals.flush();
+        self.app.refusals.flush_now();
         drop(self.app);
         let _ = self.writer_task.await;
     }
