@@ -35,6 +35,9 @@ pub const RATE: &str = "smscast_rate_in_force";
 pub const LATENCY: &str = "smscast_gateway_latency_seconds";
 /// Unix time of the worker's last heartbeat written to the database.
 pub const HEARTBEAT: &str = "smscast_last_heartbeat_timestamp_seconds";
+/// Messages this run still has to settle: pending when it started, less those submitted,
+/// rejected, failed or in doubt since (other workers' progress is not subtracted).
+pub const QUEUE_DEPTH: &str = "smscast_queue_depth";
 /// Open HTTP connections of the server that faces the network.
 pub const CONNECTIONS: &str = "smscast_http_connections";
 
@@ -95,6 +98,10 @@ fn describe() {
         "Unix time of this worker's last heartbeat in the database"
     );
     describe_gauge!(CONNECTIONS, "Open HTTP connections");
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "Messages this run still has to settle (pending at start, less those settled since)"
+    );
 }
 
 /// `GET /metrics`: the Prometheus text exposition.
@@ -176,4 +183,9 @@ pub fn rate_in_force(gateway: &str, rate: Option<f64>, factor: f64) {
 /// The worker's heartbeat was written.
 pub fn heartbeat() {
     metrics::gauge!(HEARTBEAT).set(unix_now());
+}
+
+/// This run's messages still to settle.
+pub fn queue_depth(n: u64) {
+    metrics::gauge!(QUEUE_DEPTH).set(n as f64);
 }

@@ -257,12 +257,14 @@ fn send_serves_metrics_during_the_campaign() {
         .spawn()
         .unwrap();
     let mut scraped = Vec::new();
+    let mut saw_queue_depth = false;
     let start = std::time::Instant::now();
     while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(60) {
         if let Some(page) = try_get(&addr, "/metrics") {
             scraped.push(
                 sample(&page, "smscast_messages_total", &[("outcome", "submitted")]).unwrap_or(0.0),
             );
+            saw_queue_depth |= page.contains("smscast_queue_depth");
             if scraped.len() == 1 {
                 assert_eq!(try_get(&addr, "/healthz").as_deref(), Some("ok\n"));
             }
@@ -279,6 +281,7 @@ fn send_serves_metrics_during_the_campaign() {
         "scraped during the campaign: {scraped:?} (the report: {accepted} submitted)"
     );
     assert!(scraped.windows(2).all(|w| w[0] <= w[1]), "{scraped:?}");
+    assert!(saw_queue_depth, "smscast_queue_depth never scraped");
     assert!(
         stderr.contains(&format!("this run: {accepted} submitted")),
         "{stderr}"

@@ -323,6 +323,7 @@ fn spawn_progress(
                 + counters.rejected.load(Ordering::Relaxed)
                 + counters.failed.load(Ordering::Relaxed)
                 + counters.in_doubt.load(Ordering::Relaxed);
+            crate::observe::queue_depth(pending.saturating_sub(done));
             let msg = format!(
                 "retried {} rejected {} failed {}",
                 counters.retried.load(Ordering::Relaxed),
