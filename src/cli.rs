@@ -56,8 +56,18 @@ pub struct Cli {
     /// More log output (-v info, -vv debug); logs go to stderr and never show phone numbers.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
+    /// Log lines as text, or as one JSON object per line for log shippers (numbers masked
+    /// all the same)
+    #[arg(long, global = true, value_enum, env = "SMSCAST_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,6 +296,10 @@ pub struct SendArgs {
     /// Plain progress lines instead of a progress bar
     #[arg(long)]
     pub plain: bool,
+    /// Serve GET /metrics (Prometheus) and GET /healthz on this address during the run,
+    /// e.g. 127.0.0.1:9188
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
 }
 
 #[derive(Debug, Args)]

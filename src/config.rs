@@ -46,6 +46,16 @@ pub struct DlrConfig {
     /// unmatched (its submission may not be recorded yet).
     #[serde(default = "default_unmatched_after_minutes")]
     pub unmatched_after_minutes: f64,
+    /// Open connections at most; past it a connection is answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds to receive a request's line and headers; also the longest a kept-alive
+    /// connection may sit idle.
+    #[serde(default = "default_http_timeout_secs")]
+    pub header_timeout_secs: f64,
+    /// Seconds to receive a request's body.
+    #[serde(default = "default_http_timeout_secs")]
+    pub request_timeout_secs: f64,
 }
 
 fn default_dlr_listen() -> String {
@@ -57,6 +67,12 @@ fn default_validity_hours() -> f64 {
 fn default_unmatched_after_minutes() -> f64 {
     60.0
 }
+fn default_max_connections() -> usize {
+    512
+}
+fn default_http_timeout_secs() -> f64 {
+    10.0
+}
 
 impl Default for DlrConfig {
     fn default() -> Self {
@@ -64,6 +80,9 @@ impl Default for DlrConfig {
             listen: default_dlr_listen(),
             validity_hours: default_validity_hours(),
             unmatched_after_minutes: default_unmatched_after_minutes(),
+            max_connections: default_max_connections(),
+            header_timeout_secs: default_http_timeout_secs(),
+            request_timeout_secs: default_http_timeout_secs(),
         }
     }
 }
@@ -464,6 +483,52 @@ pub fn resolve_secret(
     }
 }
 
+/// `scheme://host[:port]` of an absolute http(s) URL, or why it is not one.
+fn origin(url: &str) -> std::result::Result<(reqwest::Url, String), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("is not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err("is not an http:// or https:// URL".into());
+    }
+    let origin = parsed.origin().ascii_serialization();
+    Ok((parsed, origin))
+}
+
+/// A Twilio status callback must be `dlr serve`'s `/twilio/NAME` route, exactly: the server
+/// answers nothing else, and it checks the signature against this URL.
+fn check_status_callback(name: &str, cb: &str) -> Result<()> {
+    let expected_path = format!("/twilio/{name}");
+    let (parsed, origin) = origin(cb).map_err(|why| {
+        anyhow::anyhow!(
+            "[gateways.{name}] status_callback {why}: set it to the public URL of `smscast dlr serve` for this gateway, e.g. \"https://dlr.example.gov.vn{expected_path}\""
+        )
+    })?;
+    if parsed.path() != expected_path || parsed.fragment().is_some() {
+        bail!(
+            "[gateways.{name}] status_callback \"{origin}{}\" does not reach `smscast dlr serve`, which takes this gateway's status callbacks at {expected_path} only: every receipt would be lost. Set status_callback = \"{origin}{expected_path}\"",
+            parsed.path()
+        );
+    }
+    Ok(())
+}
+
+/// A Kannel or http-json `dlr_url` is the base URL of `dlr serve`: smscast adds
+/// `/{format}/NAME?token=…&ref=…` to it, the only path `dlr serve` answers for this gateway.
+fn check_dlr_url(name: &str, format: &str, url: &str) -> Result<()> {
+    let route = format!("/{format}/{name}");
+    let (parsed, origin) = origin(url).map_err(|why| {
+        anyhow::anyhow!(
+            "[gateways.{name}] dlr_url {why}: set it to where `smscast dlr serve` is reachable, e.g. \"https://dlr.example.gov.vn\" (receipts then come to https://dlr.example.gov.vn{route})"
+        )
+    })?;
+    if parsed.path() != "/" || parsed.query().is_some() || parsed.fragment().is_some() {
+        bail!(
+            "[gateways.{name}] dlr_url \"{origin}{}\" must be only the scheme, host and port where `smscast dlr serve` is reachable: smscast adds {route}?token=…&ref=… itself, and `dlr serve` answers at {route} only, so receipts would be lost. Set dlr_url = \"{origin}\" (receipts then come to {origin}{route})",
+            parsed.path()
+        );
+    }
+    Ok(())
+}
+
 impl Config {
     /// Loads `path`, or the default `smscast.toml` when present, or an empty configuration.
     pub fn load(path: Option<&Path>) -> Result<Self> {
@@ -522,8 +587,20 @@ impl Config {
             let (dlr_url, token_env, token) = match gw {
                 GatewayConfig::Kannel(k) => (&k.dlr_url, &k.dlr_token_env, &k.dlr_token),
                 GatewayConfig::HttpJson(h) => (&h.dlr_url, &h.dlr_token_env, &h.dlr_token),
-                GatewayConfig::Twilio(_) => continue,
+                GatewayConfig::Twilio(t) => {
+                    if let Some(cb) = &t.status_callback {
+                        check_status_callback(name, cb)?;
+                    }
+                    continue;
+                }
             };
+            if let Some(url) = dlr_url {
+                let format = match gw {
+                    GatewayConfig::Kannel(_) => "kannel",
+                    _ => "http-json",
+                };
+                check_dlr_url(name, format, url)?;
+            }
             if dlr_url.is_some() && token_env.is_none() && token.is_none() {
                 bail!(
                     "[gateways.{name}] has a dlr_url but no dlr_token_env: receipts must carry a secret token, or anyone could forge them"
@@ -536,6 +613,17 @@ impl Config {
         }
         if !(dlr.unmatched_after_minutes >= 0.0 && dlr.unmatched_after_minutes.is_finite()) {
             bail!("[dlr] unmatched_after_minutes must be a number of minutes");
+        }
+        if dlr.max_connections == 0 {
+            bail!("[dlr] max_connections must be at least 1");
+        }
+        for (what, secs) in [
+            ("header_timeout_secs", dlr.header_timeout_secs),
+            ("request_timeout_secs", dlr.request_timeout_secs),
+        ] {
+            if !(secs > 0.0 && secs <= 3600.0) {
+                bail!("[dlr] {what} must be a number of seconds, more than 0 and at most 3600");
+            }
         }
         Ok(config)
     }

@@ -32,6 +32,7 @@ pub mod import;
 pub mod import_sort;
 pub mod message;
 pub mod msisdn;
+pub mod observe;
 pub mod report;
 pub mod sample;
 pub mod send_lock;

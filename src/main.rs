@@ -1,7 +1,8 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use smscast::cli::Cli;
+use smscast::cli::{Cli, LogFormat};
 use smscast::commands::{self, Exit};
 
 fn main() -> ExitCode {
@@ -13,13 +14,16 @@ fn main() -> ExitCode {
         1 => "info",
         _ => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SMSCAST_LOG")
-                .unwrap_or_else(|_| filter.into()),
-        )
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SMSCAST_LOG")
+        .unwrap_or_else(|_| filter.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     smscast::store::configure_sqlite();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -63,10 +63,25 @@ pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<Exit> {
         )?),
         None => None,
     };
+    let metrics = match &args.metrics {
+        Some(addr) => {
+            let m = crate::observe::MetricsServer::start(addr).await?;
+            eprintln!(
+                "metrics: http://{}/metrics, health: http://{}/healthz",
+                m.addr, m.addr
+            );
+            Some(m)
+        }
+        None => None,
+    };
     let (tx, rx) = watch::channel(false);
     spawn_signal_handler(tx);
     let plain = args.plain || !std::io::stderr().is_terminal();
-    run_campaign(ctx, store, campaign, routes, opts, rx, plain).await
+    let exit = run_campaign(ctx, store, campaign, routes, opts, rx, plain).await;
+    if let Some(m) = metrics {
+        m.stop().await;
+    }
+    exit
 }
 
 /// Launches (if a draft) and runs a campaign until it stops; prints what happened.
@@ -353,6 +368,7 @@ fn spawn_progress(
                 + counters.rejected.load(Ordering::Relaxed)
                 + counters.failed.load(Ordering::Relaxed)
                 + counters.in_doubt.load(Ordering::Relaxed);
+            crate::observe::queue_depth(pending.saturating_sub(done));
             let msg = format!(
                 "retried {} rejected {} failed {}",
                 counters.retried.load(Ordering::Relaxed),

@@ -371,6 +371,7 @@ impl Dispatcher {
                 std::process::id() as i64,
             )
             .await?;
+        crate::observe::heartbeat();
         self.store
             .recover(
                 self.campaign.id,
@@ -673,6 +674,7 @@ impl Dispatcher {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        crate::observe::rate_in_force(route.gateway.name(), rate, factor);
         if factor < 1.0
             && let Some(rate) = rate
         {
@@ -713,6 +715,7 @@ impl Dispatcher {
             let attempt_no = row.attempts + 1;
             let started_ms = now_ms();
             let started = Instant::now();
+            crate::observe::submitting(route.gateway.name());
             let result = route
                 .gateway
                 .submit(&OutboundSms {
@@ -784,6 +787,11 @@ impl Dispatcher {
                     (kind, Some(e.to_string()))
                 }
             };
+            crate::observe::submission(
+                route.gateway.name(),
+                kind.label(),
+                Duration::from_millis(latency_ms.max(0) as u64),
+            );
             let outcome = Outcome {
                 delivery_id: row.id,
                 attempt_no,
@@ -827,6 +835,7 @@ impl Dispatcher {
                     tracing::warn!("heartbeat failed: {e:#}");
                     continue;
                 }
+                crate::observe::heartbeat();
                 // Another terminal may have paused or cancelled the campaign.
                 if let Ok(Some(c)) = store.campaign(&format!("#{campaign_id}")).await {
                     let stop = match c.state {

@@ -12,11 +12,14 @@
 //!   matching does not depend on the gateway's id.
 
 pub mod auth;
+pub mod http;
 pub mod parse;
+pub mod refusals;
 mod server;
 mod upkeep;
 mod writer;
 
+pub use http::Limits;
 pub use server::{DlrOptions, DlrServer, Receivers};
 
 use crate::config::Secret;
