@@ -347,7 +347,7 @@ fn worker_counts_follow_the_record() {
         let store = open(&env).await;
         let campaign = common::seed(&*store, &common::numbers(8), "Xin chào", "k").await;
         store
-            .register_worker("test-worker", campaign.id, "host", 1)
+            .register_worker("test-worker", campaign.id, "host", 1, None)
             .await
             .unwrap();
         common::submit_all(&*store, &campaign, "k", 0, |r| format!("W{r}")).await;

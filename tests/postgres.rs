@@ -142,7 +142,7 @@ fn a_dead_workers_rows_are_recovered_after_its_lease() {
         let c = s.campaign("june").await.unwrap().unwrap();
         s.launch(c.id).await.unwrap();
         let now = store::now_ms();
-        s.register_worker("far:1:a", c.id, "far-away", 1)
+        s.register_worker("far:1:a", c.id, "far-away", 1, None)
             .await
             .unwrap();
         let claimed = s

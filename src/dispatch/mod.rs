@@ -16,6 +16,7 @@
 
 mod budget;
 mod guard;
+pub mod liveness;
 mod recorder;
 mod takeover;
 
@@ -369,6 +370,7 @@ impl Dispatcher {
                 self.campaign.id,
                 &host,
                 std::process::id() as i64,
+                liveness::this_process().as_deref(),
             )
             .await?;
         crate::observe::heartbeat();
@@ -988,16 +990,18 @@ pub fn new_worker_id() -> String {
     )
 }
 
-/// Workers of this host whose process is gone: their rows can be recovered at once instead of
-/// waiting for the lease to run out.
+/// Workers whose process is surely gone, as far as this process can see (same kernel boot
+/// and PID namespace; see [`liveness`]): their rows can be recovered at once instead of
+/// waiting for their leases to run out.
 pub fn dead_local_workers(workers: &[crate::store::WorkerInfo]) -> Vec<String> {
-    let host = hostname();
     workers
         .iter()
-        .filter(|w| w.stopped_ms.is_none() && w.host == host)
+        .filter(|w| w.stopped_ms.is_none())
         .filter(|w| {
-            !std::path::Path::new(&format!("/proc/{}", w.pid)).exists()
-                || w.pid == std::process::id() as i64
+            w.process
+                .as_deref()
+                .and_then(liveness::is_gone)
+                .unwrap_or(false)
         })
         .map(|w| w.id.clone())
         .collect()

@@ -85,17 +85,14 @@ macro_rules! campaigns_for {
             /// By `#id`, name, or a bare number (a legacy all-digit name first, else the id).
             pub(crate) async fn by_key(pool: &$pool, key: &str) -> Result<Option<Campaign>> {
                 let by_id = |id: i64| sqlx::query_as::<_, CampaignRow>(BY_ID).bind(id);
-                let by_name =
-                    |name: &str| sqlx::query_as::<_, CampaignRow>(BY_NAME).bind(name.to_string());
+                let by_name = |name: &str| sqlx::query_as::<_, CampaignRow>(BY_NAME).bind(name.to_string());
                 let row = match CampaignKey::parse(key) {
                     CampaignKey::Id(id) => by_id(id).fetch_optional(pool).await?,
                     CampaignKey::Name(name) => by_name(name).fetch_optional(pool).await?,
-                    CampaignKey::NameOrId(name, id) => {
-                        match by_name(name).fetch_optional(pool).await? {
-                            Some(row) => Some(row),
-                            None => by_id(id).fetch_optional(pool).await?,
-                        }
-                    }
+                    CampaignKey::NameOrId(name, id) => match by_name(name).fetch_optional(pool).await? {
+                        Some(row) => Some(row),
+                        None => by_id(id).fetch_optional(pool).await?,
+                    },
                 };
                 row.map(CampaignRow::into_campaign).transpose()
             }
@@ -129,7 +126,11 @@ macro_rules! campaigns_for {
                 Ok(())
             }
 
-            pub(crate) async fn previous_import(pool: &$pool, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
+            pub(crate) async fn previous_import(
+                pool: &$pool,
+                list: &str,
+                sha256: &str,
+            ) -> Result<Option<PreviousImport>> {
                 let row = sqlx::query(
                     "SELECT i.id, i.created_ms, i.imported FROM imports i JOIN lists l ON l.id = i.list_id
                      WHERE l.name = $1 AND i.sha256 = $2 ORDER BY i.id LIMIT 1",
@@ -214,20 +215,25 @@ macro_rules! campaigns_for {
                 .await?)
             }
 
-            pub(crate) async fn register_worker(pool: &$pool, id: &str,
+            pub(crate) async fn register_worker(
+                pool: &$pool,
+                id: &str,
                 campaign_id: i64,
                 host: &str,
-                pid: i64,) -> Result<()> {
+                pid: i64,
+                process: Option<&str>,
+            ) -> Result<()> {
                 let now = now_ms();
                 sqlx::query(
-                    "INSERT INTO workers (id, campaign_id, host, pid, started_ms, heartbeat_ms)
-                     VALUES ($1, $2, $3, $4, $5, $5)",
+                    "INSERT INTO workers (id, campaign_id, host, pid, started_ms, heartbeat_ms, process)
+                     VALUES ($1, $2, $3, $4, $5, $5, $6)",
                 )
                 .bind(id)
                 .bind(campaign_id)
                 .bind(host)
                 .bind(pid)
                 .bind(now)
+                .bind(process)
                 .execute(pool)
                 .await?;
                 Ok(())
@@ -244,7 +250,7 @@ macro_rules! campaigns_for {
 
             pub(crate) async fn workers(pool: &$pool, campaign_id: i64) -> Result<Vec<WorkerInfo>> {
                 let rows = sqlx::query(
-                    "SELECT id, host, pid, started_ms, heartbeat_ms, sent, stopped_ms FROM workers
+                    "SELECT id, host, pid, started_ms, heartbeat_ms, sent, stopped_ms, process FROM workers
                      WHERE campaign_id = $1 ORDER BY started_ms",
                 )
                 .bind(campaign_id)
@@ -260,6 +266,7 @@ macro_rules! campaigns_for {
                         heartbeat_ms: r.get(4),
                         sent: r.get(5),
                         stopped_ms: r.get(6),
+                        process: r.get(7),
                     })
                     .collect())
             }
@@ -273,7 +280,7 @@ macro_rules! campaigns_for {
                 .await?)
             }
 
-            pub(crate) async fn audit_entries(pool: &$pool, ) -> Result<Vec<AuditEntry>> {
+            pub(crate) async fn audit_entries(pool: &$pool) -> Result<Vec<AuditEntry>> {
                 let rows = sqlx::query(
                     "SELECT id, at_ms, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY id",
                 )
@@ -296,11 +303,10 @@ macro_rules! campaigns_for {
 
             /// Why a campaign move changed nothing: the state the campaign is in now.
             pub(crate) async fn refused(pool: &$pool, id: i64, m: CampaignMove) -> Result<Refused> {
-                let found: Option<String> =
-                    sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(pool)
-                        .await?;
+                let found: Option<String> = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
                 Ok(Refused {
                     campaign: id,
                     attempted: m,

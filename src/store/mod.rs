@@ -467,6 +467,8 @@ pub struct WorkerInfo {
     pub heartbeat_ms: i64,
     pub sent: i64,
     pub stopped_ms: Option<i64>,
+    /// The process as its machine recognises it (`boot:pidns:pid:start`), if known.
+    pub process: Option<String>,
 }
 
 /// Tokens handed out by a shared rate budget.
@@ -649,8 +651,15 @@ pub trait Store: Send + Sync {
     async fn held_by_cap(&self, campaign_id: i64) -> Result<(i64, Option<i64>)>;
 
     // dispatch
-    async fn register_worker(&self, id: &str, campaign_id: i64, host: &str, pid: i64)
-    -> Result<()>;
+    /// `process`: the worker's process fingerprint (src/dispatch/liveness.rs), when known.
+    async fn register_worker(
+        &self,
+        id: &str,
+        campaign_id: i64,
+        host: &str,
+        pid: i64,
+        process: Option<&str>,
+    ) -> Result<()>;
     /// Renews this worker's leases and heartbeat.
     async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()>;
     async fn stop_worker(&self, worker: &str) -> Result<()>;

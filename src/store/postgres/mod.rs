@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "settings",
         include_str!("../../../migrations/postgres/0006_settings.sql"),
     ),
+    (
+        7,
+        "worker_identity",
+        include_str!("../../../migrations/postgres/0007_worker_identity.sql"),
+    ),
 ];
 
 /// `pg_advisory_xact_lock` key serialising appends to the audit chain ("smscast" in ASCII).
@@ -385,8 +390,9 @@ impl Store for PostgresStore {
         campaign_id: i64,
         host: &str,
         pid: i64,
+        process: Option<&str>,
     ) -> Result<()> {
-        campaigns::register_worker(&self.pool, id, campaign_id, host, pid).await
+        campaigns::register_worker(&self.pool, id, campaign_id, host, pid, process).await
     }
 
     async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()> {

@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "settings",
         include_str!("../../../migrations/sqlite/0006_settings.sql"),
     ),
+    (
+        7,
+        "worker_identity",
+        include_str!("../../../migrations/sqlite/0007_worker_identity.sql"),
+    ),
 ];
 
 /// Process-wide SQLite settings; call before the first connection opens (first thing in
@@ -455,8 +460,9 @@ impl Store for SqliteStore {
         campaign_id: i64,
         host: &str,
         pid: i64,
+        process: Option<&str>,
     ) -> Result<()> {
-        campaigns::register_worker(&self.writer, id, campaign_id, host, pid).await
+        campaigns::register_worker(&self.writer, id, campaign_id, host, pid, process).await
     }
 
     async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()> {
