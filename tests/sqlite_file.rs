@@ -224,3 +224,16 @@ fn a_backup_taken_during_a_send_verifies() {
     let out = send.wait_with_output().unwrap();
     assert!(out.status.success());
 }
+
+/// A command that fails on its input before touching the record leaves no empty database.
+#[test]
+fn a_failed_import_leaves_no_empty_database_behind() {
+    let env = Env::new("sqlite-no-empty-db");
+    if env.is_postgres() {
+        return;
+    }
+    let out = env.run(&["subscribers", "import", "missing.csv", "--list", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.csv"));
+    assert!(!env.path("smscast.db").exists());
+}

@@ -24,6 +24,9 @@ pub async fn run(ctx: &Ctx, cmd: SubscribersCmd) -> Result<Exit> {
 }
 
 async fn import_file(ctx: &Ctx, args: ImportArgs) -> Result<Exit> {
+    // A file that cannot be opened imports nothing, and leaves no empty database behind.
+    std::fs::File::open(&args.file)
+        .with_context(|| format!("Cannot read {}", args.file.display()))?;
     let store = ctx.store().await?;
     let bar = if std::io::stderr().is_terminal() && !args.json {
         let b = ProgressBar::new(0);
