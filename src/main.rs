@@ -40,7 +40,11 @@ fn main() -> ExitCode {
         Err(err) => {
             // The database URL may hold a password, and an error may quote the URL or the
             // path inside it (whichever layer wrote it): never print it.
-            let message = smscast::store::redact_secrets(&format!("{err:#}"), &db);
+            let message = match smscast::store::explain(&err, &db) {
+                Some(words) => format!("{words}\n({err:#})"),
+                None => format!("{err:#}"),
+            };
+            let message = smscast::store::redact_secrets(&message, &db);
             // Names quoted in errors come from files and flags: show escapes, never run them.
             eprintln!("error: {}", smscast::text::for_terminal_lines(&message));
             ExitCode::from(1)

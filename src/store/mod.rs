@@ -71,6 +71,32 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     (path != ":memory:").then(|| std::path::PathBuf::from(path))
 }
 
+/// An error the database gave, said in words the user can act on (`None`: nothing to add).
+/// A full disk is the case that matters: SQLite's "database or disk is full" (code 13) or
+/// PostgreSQL's `53100`.
+pub fn explain(err: &anyhow::Error, url: &str) -> Option<String> {
+    let db = err.chain().find_map(|e| {
+        e.downcast_ref::<sqlx::Error>()
+            .and_then(|e| e.as_database_error())
+    })?;
+    let code = db.code()?;
+    let full = code == "13" || code == "53100" || db.message().contains("disk is full");
+    full.then(|| match sqlite_file(url) {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            format!(
+                "disk full: free space on the disk holding {} (the database {}), then run the command again; what was recorded before this is kept, and what failed was not recorded",
+                dir.display(),
+                path.display()
+            )
+        }
+        None => "disk full on the database server: free space there, then run the command again; what was recorded before this is kept".to_string(),
+    })
+}
+
 /// Whether `url` names a PostgreSQL database.
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")

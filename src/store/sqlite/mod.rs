@@ -167,7 +167,18 @@ impl SqliteStore {
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        match self.writer.begin_with("BEGIN IMMEDIATE").await {
+            // A COMMIT that failed (disk full, I/O error) was rolled back by SQLite itself,
+            // but the connection still counts itself inside that transaction and refuses to
+            // begin another: close it, and the pool opens a fresh one.
+            Err(sqlx::Error::InvalidSavePointStatement) => {
+                let mut stuck = self.writer.acquire().await?;
+                stuck.close_on_drop();
+                drop(stuck);
+                Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            other => Ok(other?),
+        }
     }
 }
 
