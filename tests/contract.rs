@@ -374,3 +374,56 @@ fn campaign_names_never_read_as_ids() {
         assert!(store.campaign("#999").await.unwrap().is_none());
     });
 }
+
+/// Issue 14, defect 7: the per-number cap counts messages in flight and in doubt from other
+/// campaigns, not only those recorded as submitted.
+#[test]
+fn the_cap_counts_messages_in_flight_and_in_doubt() {
+    let env = Env::new("contract-cap");
+    runtime().block_on(async {
+        let store = open(&env).await;
+        let first = common::seed(&*store, &common::numbers(1), "Xin chào", "k").await;
+        let second = common::seed_named(&*store, "second", "k").await;
+        let cap = 24 * 3_600_000;
+        let now = store::now_ms();
+        let mark = |campaign: i64, worker: &'static str| {
+            let store = store.clone();
+            async move {
+                let now = store::now_ms();
+                let ids: Vec<i64> = store
+                    .claim(campaign, worker, 10, now, now + 60_000)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.id)
+                    .collect();
+                store
+                    .mark_in_flight(worker, &ids, cap, now + 60_000)
+                    .await
+                    .unwrap()
+            }
+        };
+        // The first campaign's message is on its way (sending, not yet recorded).
+        let out = mark(first.id, "w1").await;
+        assert_eq!(out.len(), 1);
+        assert!(
+            mark(second.id, "w2").await.is_empty(),
+            "held while in flight"
+        );
+        // It comes back in doubt: still held, the phone may have it.
+        let mut doubt = common::submitted(out[0].0, "k", "x");
+        doubt.attempt_no = out[0].1;
+        doubt.kind = OutcomeKind::InDoubt;
+        store.record("w1", &[doubt]).await.unwrap();
+        assert_eq!(state_of(&*store, &first, "unknown").await, 1);
+        let third = common::seed_named(&*store, "third", "k").await;
+        assert!(mark(third.id, "w3").await.is_empty(), "held while in doubt");
+        assert_eq!(state_of(&*store, &second, "queued").await, 1);
+        assert_eq!(state_of(&*store, &third, "queued").await, 1);
+        // Held until the cap allows, never in a tight loop: due a minute or more from now.
+        assert!(
+            store.next_due_ms(third.id).await.unwrap().unwrap() >= now + 60_000,
+            "held for at least a minute"
+        );
+    });
+}

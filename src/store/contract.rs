@@ -289,6 +289,34 @@ impl CampaignMove {
     }
 }
 
+/// The per-number cap's hold ([`DeliveryMove::HoldForCap`]) as one statement for both
+/// backends: rows selected by `rows` (the backend's id-list filter) whose number had a message
+/// from another campaign within the cap go back to the queue until the cap allows. "Had a
+/// message" counts rows submitted within the cap, rows in flight right now, and rows in doubt
+/// whose last try was within the cap: any of them may have reached the phone. `cap` and `now`
+/// are the statement's placeholders for the cap (ms) and the current time; `extra` is added to
+/// the SET list.
+pub fn cap_hold_sql(rows: &str, cap: &str, now: &str, extra: &str) -> String {
+    let other = "FROM deliveries o WHERE o.msisdn = deliveries.msisdn
+                     AND o.campaign_id <> deliveries.campaign_id";
+    let last_out = format!("(SELECT MAX(o.submitted_ms) {other})");
+    format!(
+        "UPDATE deliveries SET {extra}
+             next_attempt_ms = CASE WHEN COALESCE({last_out}, 0) + {cap} > {now} + 60000
+                                    THEN {last_out} + {cap} ELSE {now} + 60000 END,
+             last_error = 'per-number cap: this number had a message from another campaign less than '
+                          || ({cap} / 3600000) || ' h ago (or one may be on its way); waiting'
+         WHERE {rows} AND {guard}
+           AND EXISTS (SELECT 1 {other}
+                       AND (o.submitted_ms > {now} - {cap}
+                            OR o.state = 'sending'
+                            OR (o.state = 'unknown'
+                                AND EXISTS (SELECT 1 FROM attempts a WHERE a.delivery_id = o.id
+                                            AND a.started_ms > {now} - {cap}))))",
+        guard = DeliveryMove::HoldForCap.guard()
+    )
+}
+
 /// A campaign move the table does not allow from the campaign's current state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refused {

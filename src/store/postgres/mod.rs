@@ -560,17 +560,21 @@ impl Store for PostgresStore {
         let mut tx = self.tx().await?;
         lock_ids(&mut tx, ids).await?;
         if cap_ms > 0 {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL,
-                     next_attempt_ms = (SELECT MAX(o.submitted_ms) FROM deliveries o
-                                        WHERE o.msisdn = deliveries.msisdn
-                                          AND o.campaign_id <> deliveries.campaign_id) + $3,
-                     last_error = 'per-number cap: this number had a message from another campaign less than '
-                                  || ($3 / 3600000) || ' h ago; waiting'
-                 WHERE id = ANY($1) AND lease_owner = $2 AND {}
-                   AND EXISTS (SELECT 1 FROM deliveries o WHERE o.msisdn = deliveries.msisdn
-                               AND o.campaign_id <> deliveries.campaign_id AND o.submitted_ms > $4 - $3)",
-                DeliveryMove::HoldForCap.guard()
+            // Numbers are locked (in order) for the rest of the transaction, so two workers
+            // marking the same number for two campaigns at once take turns, and the second
+            // sees the first's row in flight.
+            sqlx::query(
+                "SELECT pg_advisory_xact_lock(hashtext(msisdn)) FROM
+                     (SELECT DISTINCT msisdn FROM deliveries WHERE id = ANY($1) ORDER BY msisdn) n",
+            )
+            .bind(ids)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(contract::cap_hold_sql(
+                "id = ANY($1) AND lease_owner = $2",
+                "$3",
+                "$4",
+                "state = 'queued', lease_owner = NULL, lease_expires_ms = NULL,",
             )))
             .bind(ids)
             .bind(worker)

@@ -632,17 +632,11 @@ impl Store for SqliteStore {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         if cap_ms > 0 {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE deliveries SET
-                     next_attempt_ms = (SELECT MAX(o.submitted_ms) FROM deliveries o
-                                        WHERE o.msisdn = deliveries.msisdn
-                                          AND o.campaign_id <> deliveries.campaign_id) + $2,
-                     last_error = 'per-number cap: this number had a message from another campaign less than '
-                                  || ($2 / 3600000) || ' h ago; waiting'
-                 WHERE id IN (SELECT value FROM json_each($1)) AND {}
-                   AND EXISTS (SELECT 1 FROM deliveries o WHERE o.msisdn = deliveries.msisdn
-                               AND o.campaign_id <> deliveries.campaign_id AND o.submitted_ms > $3 - $2)",
-                DeliveryMove::HoldForCap.guard()
+            sqlx::query(sqlx::AssertSqlSafe(contract::cap_hold_sql(
+                "id IN (SELECT value FROM json_each($1))",
+                "$2",
+                "$3",
+                "",
             )))
             .bind(&ids)
             .bind(cap_ms)
