@@ -386,7 +386,11 @@ impl Dispatcher {
 
     /// Runs until the campaign completes, a stop is asked for, or the campaign is paused.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<Stop> {
-        let heartbeat = self.spawn_heartbeat();
+        let mut heartbeat = self.spawn_heartbeat();
+        // A store error that ends the run is kept until in-flight sends are finished and
+        // recorded: answers already received must not become "in doubt".
+        let mut failure = None;
+        let mut store_errors = 0u32;
         let stop = loop {
             if *shutdown.borrow() {
                 break Stop::Interrupted;
@@ -394,19 +398,51 @@ impl Dispatcher {
             if let Some(stop) = self.halt.lock().await.clone() {
                 break stop;
             }
-            match self.step(&shutdown).await? {
-                StepOutcome::Sent(_) => {}
-                StepOutcome::Idle(wait) => {
+            if heartbeat.is_finished() {
+                // It only ends by panicking: without it the leases run out under live sends.
+                tracing::error!("the heartbeat task stopped; starting it again");
+                heartbeat = self.spawn_heartbeat();
+            }
+            match self.step(&shutdown).await {
+                Ok(StepOutcome::Sent(_)) => store_errors = 0,
+                Ok(StepOutcome::Idle(wait)) => {
+                    store_errors = 0;
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.changed() => {}
                     }
                 }
-                StepOutcome::Stop(stop) => break stop,
+                Ok(StepOutcome::Stop(stop)) => break stop,
+                // A busy file or a database fail-over: wait and try again, for about a minute.
+                Err(e) if crate::store::is_transient(&e) && store_errors < 12 => {
+                    store_errors += 1;
+                    let wait = Duration::from_millis(250) * 2u32.pow(store_errors.min(5));
+                    tracing::warn!(
+                        "the database did not answer ({e:#}); trying again in {wait:?} (try {store_errors})"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break Stop::Interrupted;
+                }
             }
         };
         heartbeat.abort();
-        self.finish().await?;
+        let finished = self.finish().await;
+        if let Some(e) = failure {
+            if let Err(f) = finished {
+                tracing::error!("finishing after the error failed too: {f:#}");
+            }
+            let _ = self.store.stop_worker(&self.opts.worker_id).await;
+            return Err(e.context(
+                "the campaign stopped on a database error; sends already out were finished and recorded, and `smscast send` again resumes",
+            ));
+        }
+        finished?;
         let stop = match stop {
             Stop::NothingLeft | Stop::Completed => {
                 if self.store.complete_if_done(self.campaign.id).await? {

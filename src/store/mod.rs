@@ -97,6 +97,22 @@ pub fn explain(err: &anyhow::Error, url: &str) -> Option<String> {
     })
 }
 
+/// Whether a store error may pass if the same call is made again: a busy or locked SQLite
+/// file, a pool that timed out, a broken connection, or PostgreSQL's serialization failures,
+/// deadlocks and shutdowns of a fail-over.
+pub fn is_transient(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| match e.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed) => true,
+        Some(sqlx::Error::Database(d)) => d.code().is_some_and(|c| {
+            matches!(
+                c.as_ref(),
+                "5" | "6" | "517" | "40001" | "40P01" | "57P01" | "57P02" | "57P03"
+            ) || c.starts_with("08")
+        }),
+        _ => false,
+    })
+}
+
 /// Whether `url` names a PostgreSQL database.
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -963,6 +979,15 @@ mod tests {
         assert_eq!(p[4], ("max".to_string(), 100));
         assert!(percentiles(&[]).is_empty());
         assert_eq!(percentiles(&[(7, 3)])[0].1, 7);
+    }
+
+    #[test]
+    fn only_errors_that_may_pass_are_transient() {
+        let timed_out = anyhow::Error::from(sqlx::Error::PoolTimedOut).context("claiming");
+        assert!(is_transient(&timed_out));
+        let gone = anyhow::Error::from(sqlx::Error::RowNotFound);
+        assert!(!is_transient(&gone));
+        assert!(!is_transient(&anyhow::anyhow!("no such campaign")));
     }
 
     #[test]
