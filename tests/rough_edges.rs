@@ -551,3 +551,38 @@ fn numbers_held_by_the_cap_are_counted_where_the_user_looks() {
     let show = env.ok(&["campaign", "show", "first"]);
     assert!(!show.contains("held"), "{show}");
 }
+
+/// `gateway simulate` prints a `[gateways.…]` section that works when pasted into
+/// smscast.toml, and says on Ctrl-C that it stops the simulator (not send's words).
+#[test]
+fn the_simulator_prints_a_section_to_paste_and_its_own_goodbye() {
+    use std::io::Read;
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["gateway", "simulate", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 4096];
+    let start = std::time::Instant::now();
+    while !out.contains("auth_token") && start.elapsed() < std::time::Duration::from_secs(10) {
+        let n = stdout.read(&mut buf).unwrap();
+        out.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let section = &out[out.find("[gateways.sim]").expect("a section to paste")..];
+    let config = smscast::config::Config::parse(section).expect("the section loads");
+    assert!(config.gateways.contains_key("sim"));
+    common::signal(&child, "-INT");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let _ = child.wait();
+    assert!(err.contains("stopping the simulator"), "{err}");
+    assert!(!err.contains("recording"), "{err}");
+}

@@ -164,7 +164,7 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
     let gateway = crate::gateway::build(&config, "simulator", Duration::from_secs(10))?;
     let campaign = super::find_campaign(&*store, &id.to_string()).await?;
     let (tx, rx) = watch::channel(false);
-    super::send::spawn_signal_handler(tx);
+    super::send::spawn_signal_handler(tx, super::send::SENDING_STOPS);
     let opts = Options {
         rate: Some(args.rate),
         concurrency: 32,

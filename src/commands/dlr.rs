@@ -48,7 +48,10 @@ pub async fn serve(ctx: &Ctx, args: DlrServeArgs) -> Result<Exit> {
     );
 
     let (tx, mut rx) = watch::channel(false);
-    spawn_signal_handler(tx);
+    spawn_signal_handler(
+        tx,
+        "stopping: answering the receipts already received, then exiting",
+    );
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut loaded = modified(&path);

@@ -75,7 +75,7 @@ pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<Exit> {
         None => None,
     };
     let (tx, rx) = watch::channel(false);
-    spawn_signal_handler(tx);
+    spawn_signal_handler(tx, SENDING_STOPS);
     let plain = args.plain || !std::io::stderr().is_terminal();
     let exit = run_campaign(ctx, store, campaign, routes, opts, rx, plain).await;
     if let Some(m) = metrics {
@@ -308,9 +308,14 @@ pub fn build_routes(config: &Config, campaign: &Campaign, timeout: Duration) -> 
     Ok(routes)
 }
 
-/// Ctrl-C or SIGTERM asks for a clean stop; a second Ctrl-C exits at once (still safe:
-/// what was on the wire stays `sending` and is recovered as in doubt).
-pub fn spawn_signal_handler(tx: watch::Sender<bool>) {
+/// What `send` says on Ctrl-C.
+pub const SENDING_STOPS: &str =
+    "stopping: no new messages; finishing and recording the ones in flight…";
+
+/// Ctrl-C or SIGTERM asks for a clean stop (`tx`), and `stopping` says what the command does
+/// on the way out; a second Ctrl-C exits at once (130; still safe: what was on the wire stays
+/// `sending` and is recovered as in doubt).
+pub fn spawn_signal_handler(tx: watch::Sender<bool>, stopping: &'static str) {
     tokio::spawn(async move {
         #[cfg(unix)]
         let mut term =
@@ -336,7 +341,7 @@ pub fn spawn_signal_handler(tx: watch::Sender<bool>) {
                 eprintln!("second interrupt: exiting now");
                 std::process::exit(130);
             }
-            eprintln!("stopping: no new messages; finishing and recording the ones in flight…");
+            eprintln!("{stopping}");
             let _ = tx.send(true);
         }
     });
@@ -439,8 +444,12 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
         "  books: GET {0}/stats, {0}/stats/recipients, {0}/stats/arrivals",
         sim.base_url()
     );
+    println!(
+        "  for smscast.toml (any credentials are accepted):\n\n[gateways.sim]\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"ACsimulator\"\nauth_token = \"any\"\n",
+        sim.base_url()
+    );
     let (tx, mut rx) = watch::channel(false);
-    spawn_signal_handler(tx);
+    spawn_signal_handler(tx, "stopping the simulator");
     let _ = rx.changed().await;
     sim.stop().await;
     Ok(Exit::Ok)
