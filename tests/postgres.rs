@@ -88,17 +88,6 @@ fn state(r: &serde_json::Value, s: &str) -> u64 {
 }
 
 /// The busiest one-second window of the gateway's arrival times.
-fn busiest_second(arrivals: &[i64]) -> usize {
-    let mut j = 0;
-    let mut busiest = 0;
-    for i in 0..arrivals.len() {
-        while arrivals[j] <= arrivals[i] - 1000 {
-            j += 1;
-        }
-        busiest = busiest.max(i - j + 1);
-    }
-    busiest
-}
 
 #[test]
 fn auditors_connections_refuse_writes() {
@@ -332,7 +321,7 @@ fn three_workers_one_killed_each_recipient_once_and_one_rate() {
 
     // One rate: no one-second window above the campaign's rate plus one burst.
     let limit = (rate + rate / 20.0) * 1.02;
-    let busiest = busiest_second(&arrivals);
+    let busiest = common::busiest_second(&arrivals);
     assert!(
         busiest as f64 <= limit,
         "{busiest} requests in one second across the workers (limit {rate}/s)"
@@ -411,7 +400,7 @@ fn two_campaigns_on_one_gateway_share_its_rate() {
         );
     }
     assert_eq!(sim.accepted(), 2 * numbers.len() as u64);
-    let busiest = busiest_second(&sim.arrivals());
+    let busiest = common::busiest_second(&sim.arrivals());
     let limit = (300.0 + 300.0 / 20.0) * 1.02;
     assert!(
         busiest as f64 <= limit,

@@ -322,6 +322,19 @@ pub fn set_send_by(env: &Env, campaign: &str, ends_ms: i64) {
     });
 }
 
+/// The most arrivals (ms, ascending) in any one-second window.
+pub fn busiest_second(arrivals: &[i64]) -> usize {
+    let mut j = 0;
+    let mut busiest = 0;
+    for i in 0..arrivals.len() {
+        while arrivals[j] <= arrivals[i] - 1000 {
+            j += 1;
+        }
+        busiest = busiest.max(i - j + 1);
+    }
+    busiest
+}
+
 mod workspace;
 #[allow(unused_imports)]
 pub use workspace::*;
