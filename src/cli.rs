@@ -156,6 +156,16 @@ pub struct ImportArgs {
     /// The column with district names: a header name or a 1-based number [default: detected]
     #[arg(long)]
     pub district_column: Option<String>,
+    /// The carrier this list comes from: every number is filed under it whatever its prefix
+    /// (ported numbers keep their first carrier's prefix), replacing the carrier stored for a
+    /// number already known (viettel, vinaphone, mobifone, vietnamobile, gmobile, itel, reddi, other)
+    #[arg(long, value_parser = parse_carrier)]
+    pub carrier: Option<crate::msisdn::Carrier>,
+    /// The column naming each row's carrier (over --carrier and the prefix; a value that names
+    /// no carrier rejects the row): a header name or a 1-based number [default: a column
+    /// headed carrier or nhà mạng]
+    #[arg(long)]
+    pub carrier_column: Option<String>,
     /// Write every rejected row (line, raw value, reason) to this CSV file
     #[arg(long)]
     pub rejects: Option<PathBuf>,
@@ -166,6 +176,21 @@ pub struct ImportArgs {
     /// Print the summary as JSON (the fields are listed in the README)
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--carrier` as clap parses it: a carrier as lists write it ("Viettel", "VNPT", …).
+pub fn parse_carrier(s: &str) -> Result<crate::msisdn::Carrier, String> {
+    use crate::msisdn::Carrier;
+    Carrier::from_source(s).ok_or_else(|| {
+        let known = Carrier::ALL.map(|c| c.as_str());
+        let hint = crate::commands::did_you_mean(&s.trim().to_lowercase(), known.iter().copied())
+            .map(|c| format!(" (did you mean {c}?)"))
+            .unwrap_or_default();
+        format!(
+            "{s:?} is not a carrier{hint}: use one of {}",
+            known.join(", ")
+        )
+    })
 }
 
 #[derive(Debug, Subcommand)]

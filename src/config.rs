@@ -11,6 +11,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use crate::msisdn::Carrier;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -529,6 +531,36 @@ fn check_dlr_url(name: &str, format: &str, url: &str) -> Result<()> {
     Ok(())
 }
 
+/// The keys of `[routing]` and `[prices]`, checked and in the stored form: `default` or a
+/// carrier as [`Carrier::as_str`] spells it (any case is accepted). A typo would otherwise
+/// silently send that carrier to the default route (or price), so it is refused.
+fn carrier_keys<V>(section: &str, map: BTreeMap<String, V>) -> Result<BTreeMap<String, V>> {
+    let mut out = BTreeMap::new();
+    for (key, value) in map {
+        let name = match key.trim().parse::<Carrier>() {
+            Ok(c) => c.as_str().to_string(),
+            Err(_) if key.trim().eq_ignore_ascii_case("default") => "default".to_string(),
+            Err(_) => {
+                let known = Carrier::ALL.map(|c| c.as_str());
+                let hint = crate::commands::did_you_mean(
+                    &key.trim().to_lowercase(),
+                    known.iter().copied().chain(["default"]),
+                )
+                .map(|s| format!(" (did you mean {s}?)"))
+                .unwrap_or_default();
+                bail!(
+                    "{section} names {key:?}, which is not a carrier{hint}: use one of {}, or default",
+                    known.join(", ")
+                );
+            }
+        };
+        if out.insert(name.clone(), value).is_some() {
+            bail!("{section} gives {name} twice (names are compared without case): keep one");
+        }
+    }
+    Ok(out)
+}
+
 impl Config {
     /// Loads `path`, or the default `smscast.toml` when present, or an empty configuration.
     pub fn load(path: Option<&Path>) -> Result<Self> {
@@ -548,7 +580,11 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Self> {
-        let config: Self = toml::from_str(text)?;
+        let mut config: Self = toml::from_str(text)?;
+        config.routing = carrier_keys("[routing]", std::mem::take(&mut config.routing))?;
+        if let Some(prices) = &mut config.prices {
+            prices.per_part = carrier_keys("[prices]", std::mem::take(&mut prices.per_part))?;
+        }
         for (carrier, gw) in &config.routing {
             if !config.gateways.contains_key(gw) {
                 bail!(
@@ -690,6 +726,53 @@ mod tests {
     fn routing_to_a_missing_gateway_is_an_error() {
         let err = Config::parse("[routing]\nviettel = \"nope\"\n").unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn unknown_carriers_under_routing_are_refused() {
+        let err = Config::parse(
+            "[gateways.x]\nkind = \"kannel\"\nurl = \"http://127.0.0.1:13013/cgi-bin/sendsms\"\nusername = \"u\"\n[routing]\nvietel = \"x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("\"vietel\""), "{err}");
+        assert!(err.contains("did you mean viettel"), "{err}");
+        for known in [
+            "viettel",
+            "vinaphone",
+            "mobifone",
+            "vietnamobile",
+            "gmobile",
+            "itel",
+            "reddi",
+            "other",
+        ] {
+            assert!(err.contains(known), "{known} missing: {err}");
+        }
+        // Case does not matter (routing looks carriers up in lower case), and names are
+        // kept in the stored form.
+        let c = Config::parse(
+            "[gateways.x]\nkind = \"kannel\"\nurl = \"http://127.0.0.1:13013/cgi-bin/sendsms\"\nusername = \"u\"\n[routing]\nViettel = \"x\"\ndefault = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.routing.keys().collect::<Vec<_>>(), ["default", "viettel"]);
+    }
+
+    #[test]
+    fn unknown_carriers_under_prices_are_refused() {
+        let err = Config::parse("[prices]\ncurrency = \"VND\"\nmobiphone = 800\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"mobiphone\""), "{err}");
+        assert!(err.contains("did you mean mobifone"), "{err}");
+        assert!(err.contains("vietnamobile"), "{err}");
+        let c =
+            Config::parse("[prices]\ncurrency = \"VND\"\nViettel = 800\ndefault = 900\n").unwrap();
+        assert_eq!(c.prices.unwrap().price("viettel"), Some(800.0));
+        // The same carrier twice, in two spellings, is ambiguous.
+        assert!(
+            Config::parse("[prices]\ncurrency = \"VND\"\nViettel = 800\nviettel = 900\n").is_err()
+        );
     }
 
     #[test]

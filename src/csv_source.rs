@@ -13,7 +13,9 @@
 //!   is fine;
 //! * whether the first row is a header, and which columns hold the phone number
 //!   and the district (by header name in English or Vietnamese, by the
-//!   `--phone-column` / `--district-column` overrides, or from the data).
+//!   `--phone-column` / `--district-column` overrides, or from the data), and
+//!   the carrier, when a column names it (`carrier`, `nhà mạng`, or
+//!   `--carrier-column`).
 //!
 //! Rows are parsed by the `csv` crate into one reused [`csv::ByteRecord`]; the
 //! returned [`Row`] borrows from it. Line numbers are physical line numbers of
@@ -74,12 +76,15 @@ const DISTRICT_NAMES: &[&str] = &[
     "town",
     "county",
 ];
+/// Header names of a carrier column (after [`fold_key`]): the carrier a list says a
+/// number belongs to (numbers ported to another carrier keep their prefix).
+const CARRIER_NAMES: &[&str] = &["carrier", "nhamang", "mangdidong", "network"];
 /// Other usual header names: they only help decide that the first row is a
 /// header (so that a file without a phone column gets a helpful error).
 const OTHER_HEADER_NAMES: &[&str] = &[
     "name", "fullname", "ten", "hoten", "hovaten", "address", "diachi", "email", "stt", "id",
     "ghichu", "note", "notes", "gioitinh", "ngaysinh", "xa", "phuong", "xaphuong", "tinh", "cmnd",
-    "cccd", "nhamang", "carrier",
+    "cccd",
 ];
 
 /// Column choices given on the command line (`--phone-column`,
@@ -89,6 +94,7 @@ const OTHER_HEADER_NAMES: &[&str] = &[
 pub struct SourceOptions {
     pub phone_column: Option<String>,
     pub district_column: Option<String>,
+    pub carrier_column: Option<String>,
 }
 
 /// What was detected, for the summary and for error messages.
@@ -101,6 +107,7 @@ pub struct Detected {
     /// Header name, or "column N" (1-based) without a header.
     pub phone_column: String,
     pub district_column: Option<String>,
+    pub carrier_column: Option<String>,
     /// Names of the other header columns, in file order (empty without a header).
     pub attribute_columns: Vec<String>,
 }
@@ -113,6 +120,8 @@ pub struct Row<'a> {
     pub line: u64,
     pub phone: &'a str,
     pub district: Option<&'a str>,
+    /// The carrier column's value, as written; `None` without one or when empty.
+    pub carrier: Option<&'a str>,
     /// Other columns present in this row: (header name, value). Empty without a header.
     pub attributes: Vec<(&'a str, &'a str)>,
 }
@@ -165,6 +174,10 @@ pub enum SourceError {
     )]
     SameColumn { column: usize },
     #[error(
+        "--carrier-column designates column {column}, which is already the {role} column; give another column"
+    )]
+    CarrierColumnTaken { column: usize, role: &'static str },
+    #[error(
         "the file is not CSV (found {found}); open it in Excel and save it as \"CSV UTF-8 (Comma delimited)\""
     )]
     NotCsv { found: String },
@@ -215,6 +228,7 @@ enum Role {
     Ignore,
     Phone,
     District,
+    Carrier,
     Attribute(usize),
 }
 
@@ -301,6 +315,7 @@ impl<R: Read> Source<R> {
             has_header: layout.has_header,
             phone_column: layout.phone_name,
             district_column: layout.district_name,
+            carrier_column: layout.carrier_name,
             attribute_columns: layout.attribute_names,
         };
         Ok(Source {
@@ -371,6 +386,7 @@ impl<R: Read> Source<R> {
 
         let mut phone = None;
         let mut district = None;
+        let mut carrier = None;
         let mut attributes = Vec::with_capacity(self.detected.attribute_columns.len());
         for (i, field) in self.record.iter().enumerate() {
             let value = match std::str::from_utf8(field) {
@@ -389,6 +405,7 @@ impl<R: Read> Source<R> {
             match self.roles.get(i) {
                 Some(Role::Phone) => phone = Some(value),
                 Some(Role::District) if !value.is_empty() => district = Some(value),
+                Some(Role::Carrier) if !value.is_empty() => carrier = Some(value),
                 Some(Role::Attribute(k)) => {
                     attributes.push((self.detected.attribute_columns[*k].as_str(), value));
                 }
@@ -400,6 +417,7 @@ impl<R: Read> Source<R> {
                 line,
                 phone,
                 district,
+                carrier,
                 attributes,
             }),
             None => Err(RowProblem {
@@ -554,6 +572,7 @@ struct Layout {
     phone_index: usize,
     phone_name: String,
     district_name: Option<String>,
+    carrier_name: Option<String>,
     attribute_names: Vec<String>,
     roles: Vec<Role>,
 }
@@ -734,13 +753,17 @@ fn resolve_override(
 
 /// Overrides that are names (not numbers), folded.
 fn override_names(opts: &SourceOptions) -> Vec<String> {
-    [&opts.phone_column, &opts.district_column]
-        .into_iter()
-        .flatten()
-        .filter(|v| v.trim().parse::<usize>().is_err())
-        .map(|v| fold_key(v))
-        .filter(|k| !k.is_empty())
-        .collect()
+    [
+        &opts.phone_column,
+        &opts.district_column,
+        &opts.carrier_column,
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|v| v.trim().parse::<usize>().is_err())
+    .map(|v| fold_key(v))
+    .filter(|k| !k.is_empty())
+    .collect()
 }
 
 fn sniff_layout(text: &[u8], eof: bool, opts: &SourceOptions) -> Result<Layout, SourceError> {
@@ -769,6 +792,7 @@ fn sniff_layout(text: &[u8], eof: bool, opts: &SourceOptions) -> Result<Layout, 
             PHONE_NAMES.contains(&k.as_str())
                 || PHONE_NAMES_WEAK.contains(&k.as_str())
                 || DISTRICT_NAMES.contains(&k.as_str())
+                || CARRIER_NAMES.contains(&k.as_str())
                 || OTHER_HEADER_NAMES.contains(&k.as_str())
                 || overrides.contains(k)
         });
@@ -820,18 +844,49 @@ fn sniff_layout(text: &[u8], eof: bool, opts: &SourceOptions) -> Result<Layout, 
         None => None,
     };
 
+    let carrier_index = match &opts.carrier_column {
+        Some(v) => {
+            let i = resolve_override("--carrier-column", v, header.as_deref(), width)?;
+            if i == phone_index {
+                return Err(SourceError::CarrierColumnTaken {
+                    column: i + 1,
+                    role: "phone",
+                });
+            }
+            if Some(i) == district_index {
+                return Err(SourceError::CarrierColumnTaken {
+                    column: i + 1,
+                    role: "district",
+                });
+            }
+            Some(i)
+        }
+        None if header.is_some() => first_keys.iter().enumerate().position(|(i, k)| {
+            i != phone_index && Some(i) != district_index && CARRIER_NAMES.contains(&k.as_str())
+        }),
+        None => None,
+    };
+
     let column_name = |i: usize| match &header {
         Some(h) => h[i].clone(),
         None => format!("column {}", i + 1),
     };
     let roles_len = match &header {
         Some(h) => h.len(),
-        None => phone_index.max(district_index.unwrap_or(0)) + 1,
+        None => {
+            phone_index
+                .max(district_index.unwrap_or(0))
+                .max(carrier_index.unwrap_or(0))
+                + 1
+        }
     };
     let mut roles = vec![Role::Ignore; roles_len];
     roles[phone_index] = Role::Phone;
     if let Some(d) = district_index {
         roles[d] = Role::District;
+    }
+    if let Some(c) = carrier_index {
+        roles[c] = Role::Carrier;
     }
     let mut attribute_names = Vec::new();
     if let Some(h) = &header {
@@ -849,6 +904,7 @@ fn sniff_layout(text: &[u8], eof: bool, opts: &SourceOptions) -> Result<Layout, 
         phone_index,
         phone_name: column_name(phone_index),
         district_name: district_index.map(column_name),
+        carrier_name: carrier_index.map(column_name),
         attribute_names,
         roles,
     })
@@ -1020,6 +1076,7 @@ mod tests {
         let opts = SourceOptions {
             phone_column: phone.map(str::to_owned),
             district_column: district.map(str::to_owned),
+            carrier_column: None,
         };
         Source::new(bytes, &opts)
     }
@@ -1061,6 +1118,37 @@ mod tests {
             out.extend_from_slice(&if le { u.to_le_bytes() } else { u.to_be_bytes() });
         }
         out
+    }
+
+    #[test]
+    fn a_carrier_column_is_found_by_name_or_chosen() {
+        let data = "SĐT,Nhà mạng,ghi chú\n0912345678,Viettel,a\n0987654321,,b\n".as_bytes();
+        let mut s = src(data);
+        assert_eq!(s.detected().carrier_column.as_deref(), Some("Nhà mạng"));
+        assert_eq!(s.detected().attribute_columns, ["ghi chú"]);
+        let r = s.next_row().unwrap().unwrap().unwrap();
+        assert_eq!((r.phone, r.carrier), ("0912345678", Some("Viettel")));
+        let r = s.next_row().unwrap().unwrap().unwrap();
+        assert_eq!(r.carrier, None);
+
+        // Without a header, by number.
+        let opts = SourceOptions {
+            carrier_column: Some("2".into()),
+            ..SourceOptions::default()
+        };
+        let mut s = Source::new(&b"0912345678;vnpt\n0987654321;mobi\n"[..], &opts).unwrap();
+        assert_eq!(s.detected().carrier_column.as_deref(), Some("column 2"));
+        let r = s.next_row().unwrap().unwrap().unwrap();
+        assert_eq!(r.carrier, Some("vnpt"));
+
+        let opts = SourceOptions {
+            carrier_column: Some("phone".into()),
+            ..SourceOptions::default()
+        };
+        let err = Source::new(&b"phone,carrier\n0912345678,x\n"[..], &opts)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("phone column"), "{err}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::csv_source::{Detected, Row, Source, SourceOptions};
 use crate::district::{District, DistrictMatcher};
 use crate::import_sort::SortedRows;
-use crate::msisdn::{Fix, Msisdn};
+use crate::msisdn::{Carrier, Fix, Msisdn};
 use crate::store::{ImportCounts, ImportMeta, NewSubscriber, PreviousImport, Store};
 
 /// Rows per batch handed to the store (a multiple of the store's statement chunk).
@@ -43,6 +43,9 @@ const DISTRICT_CACHE: usize = 4096;
 pub struct ImportSummary {
     pub file: String,
     pub list: String,
+    /// `--carrier`: the carrier every number of the file was filed under (unless its row
+    /// names another in a carrier column).
+    pub carrier: Option<Carrier>,
     pub detected: Option<Detected>,
     pub rows_read: u64,
     #[serde(flatten)]
@@ -71,6 +74,9 @@ pub struct ImportRequest<'a> {
     pub file: &'a Path,
     pub list: &'a str,
     pub options: SourceOptions,
+    /// The carrier the list comes from (`--carrier`): every number is filed under it, the
+    /// prefix notwithstanding (a ported number keeps its original carrier's prefix).
+    pub carrier: Option<Carrier>,
     pub rejects: Option<&'a Path>,
     /// Bytes of rows sorted in memory before a run is spilled to a temporary file.
     pub sort_memory: usize,
@@ -127,8 +133,9 @@ async fn run(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportSummary>
     let (tx, mut rx) = mpsc::channel::<Message>(BATCHES_AHEAD);
     let file = req.file.to_path_buf();
     let sort_memory = req.sort_memory;
+    let carrier = req.carrier;
     let reader = tokio::task::spawn_blocking(move || {
-        Reader::new(source, rejects, sort_memory).run(&file, tx)
+        Reader::new(source, rejects, sort_memory, carrier).run(&file, tx)
     });
     while let Some(message) = rx.recv().await {
         match message {
@@ -157,6 +164,7 @@ async fn run(store: &dyn Store, req: ImportRequest<'_>) -> Result<ImportSummary>
     Ok(ImportSummary {
         file: req.file.display().to_string(),
         list: req.list.to_string(),
+        carrier: req.carrier,
         detected: Some(read.detected),
         rows_read: read.rows_read,
         counts,
@@ -217,6 +225,8 @@ struct Reader {
     counts: ReadCounts,
     attributes: String,
     sorted: SortedRows,
+    /// `--carrier`.
+    carrier: Option<Carrier>,
 }
 
 impl Reader {
@@ -224,6 +234,7 @@ impl Reader {
         source: Source<std::fs::File>,
         rejects: Option<csv::Writer<std::fs::File>>,
         sort_memory: usize,
+        carrier: Option<Carrier>,
     ) -> Self {
         let detected = source.detected().clone();
         Reader {
@@ -248,6 +259,7 @@ impl Reader {
             },
             attributes: String::new(),
             sorted: SortedRows::new(sort_memory),
+            carrier,
         }
     }
 
@@ -295,6 +307,35 @@ impl Reader {
                     continue;
                 }
             };
+            // A carrier column names the row's carrier (over `--carrier`); a value that names
+            // no carrier rejects the row rather than filing the number under a guess.
+            let carrier = match row.carrier {
+                None => self.carrier,
+                Some(written) => match Carrier::from_source(written) {
+                    Some(c) => Some(c),
+                    None => {
+                        let known = Carrier::ALL.map(|c| c.as_str());
+                        let hint = crate::commands::did_you_mean(
+                            &written.to_lowercase(),
+                            known.iter().copied(),
+                        )
+                        .map(|s| format!(" (did you mean {s}?)"))
+                        .unwrap_or_default();
+                        reject(
+                            &mut self.counts,
+                            self.rejects.as_mut(),
+                            row.line,
+                            written,
+                            "unknown_carrier",
+                            &format!(
+                                "the carrier column says {written:?}, which is not a carrier{hint}; known carriers: {}",
+                                known.join(", ")
+                            ),
+                        )?;
+                        continue;
+                    }
+                },
+            };
             match parsed.fix {
                 Some(Fix::LegacyPrefix) => self.counts.legacy_converted += 1,
                 Some(Fix::LeadingZeroRestored) => self.counts.leading_zero_restored += 1,
@@ -313,6 +354,7 @@ impl Reader {
             let attributes = attributes_json(&row, &mut self.attributes);
             self.sorted.push(
                 msisdn,
+                carrier,
                 district.as_ref().map(|d| &d.name),
                 attributes.as_deref(),
             )?;
@@ -491,6 +533,7 @@ mod tests {
             line: 2,
             phone: "0912345678",
             district: None,
+            carrier: None,
             attributes: vec![
                 ("Họ tên", "Nguyễn \"Văn\" A"),
                 ("note", "a\\b\nc\t\u{1}"),

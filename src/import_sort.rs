@@ -18,10 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 
-use crate::msisdn::Msisdn;
+use crate::msisdn::{Carrier, Msisdn};
 use crate::store::NewSubscriber;
 
 const NO_VALUE: u32 = u32::MAX;
+/// The carrier byte of a row whose carrier comes from its prefix.
+const NO_CARRIER: u8 = u8::MAX;
 
 /// One row: the number and where its district and attributes are in the arena.
 #[derive(Clone, Copy)]
@@ -34,13 +36,15 @@ struct Entry {
 struct Item {
     key: u64,
     district: u32,
+    carrier: u8,
     attributes: Option<Vec<u8>>,
 }
 
 pub struct SortedRows {
     budget: usize,
     entries: Vec<Entry>,
-    /// Per row: district id (u32 LE), attributes length (u32 LE, `NO_VALUE` = none), bytes.
+    /// Per row: district id (u32 LE), carrier (`Carrier as u8`, `NO_CARRIER` = by prefix),
+    /// attributes length (u32 LE, `NO_VALUE` = none), bytes.
     arena: Vec<u8>,
     districts: Vec<Arc<str>>,
     district_ids: HashMap<Arc<str>, u32>,
@@ -68,15 +72,17 @@ impl SortedRows {
         }
     }
 
-    /// Adds a row; spills a run first when memory is full.
+    /// Adds a row; spills a run first when memory is full. `carrier` is the carrier the
+    /// source names (a list from a carrier, a carrier column); `None` goes by the prefix.
     pub fn push(
         &mut self,
         msisdn: Msisdn,
+        carrier: Option<Carrier>,
         district: Option<&Arc<str>>,
         attributes: Option<&str>,
     ) -> Result<()> {
         let attributes = attributes.map(str::as_bytes);
-        let size = 8 + attributes.map_or(0, <[u8]>::len);
+        let size = 9 + attributes.map_or(0, <[u8]>::len);
         if !self.entries.is_empty()
             && self.entries.len() * size_of::<Entry>() + self.arena.len() + size > self.budget
         {
@@ -96,6 +102,7 @@ impl SortedRows {
         };
         let at = u32::try_from(self.arena.len()).context("an import run outgrew 4 GiB")?;
         self.arena.extend_from_slice(&district.to_le_bytes());
+        self.arena.push(carrier.map_or(NO_CARRIER, |c| c as u8));
         match attributes {
             None => self.arena.extend_from_slice(&NO_VALUE.to_le_bytes()),
             Some(a) => {
@@ -139,9 +146,10 @@ impl SortedRows {
         let _ = std::fs::remove_file(&path);
         let mut out = BufWriter::with_capacity(1 << 20, file);
         for e in &self.entries {
-            let (district, attributes) = self.fields(e.at);
+            let (district, carrier, attributes) = self.fields(e.at);
             out.write_all(&e.key.to_le_bytes())?;
             out.write_all(&district.to_le_bytes())?;
+            out.write_all(&[carrier])?;
             match attributes {
                 None => out.write_all(&NO_VALUE.to_le_bytes())?,
                 Some(a) => {
@@ -158,13 +166,14 @@ impl SortedRows {
         Ok(())
     }
 
-    fn fields(&self, at: u32) -> (u32, Option<&[u8]>) {
+    fn fields(&self, at: u32) -> (u32, u8, Option<&[u8]>) {
         let at = at as usize;
         let word = |i: usize| u32::from_le_bytes(self.arena[i..i + 4].try_into().unwrap());
         let district = word(at);
-        let len = word(at + 4);
-        let attributes = (len != NO_VALUE).then(|| &self.arena[at + 8..at + 8 + len as usize]);
-        (district, attributes)
+        let carrier = self.arena[at + 4];
+        let len = word(at + 5);
+        let attributes = (len != NO_VALUE).then(|| &self.arena[at + 9..at + 9 + len as usize]);
+        (district, carrier, attributes)
     }
 
     /// Merges everything in number order, first row of each number only, and hands the
@@ -228,19 +237,29 @@ impl SortedRows {
     fn memory_item(&self, next: &mut usize) -> Option<Item> {
         let e = self.entries.get(*next)?;
         *next += 1;
-        let (district, attributes) = self.fields(e.at);
+        let (district, carrier, attributes) = self.fields(e.at);
         Some(Item {
             key: e.key,
             district,
+            carrier,
             attributes: attributes.map(<[u8]>::to_vec),
         })
     }
 
     fn subscriber(&self, item: Item) -> Result<NewSubscriber> {
         let msisdn = Msisdn::from_u64(item.key).context("a sorted number was damaged")?;
+        let named = match item.carrier {
+            NO_CARRIER => None,
+            c => Some(
+                *Carrier::ALL
+                    .get(c as usize)
+                    .context("a sorted carrier was damaged")?,
+            ),
+        };
         Ok(NewSubscriber {
             msisdn,
-            carrier: msisdn.carrier().as_str(),
+            carrier: named.unwrap_or_else(|| msisdn.carrier()).as_str(),
+            carrier_from_source: named.is_some(),
             district: (item.district != NO_VALUE)
                 .then(|| Arc::clone(&self.districts[item.district as usize])),
             attributes: item
@@ -265,6 +284,8 @@ impl RunReader {
         let mut word = [0u8; 4];
         self.0.read_exact(&mut word)?;
         let district = u32::from_le_bytes(word);
+        let mut carrier = [0u8; 1];
+        self.0.read_exact(&mut carrier)?;
         self.0.read_exact(&mut word)?;
         let len = u32::from_le_bytes(word);
         let attributes = if len == NO_VALUE {
@@ -277,6 +298,7 @@ impl RunReader {
         Ok(Some(Item {
             key: u64::from_le_bytes(key),
             district,
+            carrier: carrier[0],
             attributes,
         }))
     }
@@ -298,14 +320,20 @@ mod tests {
         for &(n, tag) in rows {
             let attrs = format!("{{\"tag\":\"{tag}\"}}");
             let d = (tag % 2 == 0).then_some(&district);
-            s.push(number(n), d, Some(&attrs)).unwrap();
+            let c = (tag % 3 == 0).then_some(Carrier::ALL[tag as usize % 8]);
+            s.push(number(n), c, d, Some(&attrs)).unwrap();
         }
         let runs = s.runs();
         let mut out = Vec::new();
         let merged = s
             .finish(7, |batch| {
                 for r in batch {
-                    out.push((r.msisdn.as_u64(), r.attributes.unwrap()));
+                    let c = if r.carrier_from_source {
+                        r.carrier
+                    } else {
+                        "prefix"
+                    };
+                    out.push((r.msisdn.as_u64(), format!("{} {c}", r.attributes.unwrap())));
                 }
                 true
             })
@@ -331,7 +359,12 @@ mod tests {
                 .iter()
                 .find(|(n, _)| number(*n).as_u64() == *key)
                 .unwrap();
-            assert_eq!(attrs, &format!("{{\"tag\":\"{}\"}}", first.1));
+            let c = if first.1 % 3 == 0 {
+                Carrier::ALL[first.1 as usize % 8].as_str()
+            } else {
+                "prefix"
+            };
+            assert_eq!(attrs, &format!("{{\"tag\":\"{}\"}} {c}", first.1));
         }
     }
 

@@ -397,6 +397,29 @@ impl Carrier {
     }
 }
 
+impl Carrier {
+    /// A carrier as lists and carriers' files write it: any case, spaces, dashes and
+    /// diacritics ignored, the stored names ("viettel", "VinaPhone", "iTel", …) and the
+    /// common other names ("VNPT" and "Vina" for VinaPhone, "Mobi" and "MobiPhone" for
+    /// MobiFone, "Vietnammobile", "Beeline" for Gmobile, "Indochina Telecom" for iTel).
+    /// `None` for anything else.
+    pub fn from_source(s: &str) -> Option<Carrier> {
+        let key = crate::district::fold_key(s);
+        if let Some(c) = Carrier::ALL.into_iter().find(|c| c.as_str() == key) {
+            return Some(c);
+        }
+        Some(match key.as_str() {
+            "viettelmobile" | "viettelteleco" | "vietteltelecom" => Carrier::Viettel,
+            "vnpt" | "vina" | "vinafone" | "vnptvinaphone" => Carrier::Vinaphone,
+            "mobi" | "mobiphone" | "mobifon" | "vms" => Carrier::Mobifone,
+            "vietnammobile" | "vnmobile" => Carrier::Vietnamobile,
+            "beeline" | "gtel" | "gtelmobile" => Carrier::Gmobile,
+            "indochinatelecom" => Carrier::Itel,
+            _ => return None,
+        })
+    }
+}
+
 impl fmt::Display for Carrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.display_name())
@@ -850,6 +873,29 @@ fn classify(nsn: &[u8], fix: Option<Fix>) -> Result<Parsed, Reject> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn carriers_as_lists_write_them() {
+        use super::Carrier;
+        for (written, carrier) in [
+            ("Viettel", Carrier::Viettel),
+            (" VIETTEL ", Carrier::Viettel),
+            ("VNPT", Carrier::Vinaphone),
+            ("Vinaphone", Carrier::Vinaphone),
+            ("VNPT-VinaPhone", Carrier::Vinaphone),
+            ("MobiFone", Carrier::Mobifone),
+            ("Mobi", Carrier::Mobifone),
+            ("Vietnamobile", Carrier::Vietnamobile),
+            ("Gmobile", Carrier::Gmobile),
+            ("iTel", Carrier::Itel),
+            ("Reddi", Carrier::Reddi),
+        ] {
+            assert_eq!(Carrier::from_source(written), Some(carrier), "{written}");
+        }
+        for unknown in ["", "Vietel", "S-Fone", "x"] {
+            assert_eq!(Carrier::from_source(unknown), None, "{unknown}");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -61,6 +61,8 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
             list: "long-an".into(),
             phone_column: None,
             district_column: None,
+            carrier: None,
+            carrier_column: None,
             rejects: Some(dir.join("rejects.csv")),
             sort_memory: 64,
             json: false,

@@ -56,7 +56,9 @@ async fn import_file(ctx: &Ctx, args: ImportArgs) -> Result<Exit> {
             options: SourceOptions {
                 phone_column: args.phone_column,
                 district_column: args.district_column,
+                carrier_column: args.carrier_column,
             },
+            carrier: args.carrier,
             rejects: args.rejects.as_deref(),
             sort_memory: args.sort_memory as usize * (1 << 20),
             operator: &ctx.operator,
@@ -79,6 +81,9 @@ async fn import_file(ctx: &Ctx, args: ImportArgs) -> Result<Exit> {
                 "duplicates_in_file": summary.counts.duplicates_in_file,
                 "rejected": summary.rejected,
                 "legacy_converted": summary.legacy_converted,
+                "carrier": summary.carrier.map(|c| c.as_str()),
+                "carrier_column": summary.detected.as_ref().and_then(|d| d.carrier_column.clone()),
+                "carrier_changed": summary.counts.carrier_changed,
             }),
         )
         .await?;
@@ -129,6 +134,27 @@ fn print_summary(s: &ImportSummary, rejects: Option<&std::path::Path>) {
     );
     if s.leading_zero_restored > 0 {
         println!("leading 0 restored   {:>10}", s.leading_zero_restored);
+    }
+    let column = s.detected.as_ref().and_then(|d| d.carrier_column.as_ref());
+    match (s.carrier, column) {
+        (Some(c), None) => println!(
+            "carrier              {:>10}  (--carrier: every number filed under it, whatever its prefix)",
+            c.as_str()
+        ),
+        (Some(c), Some(col)) => println!(
+            "carrier: from the column {col:?} where given, else {} (--carrier)",
+            c.as_str()
+        ),
+        (None, Some(col)) => {
+            println!("carrier: from the column {col:?} where given, else by the prefix")
+        }
+        (None, None) => {}
+    }
+    if s.counts.carrier_changed > 0 {
+        println!(
+            "carrier changed      {:>10}  (numbers already known, now filed under the carrier this file names)",
+            s.counts.carrier_changed
+        );
     }
     println!("rejected             {:>10}", s.rejected);
     for (reason, n) in &s.rejected_by_reason {

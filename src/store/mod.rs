@@ -212,6 +212,10 @@ pub fn redact_secrets(text: &str, url: &str) -> String {
 pub struct NewSubscriber {
     pub msisdn: crate::msisdn::Msisdn,
     pub carrier: &'static str,
+    /// The carrier was named by the source (`--carrier`, a carrier column), not guessed from
+    /// the prefix: it replaces the carrier of a number already known. A carrier from the
+    /// prefix never replaces one (it may be the number's original carrier only).
+    pub carrier_from_source: bool,
     /// Canonical (or unrecognised) district name, shared by every row that spells it.
     pub district: Option<Arc<str>>,
     /// JSON object of the row's extra columns.
@@ -226,6 +230,9 @@ pub struct ImportCounts {
     pub imported: u64,
     pub already_present: u64,
     pub duplicates_in_file: u64,
+    /// Numbers already known whose carrier this import changed (the source named another
+    /// carrier than the one stored: a list from a carrier, a carrier column).
+    pub carrier_changed: u64,
 }
 
 #[derive(Clone, Debug)]

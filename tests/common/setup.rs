@@ -54,6 +54,7 @@ pub async fn seed(store: &dyn Store, numbers: &[String], text: &str, gateway: &s
         .map(|m| NewSubscriber {
             msisdn: smscast::msisdn::Msisdn::from_canonical(m).expect("canonical number"),
             carrier: "viettel",
+            carrier_from_source: true,
             district: Some("Tân An".into()),
             attributes: None,
         })

@@ -3,7 +3,8 @@
 //! table (one `UNNEST` of bound arrays per chunk) and merged set-wise at once:
 //!
 //! 1. new numbers go into `subscribers` (file order; a later row only fills a district or
-//!    attributes that were missing). PostgreSQL cannot upsert one key twice in a statement,
+//!    attributes that were missing, and a carrier named by the source replaces the stored
+//!    one, as on SQLite). PostgreSQL cannot upsert one key twice in a statement,
 //!    so the batch's rows are folded per number first (first occurrence wins), exactly as
 //!    SQLite's row-by-row upsert folds them;
 //! 2. numbers that were already members of the list before this import are remembered once
@@ -29,7 +30,8 @@ pub(super) async fn begin(
     let now = now_ms();
     for sql in [
         "CREATE TEMP TABLE import_batch (ord BIGINT NOT NULL, msisdn TEXT NOT NULL,
-             carrier TEXT NOT NULL, district TEXT, attributes TEXT) ON COMMIT DROP",
+             carrier TEXT NOT NULL, from_source BOOLEAN NOT NULL, district TEXT,
+             attributes TEXT) ON COMMIT DROP",
         "CREATE TEMP TABLE import_present (subscriber_id BIGINT PRIMARY KEY) ON COMMIT DROP",
     ] {
         sqlx::query(sql).execute(&mut *tx).await?;
@@ -68,6 +70,7 @@ pub(super) async fn begin(
         had_members,
         staged: 0,
         imported: 0,
+        carrier_changed: 0,
     }))
 }
 
@@ -79,6 +82,7 @@ struct PostgresImport {
     had_members: bool,
     staged: u64,
     imported: u64,
+    carrier_changed: u64,
 }
 
 #[async_trait]
@@ -92,18 +96,20 @@ impl ImportSession for PostgresImport {
         for chunk in rows.chunks(STAGE_CHUNK) {
             let msisdn: Vec<&str> = chunk.iter().map(|r| r.msisdn.as_str()).collect();
             let carrier: Vec<&str> = chunk.iter().map(|r| r.carrier).collect();
+            let from_source: Vec<bool> = chunk.iter().map(|r| r.carrier_from_source).collect();
             let district: Vec<Option<&str>> = chunk.iter().map(|r| r.district.as_deref()).collect();
             let attributes: Vec<Option<&str>> =
                 chunk.iter().map(|r| r.attributes.as_deref()).collect();
             sqlx::query(
-                "INSERT INTO import_batch (ord, msisdn, carrier, district, attributes)
-                 SELECT $1 + r.n, r.msisdn, r.carrier, r.district, r.attributes
-                 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[])
-                      WITH ORDINALITY AS r(msisdn, carrier, district, attributes, n)",
+                "INSERT INTO import_batch (ord, msisdn, carrier, from_source, district, attributes)
+                 SELECT $1 + r.n, r.msisdn, r.carrier, r.from_source, r.district, r.attributes
+                 FROM UNNEST($2::text[], $3::text[], $4::bool[], $5::text[], $6::text[])
+                      WITH ORDINALITY AS r(msisdn, carrier, from_source, district, attributes, n)",
             )
             .bind(ord)
             .bind(&msisdn)
             .bind(&carrier)
+            .bind(&from_source)
             .bind(&district)
             .bind(&attributes)
             .execute(&mut **tx)
@@ -129,6 +135,18 @@ impl ImportSession for PostgresImport {
         .bind(self.now)
         .execute(&mut **tx)
         .await?;
+        // A carrier named by the source replaces the stored one. SQLite applies the rows one
+        // by one, so of several rows of a number the last one naming a carrier wins; the
+        // same here. (An import hands over one row per number.)
+        self.carrier_changed += sqlx::query(
+            "UPDATE subscribers s SET carrier = b.carrier
+             FROM (SELECT DISTINCT ON (msisdn) msisdn, carrier FROM import_batch
+                   WHERE from_source ORDER BY msisdn, ord DESC) b
+             WHERE s.msisdn = b.msisdn AND s.carrier <> b.carrier",
+        )
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
         if self.had_members {
             sqlx::query(
                 "INSERT INTO import_present (subscriber_id)
@@ -176,6 +194,7 @@ impl ImportSession for PostgresImport {
             duplicates_in_file: meta.duplicates_in_file + self.staged
                 - self.imported
                 - already_present,
+            carrier_changed: self.carrier_changed,
         };
         sqlx::query(
             "UPDATE imports SET file_name = $1, sha256 = $2, rows_read = $3, imported = $4,

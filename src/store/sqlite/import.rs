@@ -3,7 +3,7 @@
 //! itself, so every row is appended to two B-trees:
 //!
 //! 1. the numbers go into `subscribers` (a number already known only gets a district or
-//!    attributes it was missing);
+//!    attributes it was missing, and the carrier the source names, when it names one);
 //! 2. they go into `list_members`; the rows it adds are `imported`, the others were
 //!    `already_present` in the list.
 //!
@@ -66,6 +66,7 @@ pub(super) async fn begin(
         import_id,
         staged: 0,
         imported: 0,
+        carrier_changed: 0,
     }))
 }
 
@@ -77,14 +78,20 @@ struct SqliteImport {
     import_id: i64,
     staged: u64,
     imported: u64,
+    carrier_changed: u64,
 }
 
 #[async_trait]
 impl ImportSession for SqliteImport {
     async fn stage(&mut self, rows: &[NewSubscriber]) -> Result<()> {
         let (now, list_id, import_id) = (self.now, self.list_id, self.import_id);
-        let imported = super::with_raw_connection(&mut self.conn, |db| {
+        let (imported, carrier_changed) = super::with_raw_connection(&mut self.conn, |db| {
             let mut imported = 0;
+            let mut carrier_changed = 0;
+            // A carrier named by the source replaces the stored one (few rows change:
+            // one keyed update each, in this transaction).
+            let mut recarrier =
+                db.prepare("UPDATE subscribers SET carrier = ?2 WHERE id = ?1 AND carrier <> ?2")?;
             let mut full = None;
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let mut partial = None;
@@ -110,12 +117,17 @@ impl ImportSession for SqliteImport {
                 }
                 subscribers.raw_execute()?;
                 imported += members.raw_execute()? as u64;
+                for r in chunk.iter().filter(|r| r.carrier_from_source) {
+                    carrier_changed +=
+                        recarrier.execute((r.msisdn.as_u64() as i64, r.carrier))? as u64;
+                }
             }
-            Ok(imported)
+            Ok((imported, carrier_changed))
         })
         .await
         .context("Cannot add the subscribers to the list")?;
         self.imported += imported;
+        self.carrier_changed += carrier_changed;
         self.staged += rows.len() as u64;
         Ok(())
     }
@@ -128,6 +140,7 @@ impl ImportSession for SqliteImport {
             imported: self.imported,
             already_present: self.staged - self.imported,
             duplicates_in_file: meta.duplicates_in_file,
+            carrier_changed: self.carrier_changed,
         };
         sqlx::query(
             "UPDATE imports SET file_name = $1, sha256 = $2, rows_read = $3, imported = $4,
