@@ -15,7 +15,7 @@ use crate::message::MessageFile;
 use crate::sample::{self, Shape};
 use crate::simulator::receipts::ReceiptOptions;
 use crate::simulator::{SimOptions, SimStats, Simulator};
-use crate::store::{self, Access, NewCampaign};
+use crate::store::NewCampaign;
 
 /// The simulator's auth token, which signs its receipts (a demo, not a secret).
 const DEMO_TOKEN: &str = "demo-auth-token";
@@ -94,7 +94,7 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
         },
     )
     .await?;
-    let store = store::open(&ctx.db, Access::ReadWrite).await?;
+    let store = ctx.store().await?;
     let dlr_port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
