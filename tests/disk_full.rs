@@ -90,3 +90,100 @@ async fn a_full_disk_is_reported_and_writing_resumes_when_space_returns() {
     assert_eq!(entries.last().unwrap().subject, "after");
     store.close().await;
 }
+
+/// The same through a running `dlr serve`: receipts are answered 200 only once stored; on a
+/// full disk they are refused (the gateway retries them), and once space is back the same
+/// process stores them again, with every receipt answered 200 kept.
+#[test]
+fn dlr_serve_refuses_while_the_disk_is_full_and_carries_on_after() {
+    use std::io::{BufRead, Read, Write};
+    let Some(fs) = Tmpfs::mount("4M") else {
+        eprintln!(
+            "dlr_serve_refuses_while_the_disk_is_full_and_carries_on_after: skipped: mounting a tmpfs needs root (CI runs as root)"
+        );
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("smscast-full-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("smscast.toml"),
+        "[gateways.k]\nkind = \"kannel\"\nurl = \"http://127.0.0.1:9/\"\nusername = \"u\"\npassword = \"p\"\ndlr_url = \"http://127.0.0.1:9\"\ndlr_token = \"tok\"\n",
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", fs.0.join("smscast.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smscast"))
+        .current_dir(&dir)
+        .env_remove("SMSCAST_DATABASE_URL")
+        .args(["--db", &db, "dlr", "serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("receiving delivery receipts on ")
+        .unwrap_or_else(|| panic!("unexpected output {line:?}"))
+        .to_string();
+    let host = base.strip_prefix("http://").unwrap().to_string();
+    let post = |n: u32| -> u16 {
+        let mut s = std::net::TcpStream::connect(&host).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let path = format!(
+            "/kannel/k?token=tok&ref=smscast-1-{n}&status=1&to=8491234{n:04}&answer={}",
+            "x".repeat(1500)
+        );
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        buf.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+    };
+    let mut stored = 0;
+    for n in 0..5 {
+        assert_eq!(post(n), 200);
+        stored += 1;
+    }
+    let filler = fill(&fs.0);
+    let mut refused = false;
+    for n in 5..400 {
+        match post(n) {
+            200 => stored += 1,
+            _ => {
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused, "a receipt is refused while the disk is full");
+    std::fs::remove_file(filler).unwrap();
+    let start = std::time::Instant::now();
+    let mut n = 1000;
+    loop {
+        n += 1;
+        if post(n) == 200 {
+            stored += 1;
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "dlr serve stores receipts again once space is back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let mut status = std::net::TcpStream::connect(&host).unwrap();
+    write!(status, "GET /status HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut body = String::new();
+    status.read_to_string(&mut body).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(body.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        json["total"], stored,
+        "every receipt answered 200 is kept: {json}"
+    );
+}
