@@ -537,6 +537,11 @@ fn numbers_held_by_the_cap_are_counted_where_the_user_looks() {
     let out = env.run(&["send", "second", "--no-wait"]);
     let e = stderr(&out);
     assert!(out.status.success(), "{e}");
+    // Said at launch, before any row is marked.
+    assert!(
+        e.contains("3 of them had a message from another campaign in the last 24 h"),
+        "{e}"
+    );
     assert!(
         e.contains("3 held by the per-number cap (24 h) until "),
         "{e}"
@@ -550,6 +555,26 @@ fn numbers_held_by_the_cap_are_counted_where_the_user_looks() {
     assert_eq!(json["held_by_cap"]["numbers"], 3);
     let show = env.ok(&["campaign", "show", "first"]);
     assert!(!show.contains("held"), "{show}");
+    // And on the progress line of a `send` that waits for them.
+    let log = env.path("progress.log");
+    let waiting = env
+        .cmd()
+        .args(["send", "second", "--plain"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    common::wait_for(
+        std::time::Duration::from_secs(20),
+        "a progress line with the held count",
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("3 held by the per-number cap")
+        },
+    );
+    common::signal(&waiting, "-INT");
+    let _ = waiting.wait_with_output();
 }
 
 /// `gateway simulate` prints a `[gateways.…]` section that works when pasted into

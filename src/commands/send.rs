@@ -138,6 +138,18 @@ pub async fn run_campaign(
                     "launched {:?}: {queued} to send, {suppressed} suppressed (opted out)",
                     campaign.name
                 );
+                if campaign.cap_hours > 0 {
+                    let held = store
+                        .cap_conflicts(campaign.id, campaign.cap_hours * 3_600_000)
+                        .await?;
+                    if held > 0 {
+                        eprintln!(
+                            "{held} of them had a message from another campaign in the last {} h: the per-number cap holds them until it allows (see `smscast campaign show {}`)",
+                            campaign.cap_hours,
+                            crate::text::for_terminal(&campaign.name)
+                        );
+                    }
+                }
             }
             None => eprintln!(
                 "{:?} was launched by another `send` a moment ago: joining it",
@@ -176,7 +188,12 @@ pub async fn run_campaign(
             end: campaign.window_end
         },
     );
-    let progress = spawn_progress(counters.clone(), pending as u64, plain);
+    let progress = spawn_progress(
+        counters.clone(),
+        pending as u64,
+        plain,
+        (campaign.cap_hours > 0).then(|| (store.clone(), campaign.id)),
+    );
     let started = Instant::now();
     let stop = dispatcher.run(shutdown).await?;
     progress.abort();
@@ -347,13 +364,17 @@ pub fn spawn_signal_handler(tx: watch::Sender<bool>, stopping: &'static str) {
     });
 }
 
+/// `held`: where to count the numbers the per-number cap holds back (every 5 s).
 fn spawn_progress(
     counters: Arc<Counters>,
     pending: u64,
     plain: bool,
+    held: Option<(Arc<dyn Store>, i64)>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let started = Instant::now();
+        let mut held_now = 0i64;
+        let mut held_checked: Option<Instant> = None;
         let bar = if plain {
             None
         } else {
@@ -374,12 +395,23 @@ fn spawn_progress(
                 + counters.failed.load(Ordering::Relaxed)
                 + counters.in_doubt.load(Ordering::Relaxed);
             crate::observe::queue_depth(pending.saturating_sub(done));
-            let msg = format!(
+            if let Some((store, campaign)) = &held
+                && held_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
+            {
+                held_checked = Some(Instant::now());
+                if let Ok((n, _)) = store.held_by_cap(*campaign).await {
+                    held_now = n;
+                }
+            }
+            let mut msg = format!(
                 "retried {} rejected {} failed {}",
                 counters.retried.load(Ordering::Relaxed),
                 counters.rejected.load(Ordering::Relaxed),
                 counters.failed.load(Ordering::Relaxed)
             );
+            if held_now > 0 {
+                msg.push_str(&format!(", {held_now} held by the per-number cap"));
+            }
             match &bar {
                 Some(b) => {
                     b.set_position(done);

@@ -215,6 +215,26 @@ macro_rules! campaigns_for {
                 .await?)
             }
 
+            pub(crate) async fn cap_conflicts(
+                pool: &$pool,
+                campaign_id: i64,
+                cap_ms: i64,
+            ) -> Result<i64> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM deliveries d
+                     WHERE d.campaign_id = $1 AND d.state = 'queued'
+                       AND EXISTS (SELECT 1 FROM deliveries o
+                                   WHERE o.msisdn = d.msisdn AND o.campaign_id <> d.campaign_id
+                                     AND (o.submitted_ms > $3 - $2
+                                          OR o.state = 'sending' OR o.state = 'unknown'))",
+                )
+                .bind(campaign_id)
+                .bind(cap_ms)
+                .bind(now_ms())
+                .fetch_one(pool)
+                .await?)
+            }
+
             pub(crate) async fn register_worker(
                 pool: &$pool,
                 id: &str,

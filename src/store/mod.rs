@@ -698,6 +698,10 @@ pub trait Store: Send + Sync {
     /// another campaign's message to the same number within the cap and set them aside,
     /// saying so in `last_error`), and when the last of them falls due.
     async fn held_by_cap(&self, campaign_id: i64) -> Result<(i64, Option<i64>)>;
+    /// Queued messages of the campaign whose number had a message from another campaign
+    /// within `cap_ms` (submitted, in flight, or in doubt): what the per-number cap will hold
+    /// back. Said at launch, before any row is marked.
+    async fn cap_conflicts(&self, campaign_id: i64, cap_ms: i64) -> Result<i64>;
 
     // dispatch
     /// `process`: the worker's process fingerprint (src/dispatch/liveness.rs), when known.

@@ -465,6 +465,10 @@ impl Store for SqliteStore {
         campaigns::held_by_cap(&self.pool, campaign_id).await
     }
 
+    async fn cap_conflicts(&self, campaign_id: i64, cap_ms: i64) -> Result<i64> {
+        campaigns::cap_conflicts(&self.pool, campaign_id, cap_ms).await
+    }
+
     async fn register_worker(
         &self,
         id: &str,
