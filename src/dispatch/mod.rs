@@ -277,9 +277,6 @@ pub struct Dispatcher {
     /// Set by send tasks and the heartbeat: the reason to stop, if any.
     halt: Arc<Mutex<Option<Stop>>>,
     halted: Arc<AtomicBool>,
-    /// The stop is a pause (or cancel) found in the database, made by someone else: nothing
-    /// to write back.
-    observed_stop: Arc<AtomicBool>,
     mark_batch: usize,
     claim_batch: u32,
     announced_wait: Option<i64>,
@@ -336,7 +333,6 @@ impl Dispatcher {
             counters,
             halt: Arc::new(Mutex::new(None)),
             halted: Arc::new(AtomicBool::new(false)),
-            observed_stop: Arc::new(AtomicBool::new(false)),
             mark_batch,
             claim_batch,
             announced_wait: None,
@@ -451,7 +447,9 @@ impl Dispatcher {
                     Stop::NothingLeft
                 }
             }
-            Stop::Paused(reason) if !self.observed_stop.load(Ordering::Relaxed) => {
+            // Only a pause this worker tripped is written back: one found in the database was
+            // made by someone else.
+            Stop::Paused(reason) if self.counters.tripped() => {
                 // The breaker's own pause: only a running campaign pauses, so an operator's
                 // cancel or resume made meanwhile stands.
                 if let Err(e) = self
@@ -796,11 +794,7 @@ impl Dispatcher {
                     )
                     .await;
                     if let SubmitError::Unusable { reason, .. } = e {
-                        counters.tripped.store(true, Ordering::Relaxed);
-                        halted.store(true, Ordering::Relaxed);
-                        halt.lock()
-                            .await
-                            .get_or_insert(Stop::Paused(reason.clone()));
+                        trip(&counters, &halted, &halt, reason.clone()).await;
                     } else if let Some((answer, run)) = same
                         && run >= SAME_ANSWER_THRESHOLD
                         && matches!(
@@ -808,19 +802,17 @@ impl Dispatcher {
                             SubmitError::Permanent { .. } | SubmitError::InDoubt { .. }
                         )
                     {
-                        counters.tripped.store(true, Ordering::Relaxed);
-                        halted.store(true, Ordering::Relaxed);
-                        halt.lock().await.get_or_insert(Stop::Paused(format!(
+                        trip(&counters, &halted, &halt, format!(
                             "the gateway gave the same answer {run} times in a row ({answer}): {e}; check the gateway and its settings, then `smscast campaign resume`"
-                        )));
+                        ))
+                        .await;
                     } else if failures >= u64::from(BREAKER_THRESHOLD)
                         && !matches!(e, SubmitError::Permanent { .. })
                     {
-                        counters.tripped.store(true, Ordering::Relaxed);
-                        halted.store(true, Ordering::Relaxed);
-                        halt.lock().await.get_or_insert(Stop::Paused(format!(
+                        trip(&counters, &halted, &halt, format!(
                             "{failures} submissions in a row failed (last: {e}); check the gateway, then `smscast campaign resume`"
-                        )));
+                        ))
+                        .await;
                     }
                     (kind, Some(e.to_string()))
                 }
@@ -863,7 +855,6 @@ impl Dispatcher {
         let campaign_id = self.campaign.id;
         let halt = self.halt.clone();
         let halted = self.halted.clone();
-        let observed = self.observed_stop.clone();
         tokio::spawn(async move {
             let every = (lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(2));
             loop {
@@ -886,11 +877,7 @@ impl Dispatcher {
                     };
                     if let Some(stop) = stop {
                         halted.store(true, Ordering::Relaxed);
-                        let mut halt = halt.lock().await;
-                        if halt.is_none() {
-                            *halt = Some(stop);
-                            observed.store(true, Ordering::Relaxed);
-                        }
+                        halt.lock().await.get_or_insert(stop);
                     }
                 }
             }
@@ -1024,6 +1011,19 @@ pub fn new_worker_id() -> String {
         std::process::id(),
         rand::rng().random::<u32>()
     )
+}
+
+/// This worker's breaker (or an unusable gateway) stops the run with a pause it will write
+/// back; a stop already under way keeps its reason.
+async fn trip(
+    counters: &Counters,
+    halted: &AtomicBool,
+    halt: &Mutex<Option<Stop>>,
+    reason: String,
+) {
+    counters.tripped.store(true, Ordering::Relaxed);
+    halted.store(true, Ordering::Relaxed);
+    halt.lock().await.get_or_insert(Stop::Paused(reason));
 }
 
 /// Workers whose process is surely gone, as far as this process can see (same kernel boot

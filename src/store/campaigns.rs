@@ -235,6 +235,27 @@ macro_rules! campaigns_for {
                 .await?)
             }
 
+            /// This database's reference key, made on first use when `writable`; a read-only
+            /// look at a database from before the key gets none (references unsigned).
+            pub(crate) async fn references(
+                pool: &$pool,
+                writable: bool,
+            ) -> Result<crate::store::References> {
+                use crate::store::{REFERENCE_KEY_INSERT, REFERENCE_KEY_SELECT, References};
+                if writable {
+                    sqlx::query(REFERENCE_KEY_INSERT)
+                        .bind(References::new_key())
+                        .bind(now_ms())
+                        .execute(pool)
+                        .await?;
+                }
+                let key: Option<(String, i64)> = sqlx::query_as(REFERENCE_KEY_SELECT)
+                    .fetch_optional(pool)
+                    .await
+                    .unwrap_or(None);
+                Ok(References::new(key.as_ref().map(|(k, at)| (k.as_str(), *at))))
+            }
+
             pub(crate) async fn register_worker(
                 pool: &$pool,
                 id: &str,

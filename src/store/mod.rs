@@ -355,10 +355,10 @@ pub fn check_campaign_name(name: &str) -> Result<()> {
 
 // Statements both backends run as written.
 /// Makes this database's reference key on first use (`$1` key, `$2` now).
-const REFERENCE_KEY_INSERT: &str =
+pub(crate) const REFERENCE_KEY_INSERT: &str =
     "INSERT INTO settings (name, value, created_ms) VALUES ('reference_key', $1, $2)
      ON CONFLICT (name) DO NOTHING";
-const REFERENCE_KEY_SELECT: &str =
+pub(crate) const REFERENCE_KEY_SELECT: &str =
     "SELECT value, created_ms FROM settings WHERE name = 'reference_key'";
 
 /// A campaign as created: the message is a snapshot of exactly what is sent.

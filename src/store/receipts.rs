@@ -71,34 +71,43 @@ pub(crate) fn receipt_error(r: &Target<'_>) -> Option<String> {
 }
 
 /// `ReceiptEnroute`: `$1` id, `$2` received.
-pub(crate) fn enroute_sql() -> String {
-    format!(
-        "UPDATE deliveries SET state = 'submitted', submitted_ms = COALESCE(submitted_ms, $2),
+pub(crate) fn enroute_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "UPDATE deliveries SET state = 'submitted', submitted_ms = COALESCE(submitted_ms, $2),
              last_error = NULL
          WHERE id = $1 AND {}",
-        DeliveryMove::ReceiptEnroute.guard()
-    )
+            DeliveryMove::ReceiptEnroute.guard()
+        )
+    });
+    SQL.as_str()
 }
 
 /// `ReceiptFinal`: `$1` id, `$2` state, `$3` received, `$4` error.
-pub(crate) fn final_sql() -> String {
-    format!(
-        "UPDATE deliveries SET state = $2, final_ms = $3,
+pub(crate) fn final_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "UPDATE deliveries SET state = $2, final_ms = $3,
              last_error = COALESCE(CAST($4 AS TEXT), last_error),
              lease_owner = NULL, lease_expires_ms = NULL
          WHERE id = $1 AND {}",
-        DeliveryMove::ReceiptFinal.guard()
-    )
+            DeliveryMove::ReceiptFinal.guard()
+        )
+    });
+    SQL.as_str()
 }
 
 /// `Expire`: `$1` submitted before, `$2` now, `$3` gateway.
-pub(crate) fn expire_sql() -> String {
-    format!(
-        "UPDATE deliveries SET state = 'expired', final_ms = $2,
+pub(crate) fn expire_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "UPDATE deliveries SET state = 'expired', final_ms = $2,
              last_error = 'no final delivery receipt within the validity period'
          WHERE {} AND submitted_ms < $1 AND gateway = $3",
-        DeliveryMove::Expire.guard()
-    )
+            DeliveryMove::Expire.guard()
+        )
+    });
+    SQL.as_str()
 }
 
 /// Writes `record`, `apply`, `match_pending`, `expire` and `counts` for one backend.
@@ -235,14 +244,14 @@ macro_rules! receipts_for {
                 let changed = match r.status {
                     ReceiptStatus::Enroute => {
                         // Proof that the gateway took a message we were in doubt about.
-                        sqlx::query(sqlx::AssertSqlSafe(enroute_sql()))
+                        sqlx::query(enroute_sql())
                             .bind(delivery_id)
                             .bind(r.received_ms)
                             .execute(&mut *conn)
                             .await?
                             .rows_affected()
                     }
-                    final_status => sqlx::query(sqlx::AssertSqlSafe(final_sql()))
+                    final_status => sqlx::query(final_sql())
                         .bind(delivery_id)
                         .bind(final_status.as_str())
                         .bind(r.received_ms)
@@ -356,7 +365,7 @@ macro_rules! receipts_for {
         ) -> Result<u64> {
             let mut expired = 0;
             for gateway in gateways {
-                expired += sqlx::query(sqlx::AssertSqlSafe(expire_sql()))
+                expired += sqlx::query(expire_sql())
                     .bind(submitted_before_ms)
                     .bind(now_ms)
                     .bind(gateway)

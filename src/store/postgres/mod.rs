@@ -94,17 +94,8 @@ impl PostgresStore {
                 .run(&pool)
                 .await
                 .context("Failed to apply the database migrations")?;
-            sqlx::query(REFERENCE_KEY_INSERT)
-                .bind(References::new_key())
-                .bind(now_ms())
-                .execute(&pool)
-                .await?;
         }
-        let key: Option<(String, i64)> = sqlx::query_as(REFERENCE_KEY_SELECT)
-            .fetch_optional(&pool)
-            .await
-            .unwrap_or(None);
-        let refs = References::new(key.as_ref().map(|(k, at)| (k.as_str(), *at)));
+        let refs = campaigns::references(&pool, !read_only).await?;
         Ok(Self {
             pool,
             read_only,

@@ -146,18 +146,8 @@ impl SqliteStore {
             .connect_lazy_with(options);
         if !read_only {
             migrate(&writer, i64::MAX).await?;
-            sqlx::query(REFERENCE_KEY_INSERT)
-                .bind(References::new_key())
-                .bind(now_ms())
-                .execute(&writer)
-                .await?;
         }
-        // A read-only look at a database from before the key: no key, references unsigned.
-        let key: Option<(String, i64)> = sqlx::query_as(REFERENCE_KEY_SELECT)
-            .fetch_optional(&writer)
-            .await
-            .unwrap_or(None);
-        let refs = References::new(key.as_ref().map(|(k, at)| (k.as_str(), *at)));
+        let refs = campaigns::references(&writer, !read_only).await?;
         Ok(Self {
             pool,
             writer,
