@@ -315,6 +315,9 @@ pub struct SendArgs {
     /// Seconds a claim is leased before another worker may recover it
     #[arg(long, default_value_t = 30)]
     pub lease_secs: u64,
+    /// List members copied into deliveries per launch transaction (tests and benchmarks)
+    #[arg(long, default_value_t = crate::store::LAUNCH_CHUNK, hide = true)]
+    pub launch_chunk: i64,
     /// Gateway request timeout in seconds (a timeout is "in doubt": the gateway may have taken it)
     #[arg(long, default_value_t = 10)]
     pub timeout_secs: u64,

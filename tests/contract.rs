@@ -427,3 +427,101 @@ fn the_cap_counts_messages_in_flight_and_in_doubt() {
         );
     });
 }
+
+/// Issue 19: a launch copies the list in chunks that each commit; it resumes where it stopped,
+/// every member gets exactly one delivery, a second launch joins, and the campaign cannot
+/// complete while members are still to be copied.
+#[test]
+fn a_launch_in_chunks_resumes_and_cannot_complete_early() {
+    let env = Env::new("contract-launch-chunks");
+    runtime().block_on(async {
+        let store = open(&env).await;
+        // Seeds a list of 10 (and launches a first campaign on it, whole).
+        let whole = common::seed(&*store, &common::numbers(10), "Xin chào", "gw").await;
+        assert_eq!(whole.launch_after, None);
+        assert_eq!(state_of(&*store, &whole, "queued").await, 10);
+        store
+            .add_opt_outs(&[common::numbers(10)[9].clone()], "test")
+            .await
+            .unwrap();
+
+        let id = common::create_draft(&*store, "chunked", "gw").await;
+        let first = store.begin_launch(id, 4).await.unwrap().unwrap();
+        assert_eq!((first.queued, first.suppressed, first.done), (4, 0, false));
+        // Another worker launching now joins.
+        assert!(store.begin_launch(id, 4).await.unwrap().is_none());
+        let c = store.campaign(&format!("#{id}")).await.unwrap().unwrap();
+        assert_eq!(c.state, CampaignState::Running);
+        assert!(c.launch_after.is_some());
+        // Not complete while members are still to be copied, whatever the queue says.
+        let early = store.move_campaign(id, CampaignMove::Complete, None).await;
+        assert!(early.is_err(), "completed mid-launch");
+        assert!(!store.complete_if_done(id).await.unwrap());
+
+        use smscast::store::LaunchProgress::{Copied, Done};
+        let second = store.continue_launch(id, 4).await.unwrap();
+        assert!(
+            matches!(second, Copied(c) if c.queued == 4 && !c.done),
+            "{second:?}"
+        );
+        let last = store.continue_launch(id, 4).await.unwrap();
+        assert!(
+            matches!(last, Copied(c) if c.queued == 1 && c.suppressed == 1 && c.done),
+            "{last:?}"
+        );
+        assert_eq!(store.continue_launch(id, 4).await.unwrap(), Done);
+        let c = store.campaign(&format!("#{id}")).await.unwrap().unwrap();
+        assert_eq!(c.launch_after, None);
+        assert_eq!(state_of(&*store, &c, "queued").await, 9);
+        assert_eq!(state_of(&*store, &c, "suppressed").await, 1);
+    });
+}
+
+/// Issue 19: a worker's heartbeat renews its own lease row, and that keeps every delivery it
+/// holds; the rows of a worker that stopped beating are recovered once their own lease ran out.
+#[test]
+fn a_heartbeat_keeps_a_workers_rows_and_silence_gives_them_up() {
+    let env = Env::new("contract-worker-leases");
+    runtime().block_on(async {
+        let store = open(&env).await;
+        let campaign = common::seed(&*store, &common::numbers(8), "Xin chào", "gw").await;
+        let now = store::now_ms();
+        for (worker, take) in [("beating", 4), ("silent", 4)] {
+            store
+                .register_worker(worker, campaign.id, "host", 1, None)
+                .await
+                .unwrap();
+            let rows = store
+                .claim(campaign.id, worker, take, now, now + 1_000)
+                .await
+                .unwrap();
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let marked = store
+                .mark_in_flight(worker, &ids, 0, now + 1_000)
+                .await
+                .unwrap();
+            assert_eq!(marked.len(), take as usize);
+        }
+        store.heartbeat("beating", now + 60_000).await.unwrap();
+        // Before any lease ran out: nothing to recover.
+        let early = store
+            .recover(campaign.id, now + 500, &[], false)
+            .await
+            .unwrap();
+        assert_eq!(early.unknown + early.requeued, 0, "{early:?}");
+        // Past the rows' own lease: only the silent worker's rows are taken.
+        let late = store
+            .recover(campaign.id, now + 5_000, &[], false)
+            .await
+            .unwrap();
+        assert_eq!(late.unknown, 4, "{late:?}");
+        assert_eq!(state_of(&*store, &campaign, "sending").await, 4);
+        // Past the beating worker's lease too: its rows go as well.
+        let later = store
+            .recover(campaign.id, now + 61_000, &[], false)
+            .await
+            .unwrap();
+        assert_eq!(later.unknown, 4, "{later:?}");
+        assert_eq!(state_of(&*store, &campaign, "sending").await, 0);
+    });
+}

@@ -354,6 +354,79 @@ fn three_workers_one_killed_each_recipient_once_and_one_rate() {
 }
 
 /// A gateway's rate is the carrier account's: two campaigns on it, a worker each, share it.
+/// Issue 19: workers started together launch the campaign once, in chunks, and the first
+/// messages go out before the last chunk is in.
+#[test]
+fn workers_started_together_launch_once_and_send_before_the_launch_ends() {
+    let env = pg_env!("launch_once_in_chunks");
+    let sim = Sim::start(&[]);
+    let numbers = setup(
+        &env,
+        &sim,
+        12_000,
+        "",
+        &["--rate", "3000", "--cap-hours", "0"],
+    );
+    let spawn = || -> Child {
+        env.cmd()
+            .args([
+                "send",
+                "june",
+                "--plain",
+                "--concurrency",
+                "16",
+                "--launch-chunk",
+                "150",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let workers: Vec<Child> = (0..3).map(|_| spawn()).collect();
+    for w in workers {
+        let out = w.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let r = report(&env);
+    assert_eq!(r["campaign"]["state"], "completed", "{}", r["by_state"]);
+    assert_eq!(state(&r, "submitted"), numbers.len() as u64);
+    let got = sim.recipients();
+    assert_eq!(got.len(), numbers.len());
+    assert!(got.values().all(|n| *n == 1), "each number exactly once");
+
+    let log = env.json(&["audit", "--json"]);
+    let entries = log.as_array().unwrap();
+    let of = |action: &str| -> Vec<&serde_json::Value> {
+        entries.iter().filter(|e| e["action"] == action).collect()
+    };
+    assert_eq!(of("launch").len(), 1, "one launch: {log}");
+    let complete = of("launch_complete");
+    assert_eq!(complete.len(), 1, "the launch completed once: {log}");
+    let details: serde_json::Value =
+        serde_json::from_str(complete[0]["details"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        details["deliveries"].as_u64(),
+        Some(numbers.len() as u64),
+        "{log}"
+    );
+    // 80 chunks of 150: the gateway had messages before the last chunk was copied.
+    let first = *sim.arrivals().iter().min().unwrap();
+    let listed = complete[0]["at_ms"].as_i64().unwrap();
+    assert!(
+        first < listed,
+        "the first message ({first}) went out before the launch finished ({listed})"
+    );
+    eprintln!(
+        "first message {} ms before the last chunk was in",
+        listed - first
+    );
+}
+
 #[test]
 fn two_campaigns_on_one_gateway_share_its_rate() {
     let env = pg_env!("two_campaigns_on_one_gateway_share_its_rate");

@@ -173,6 +173,7 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
         lease: Duration::from_secs(30),
         worker_id: dispatch::new_worker_id(),
         no_wait: true,
+        launch_chunk: crate::store::LAUNCH_CHUNK,
     };
     let plain = !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let exit = super::send::run_campaign(

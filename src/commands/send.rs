@@ -53,6 +53,7 @@ pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<Exit> {
         lease: Duration::from_secs(args.lease_secs.max(2)),
         worker_id: dispatch::new_worker_id(),
         no_wait: args.no_wait,
+        launch_chunk: args.launch_chunk,
     };
     // SQLite: one `send` per gateway at a time (see src/send_lock.rs), held until we return.
     let _locks = match crate::store::sqlite_file(&ctx.db) {
@@ -124,20 +125,30 @@ pub async fn run_campaign(
             );
             return Ok(Exit::Ok);
         }
-        CampaignState::Draft => match store.launch(campaign.id).await? {
-            Some((queued, suppressed)) => {
+        CampaignState::Draft => match store.begin_launch(campaign.id, opts.launch_chunk).await? {
+            Some(first) => {
+                let members = store.list_size(&campaign.list).await?.unwrap_or(0);
                 store
                     .audit_append(
                         &ctx.operator,
                         "launch",
                         &format!("campaign {}", campaign.id),
-                        &serde_json::json!({ "queued": queued, "suppressed": suppressed, "rate": opts.rate, "worker": opts.worker_id }),
+                        &serde_json::json!({ "members": members, "queued": first.queued, "suppressed": first.suppressed, "complete": first.done, "rate": opts.rate, "worker": opts.worker_id }),
                     )
                     .await?;
-                eprintln!(
-                    "launched {:?}: {queued} to send, {suppressed} suppressed (opted out)",
-                    campaign.name
-                );
+                if first.done {
+                    eprintln!(
+                        "launched {:?}: {} to send, {} suppressed (opted out)",
+                        campaign.name, first.queued, first.suppressed
+                    );
+                } else {
+                    eprintln!(
+                        "launched {:?}: {members} list members; sending starts with the first {} while the rest are queued (chunks of {})",
+                        campaign.name,
+                        first.queued + first.suppressed,
+                        opts.launch_chunk
+                    );
+                }
                 if campaign.cap_hours > 0 {
                     let held = store
                         .cap_conflicts(campaign.id, campaign.cap_hours * 3_600_000)
@@ -175,8 +186,16 @@ pub async fn run_campaign(
         );
     }
     let counts = store.state_counts(campaign.id).await?;
-    let total: i64 = counts.iter().map(|(_, n)| n).sum();
-    let pending = count(&counts, "queued");
+    let mut total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let mut pending = count(&counts, "queued");
+    // A launch still copying the list: the members not copied yet are pending too.
+    if let Some(c) = store.campaign(&format!("#{}", campaign.id)).await?
+        && c.launch_after.is_some()
+    {
+        let members = store.list_size(&campaign.list).await?.unwrap_or(0);
+        pending += (members - total).max(0);
+        total = total.max(members);
+    }
     eprintln!(
         "sending {:?} via {}: {pending} pending of {total}, rate in force {}/s, concurrency {}, hours {} (Asia/Ho_Chi_Minh)",
         campaign.name,

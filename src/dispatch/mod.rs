@@ -33,7 +33,8 @@ use tokio::sync::{Mutex, Semaphore, watch};
 
 use crate::gateway::{Gateway, OutboundSms, SubmitError};
 use crate::store::{
-    Campaign, CampaignMove, CampaignState, Claimed, Outcome, OutcomeKind, Refused, Store, now_ms,
+    Campaign, CampaignMove, CampaignState, Claimed, LaunchProgress, Outcome, OutcomeKind, Refused,
+    Store, now_ms,
 };
 use crate::window::Hours;
 use guard::WindowGuard;
@@ -57,6 +58,9 @@ pub struct Options {
     pub worker_id: String,
     /// Exit instead of waiting when outside the sending window.
     pub no_wait: bool,
+    /// List members copied into deliveries per launch transaction (see
+    /// [`crate::store::LAUNCH_CHUNK`]).
+    pub launch_chunk: i64,
 }
 
 /// Why `run` returned.
@@ -288,6 +292,9 @@ pub struct Dispatcher {
     prefetched: Option<Marking>,
     /// The rate shared with every other worker (campaign and gateways).
     budget: budget::Budget,
+    /// Copies the rest of the list into deliveries while the first are sent; finished (with
+    /// `Ok`) once every member has its delivery.
+    launcher: Option<tokio::task::JoinHandle<Result<()>>>,
 }
 
 impl Dispatcher {
@@ -337,6 +344,7 @@ impl Dispatcher {
             claim_batch,
             announced_wait: None,
             prefetched: None,
+            launcher: None,
             plain_text: match &template {
                 Ok(t) if !t.is_personalised() => t
                     .render(
@@ -383,6 +391,7 @@ impl Dispatcher {
     /// Runs until the campaign completes, a stop is asked for, or the campaign is paused.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<Stop> {
         let mut heartbeat = self.spawn_heartbeat();
+        self.launcher = Some(self.spawn_launcher());
         // A store error that ends the run is kept until in-flight sends are finished and
         // recorded: answers already received must not become "in doubt".
         let mut failure = None;
@@ -428,6 +437,11 @@ impl Dispatcher {
             }
         };
         heartbeat.abort();
+        if let Some(launcher) = self.launcher.take() {
+            // A chunk is one transaction: an abort between chunks or inside one loses nothing,
+            // and the next `send` (any worker) copies the rest.
+            launcher.abort();
+        }
         let finished = self.finish().await;
         if let Some(e) = failure {
             if let Err(f) = finished {
@@ -516,6 +530,10 @@ impl Dispatcher {
                 .await?;
             if claimed.is_empty() {
                 self.recorder.flush().await?;
+                if !self.launched().await? {
+                    // The launch is still copying the list: more rows are coming.
+                    return Ok(StepOutcome::Idle(Duration::from_millis(20)));
+                }
                 // Rows waiting for a retry keep us here; otherwise we are done.
                 return Ok(match self.store.next_due_ms(self.campaign.id).await? {
                     Some(due) if due - now_ms() > 60_000 && self.opts.no_wait => {
@@ -846,6 +864,67 @@ impl Dispatcher {
             let _ = recorder.send(outcome).await;
             drop(permit);
         });
+    }
+
+    /// Copies the rest of the campaign's list into deliveries, chunk by chunk, until every
+    /// member has one. Any worker may do it (a launch interrupted anywhere is finished by the
+    /// next `send`); while another worker copies a chunk, this one waits its turn.
+    fn spawn_launcher(&self) -> tokio::task::JoinHandle<Result<()>> {
+        let store = self.store.clone();
+        let campaign_id = self.campaign.id;
+        let chunk = self.opts.launch_chunk.max(1);
+        let worker = self.opts.worker_id.clone();
+        tokio::spawn(async move {
+            let mut errors = 0u32;
+            loop {
+                match store.continue_launch(campaign_id, chunk).await {
+                    Ok(LaunchProgress::Done) => return Ok(()),
+                    Ok(LaunchProgress::Copied(c)) => {
+                        errors = 0;
+                        if c.done {
+                            // When the last member got its delivery: the launch entry says
+                            // when sending started, this one when the list was all in.
+                            let counts = store.state_counts(campaign_id).await?;
+                            let deliveries: i64 = counts.iter().map(|(_, n)| n).sum();
+                            store
+                                .audit_append(
+                                    &worker,
+                                    "launch_complete",
+                                    &format!("campaign {campaign_id}"),
+                                    &serde_json::json!({ "deliveries": deliveries }),
+                                )
+                                .await?;
+                            return Ok(());
+                        }
+                    }
+                    Ok(LaunchProgress::Busy) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
+                    Err(e) if crate::store::is_transient(&e) && errors < 12 => {
+                        errors += 1;
+                        tracing::warn!("copying the list into the campaign: {e:#}; trying again");
+                        tokio::time::sleep(Duration::from_millis(250) * 2u32.pow(errors.min(5)))
+                            .await;
+                    }
+                    Err(e) => {
+                        return Err(e.context("copying the campaign's list into deliveries failed"));
+                    }
+                }
+            }
+        })
+    }
+
+    /// Whether every list member has its delivery; the launcher's error if it failed.
+    async fn launched(&mut self) -> Result<bool> {
+        match &self.launcher {
+            Some(l) if !l.is_finished() => Ok(false),
+            Some(_) => {
+                let l = self.launcher.take().expect("checked");
+                l.await.context("the launcher task failed")??;
+                Ok(true)
+            }
+            None => Ok(true),
+        }
     }
 
     fn spawn_heartbeat(&self) -> tokio::task::JoinHandle<()> {

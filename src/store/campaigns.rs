@@ -31,6 +31,7 @@ pub(crate) struct CampaignRow {
     created_by: String,
     created_ms: i64,
     launched_ms: Option<i64>,
+    launch_after: Option<i64>,
     completed_ms: Option<i64>,
 }
 
@@ -59,6 +60,7 @@ impl CampaignRow {
             created_by: self.created_by,
             created_ms: self.created_ms,
             launched_ms: self.launched_ms,
+            launch_after: self.launch_after,
             completed_ms: self.completed_ms,
         })
     }
@@ -68,6 +70,19 @@ pub(crate) const SELECT: &str =
     "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id";
 pub(crate) const BY_ID: &str = "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.id = $1";
 pub(crate) const BY_NAME: &str = "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.name = $1";
+
+/// The SQL condition "this delivery's lease has run out", for recovery on both backends
+/// (`$2` is now): its own lease (set when it was claimed or marked) has expired, and its
+/// worker holds no live lease either. Workers renew only their own row
+/// ([`campaigns_for!`]'s `heartbeat`), so a heartbeat costs one row however many deliveries
+/// the worker holds. A literal, for `concat!`.
+macro_rules! lease_run_out {
+    () => {
+        "(lease_expires_ms < $2 AND NOT EXISTS (SELECT 1 FROM workers w
+              WHERE w.id = deliveries.lease_owner AND w.lease_expires_ms >= $2))"
+    };
+}
+pub(crate) use lease_run_out;
 
 /// Writes the shared functions for one backend's pool type.
 macro_rules! campaigns_for {
@@ -280,8 +295,29 @@ macro_rules! campaigns_for {
                 Ok(())
             }
 
+            /// The worker's heartbeat: one row, whatever number of deliveries it holds.
+            pub(crate) async fn heartbeat(
+                pool: &$pool,
+                worker: &str,
+                lease_until_ms: i64,
+            ) -> Result<()> {
+                sqlx::query(
+                    "UPDATE workers SET heartbeat_ms = $1, lease_expires_ms = $2 WHERE id = $3",
+                )
+                .bind(now_ms())
+                .bind(lease_until_ms)
+                .bind(worker)
+                .execute(pool)
+                .await?;
+                Ok(())
+            }
+
+            /// A stopped worker's lease ends with it: rows it left behind (none, normally) are
+            /// recoverable as soon as their own lease runs out.
             pub(crate) async fn stop_worker(pool: &$pool, worker: &str) -> Result<()> {
-                sqlx::query("UPDATE workers SET stopped_ms = $1 WHERE id = $2")
+                sqlx::query(
+                    "UPDATE workers SET stopped_ms = $1, lease_expires_ms = NULL WHERE id = $2",
+                )
                     .bind(now_ms())
                     .bind(worker)
                     .execute(pool)
@@ -359,3 +395,81 @@ macro_rules! campaigns_for {
 }
 
 pub(crate) use campaigns_for;
+
+/// Writes [`copy_chunk`](self) for one backend's database type: the launch's chunk copy, the
+/// same statements on both backends. The caller holds the campaign (PostgreSQL: the row
+/// locked; SQLite: the write transaction) and has read `list_id` and `launch_after`.
+macro_rules! launch_chunk_for {
+    ($db:ty) => {
+        pub(crate) mod launch_chunk {
+            use anyhow::Result;
+
+            use crate::store::LaunchChunk;
+
+            pub(crate) async fn copy(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                campaign_id: i64,
+                list_id: i64,
+                after: i64,
+                chunk: i64,
+            ) -> Result<LaunchChunk> {
+                // The chunk's last member, read from the membership key in order; none when
+                // fewer than `chunk` remain (this chunk finishes the launch).
+                let upto: Option<i64> = sqlx::query_scalar(
+                    "SELECT subscriber_id FROM list_members
+                     WHERE list_id = $1 AND subscriber_id > $2
+                     ORDER BY subscriber_id LIMIT 1 OFFSET $3",
+                )
+                .bind(list_id)
+                .bind(after)
+                .bind(chunk - 1)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let through = upto.unwrap_or(i64::MAX);
+                sqlx::query(
+                    "INSERT INTO deliveries (campaign_id, subscriber_id, msisdn, carrier, district, state)
+                     SELECT $1, s.id, s.msisdn, s.carrier, s.district,
+                            CASE WHEN EXISTS (SELECT 1 FROM opt_outs o WHERE o.msisdn = s.msisdn)
+                                 THEN 'suppressed' ELSE 'queued' END
+                     FROM list_members m JOIN subscribers s ON s.id = m.subscriber_id
+                     WHERE m.list_id = $2 AND m.subscriber_id > $3 AND m.subscriber_id <= $4
+                     ORDER BY m.subscriber_id
+                     ON CONFLICT (campaign_id, subscriber_id) DO NOTHING",
+                )
+                .bind(campaign_id)
+                .bind(list_id)
+                .bind(after)
+                .bind(through)
+                .execute(&mut **tx)
+                .await?;
+                let (queued, suppressed): (i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*) FILTER (WHERE state <> 'suppressed'),
+                            COUNT(*) FILTER (WHERE state = 'suppressed')
+                     FROM deliveries
+                     WHERE campaign_id = $1 AND subscriber_id > $2 AND subscriber_id <= $3",
+                )
+                .bind(campaign_id)
+                .bind(after)
+                .bind(through)
+                .fetch_one(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE campaigns SET launch_after = $2, suppressed = suppressed + $3
+                     WHERE id = $1",
+                )
+                .bind(campaign_id)
+                .bind(upto)
+                .bind(suppressed)
+                .execute(&mut **tx)
+                .await?;
+                Ok(LaunchChunk {
+                    queued: queued as u64,
+                    suppressed: suppressed as u64,
+                    done: upto.is_none(),
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use launch_chunk_for;

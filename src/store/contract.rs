@@ -272,14 +272,23 @@ impl CampaignMove {
         static STATEMENTS: LazyLock<Vec<(CampaignMove, String)>> = LazyLock::new(|| {
             written(&CampaignMove::ALL, |m| {
                 let stamps = match m {
-                    CampaignMove::Launch => ", launched_ms = COALESCE(launched_ms, $3)",
+                    // The launch copies the list in chunks from here (`launch_after`).
+                    CampaignMove::Launch => {
+                        ", launched_ms = COALESCE(launched_ms, $3), launch_after = 0"
+                    }
                     CampaignMove::Complete => ", completed_ms = $3",
                     CampaignMove::Reopen => ", completed_ms = NULL",
                     _ => "",
                 };
+                // A campaign whose launch is still copying its list is not complete, however
+                // empty its queue looks.
+                let launched = match m {
+                    CampaignMove::Complete => " AND launch_after IS NULL",
+                    _ => "",
+                };
                 format!(
                     "UPDATE campaigns SET state = '{}', state_reason = $2{stamps}
-                     WHERE id = $1 AND {}",
+                     WHERE id = $1 AND {}{launched}",
                     m.to().as_str(),
                     m.guard()
                 )

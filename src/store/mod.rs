@@ -14,6 +14,7 @@ mod report_query;
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
@@ -407,6 +408,9 @@ pub struct Campaign {
     pub created_by: String,
     pub created_ms: i64,
     pub launched_ms: Option<i64>,
+    /// Launched, but its deliveries are still being created from the list in chunks (the
+    /// last member copied so far); `None` once every member is there.
+    pub launch_after: Option<i64>,
     pub completed_ms: Option<i64>,
 }
 
@@ -494,6 +498,30 @@ impl OutcomeKind {
             Self::InDoubt => "in_doubt",
         }
     }
+}
+
+/// Members copied from the list into deliveries per launch transaction: big enough that a
+/// launch is a few dozen commits per million, small enough that the first messages go out
+/// within a second of `send` and a launch interrupted anywhere resumes where it stopped.
+pub const LAUNCH_CHUNK: i64 = 50_000;
+
+/// One chunk of a launch: the deliveries it created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LaunchChunk {
+    pub queued: u64,
+    pub suppressed: u64,
+    /// This chunk was the list's last: every member has its delivery.
+    pub done: bool,
+}
+
+/// What asking to copy the next chunk of a launch found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LaunchProgress {
+    Copied(LaunchChunk),
+    /// Another worker is copying a chunk right now.
+    Busy,
+    /// Every member has its delivery (or the campaign was never launched).
+    Done,
 }
 
 /// What crash recovery found for a campaign.
@@ -684,11 +712,35 @@ pub trait Store: Send + Sync {
     /// that checks the current state; a move the table does not allow from it is refused with
     /// a [`Refused`] error and changes nothing.
     async fn move_campaign(&self, id: i64, m: CampaignMove, reason: Option<&str>) -> Result<()>;
-    /// Launches a draft ([`CampaignMove::Launch`]): materialises one delivery per list member
-    /// (opt-outs as `suppressed`) and marks it running, in one transaction. Returns (queued,
-    /// suppressed), or `None` when another process launched it first (it is running: join
-    /// it). Any other state is refused.
-    async fn launch(&self, campaign_id: i64) -> Result<Option<(u64, u64)>>;
+    /// Launches a draft ([`CampaignMove::Launch`]): marks it running and creates the deliveries
+    /// of its first `chunk` list members (opt-outs as `suppressed`), in one transaction; the
+    /// rest follow with [`Store::continue_launch`], while the first are sent. `None` when
+    /// another process launched it first (it is running: join it). Any other state is
+    /// refused.
+    async fn begin_launch(&self, campaign_id: i64, chunk: i64) -> Result<Option<LaunchChunk>>;
+    /// Creates the deliveries of the next `chunk` members of a launch in progress, in one
+    /// transaction; one worker at a time (the others are told [`LaunchProgress::Busy`]).
+    async fn continue_launch(&self, campaign_id: i64, chunk: i64) -> Result<LaunchProgress>;
+    /// Launches a draft and creates every delivery before returning: (queued, suppressed), or
+    /// `None` when another process launched it first.
+    async fn launch(&self, campaign_id: i64) -> Result<Option<(u64, u64)>> {
+        let Some(first) = self.begin_launch(campaign_id, LAUNCH_CHUNK).await? else {
+            return Ok(None);
+        };
+        let (mut queued, mut suppressed, mut done) = (first.queued, first.suppressed, first.done);
+        while !done {
+            match self.continue_launch(campaign_id, LAUNCH_CHUNK).await? {
+                LaunchProgress::Copied(c) => {
+                    queued += c.queued;
+                    suppressed += c.suppressed;
+                    done = c.done;
+                }
+                LaunchProgress::Busy => tokio::time::sleep(Duration::from_millis(50)).await,
+                LaunchProgress::Done => done = true,
+            }
+        }
+        Ok(Some((queued, suppressed)))
+    }
     async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>>;
     /// Rows of the campaign in flight (`claimed` or `sending`, by any worker): read from an
     /// index that holds only those rows, so it costs the same on a campaign of any size

@@ -141,6 +141,7 @@ pub async fn send(store: Arc<dyn Store>, campaign: Campaign, routes: Routes) -> 
             lease: Duration::from_secs(30),
             worker_id: dispatch::new_worker_id(),
             no_wait: true,
+            launch_chunk: smscast::store::LAUNCH_CHUNK,
         },
         Arc::new(Counters::default()),
     );

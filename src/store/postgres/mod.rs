@@ -54,6 +54,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "worker_identity",
         include_str!("../../../migrations/postgres/0007_worker_identity.sql"),
     ),
+    (
+        9,
+        "launch_and_leases",
+        include_str!("../../../migrations/postgres/0009_launch_and_leases.sql"),
+    ),
+    (
+        1002,
+        "queue_order",
+        include_str!("../../../migrations/postgres/1002_queue_order.sql"),
+    ),
 ];
 
 /// `pg_advisory_xact_lock` key serialising appends to the audit chain ("smscast" in ASCII).
@@ -117,6 +127,7 @@ async fn lock_ids(tx: &mut Transaction<'static, Postgres>, ids: &[i64]) -> Resul
     Ok(())
 }
 
+crate::store::campaigns::launch_chunk_for!(sqlx::Postgres);
 crate::store::campaigns::campaigns_for!(sqlx::PgPool);
 
 /// The columns of a batch of outcomes, one bound array each, for `UNNEST`.
@@ -302,7 +313,7 @@ impl Store for PostgresStore {
         campaigns::move_campaign(&self.pool, id, m, reason).await
     }
 
-    async fn launch(&self, campaign_id: i64) -> Result<Option<(u64, u64)>> {
+    async fn begin_launch(&self, campaign_id: i64, chunk: i64) -> Result<Option<LaunchChunk>> {
         let mut tx = self.tx().await?;
         let launched = sqlx::query(CampaignMove::Launch.statement())
             .bind(campaign_id)
@@ -320,36 +331,33 @@ impl Store for PostgresStore {
             }
             return Err(refused.into());
         }
-        sqlx::query(
-            "INSERT INTO deliveries (campaign_id, subscriber_id, msisdn, carrier, district, state)
-             SELECT c.id, s.id, s.msisdn, s.carrier, s.district,
-                    CASE WHEN EXISTS (SELECT 1 FROM opt_outs o WHERE o.msisdn = s.msisdn)
-                         THEN 'suppressed' ELSE 'queued' END
-             FROM campaigns c
-             JOIN list_members m ON m.list_id = c.list_id
-             JOIN subscribers s ON s.id = m.subscriber_id
-             WHERE c.id = $1
-             ORDER BY s.id
-             ON CONFLICT (campaign_id, subscriber_id) DO NOTHING",
-        )
-        .bind(campaign_id)
-        .execute(&mut *tx)
-        .await?;
-        let (queued, suppressed): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*) FILTER (WHERE state <> 'suppressed'),
-                    COUNT(*) FILTER (WHERE state = 'suppressed')
-             FROM deliveries WHERE campaign_id = $1",
-        )
-        .bind(campaign_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE campaigns SET suppressed = $1 WHERE id = $2")
-            .bind(suppressed)
+        let list_id: i64 = sqlx::query_scalar("SELECT list_id FROM campaigns WHERE id = $1")
             .bind(campaign_id)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+        let first = launch_chunk::copy(&mut tx, campaign_id, list_id, 0, chunk).await?;
         tx.commit().await?;
-        Ok(Some((queued as u64, suppressed as u64)))
+        Ok(Some(first))
+    }
+
+    async fn continue_launch(&self, campaign_id: i64, chunk: i64) -> Result<LaunchProgress> {
+        let mut tx = self.tx().await?;
+        // One worker copies at a time: the others are told to come back (SKIP LOCKED), and
+        // the campaign's row lock lets deliveries (which reference it) be written meanwhile.
+        let Some((list_id, after)): Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT list_id, launch_after FROM campaigns WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED")
+                .bind(campaign_id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(LaunchProgress::Busy);
+        };
+        let Some(after) = after else {
+            return Ok(LaunchProgress::Done);
+        };
+        let copied = launch_chunk::copy(&mut tx, campaign_id, list_id, after, chunk).await?;
+        tx.commit().await?;
+        Ok(LaunchProgress::Copied(copied))
     }
 
     async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
@@ -391,26 +399,7 @@ impl Store for PostgresStore {
     }
 
     async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()> {
-        let mut tx = self.tx().await?;
-        sqlx::query(
-            "WITH leased AS (SELECT id FROM deliveries
-                             WHERE lease_owner = $2 AND state IN ('claimed', 'sending')
-                             ORDER BY id FOR UPDATE)
-             UPDATE deliveries SET lease_expires_ms = $1 FROM leased
-             WHERE deliveries.id = leased.id AND deliveries.lease_owner = $2
-               AND deliveries.state IN ('claimed', 'sending')",
-        )
-        .bind(lease_until_ms)
-        .bind(worker)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE workers SET heartbeat_ms = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(worker)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        campaigns::heartbeat(&self.pool, worker, lease_until_ms).await
     }
 
     async fn stop_worker(&self, worker: &str) -> Result<()> {
@@ -431,14 +420,16 @@ impl Store for PostgresStore {
         let mut tx = self.tx().await?;
         // SKIP LOCKED: a row locked now belongs to a live worker recording it, or to another
         // worker recovering it; either way it is not ours to touch.
-        let requeued = sqlx::query(
+        let requeued = sqlx::query(concat!(
             "WITH dead AS (SELECT id FROM deliveries
                            WHERE campaign_id = $1 AND state = 'claimed'
-                             AND (lease_expires_ms < $2 OR lease_owner = ANY($3))
+                             AND (lease_owner = ANY($3) OR ",
+            crate::store::campaigns::lease_run_out!(),
+            ")
                            ORDER BY id FOR UPDATE SKIP LOCKED)
              UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
-             FROM dead WHERE deliveries.id = dead.id",
-        )
+             FROM dead WHERE deliveries.id = dead.id"
+        ))
         .bind(campaign_id)
         .bind(now_ms)
         .bind(dead_workers)
@@ -459,10 +450,12 @@ impl Store for PostgresStore {
             )
         };
         // One statement, so the attempts rows are exactly the rows this call moved.
-        let in_doubt = sqlx::query(
+        let in_doubt = sqlx::query(concat!(
             "WITH dead AS (SELECT id, campaign_id, attempts, lease_owner FROM deliveries
                            WHERE campaign_id = $1 AND state = 'sending'
-                             AND (lease_expires_ms < $2 OR lease_owner = ANY($3))
+                             AND (lease_owner = ANY($3) OR ",
+            crate::store::campaigns::lease_run_out!(),
+            ")
                            ORDER BY id FOR UPDATE SKIP LOCKED),
                   noted AS (INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker,
                                                   started_ms, outcome, error)
@@ -470,8 +463,8 @@ impl Store for PostgresStore {
                             FROM dead ORDER BY id)
              UPDATE deliveries SET state = $6, lease_owner = NULL, lease_expires_ms = NULL,
                  last_error = $5
-             FROM dead WHERE deliveries.id = dead.id",
-        )
+             FROM dead WHERE deliveries.id = dead.id"
+        ))
         .bind(campaign_id)
         .bind(now_ms)
         .bind(dead_workers)

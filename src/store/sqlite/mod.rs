@@ -58,6 +58,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "worker_identity",
         include_str!("../../../migrations/sqlite/0007_worker_identity.sql"),
     ),
+    (
+        9,
+        "launch_and_leases",
+        include_str!("../../../migrations/sqlite/0009_launch_and_leases.sql"),
+    ),
 ];
 
 /// Process-wide SQLite settings; call before the first connection opens (first thing in
@@ -240,6 +245,7 @@ async fn with_raw_connection<T>(
     Ok(result?)
 }
 
+crate::store::campaigns::launch_chunk_for!(sqlx::Sqlite);
 crate::store::campaigns::campaigns_for!(sqlx::SqlitePool);
 
 #[async_trait]
@@ -373,7 +379,7 @@ impl Store for SqliteStore {
         campaigns::move_campaign(&self.writer, id, m, reason).await
     }
 
-    async fn launch(&self, campaign_id: i64) -> Result<Option<(u64, u64)>> {
+    async fn begin_launch(&self, campaign_id: i64, chunk: i64) -> Result<Option<LaunchChunk>> {
         let mut tx = self.write_tx().await?;
         let launched = sqlx::query(CampaignMove::Launch.statement())
             .bind(campaign_id)
@@ -392,36 +398,32 @@ impl Store for SqliteStore {
             }
             return Err(refused.into());
         }
-        sqlx::query(
-            "INSERT INTO deliveries (campaign_id, subscriber_id, msisdn, carrier, district, state)
-             SELECT c.id, s.id, s.msisdn, s.carrier, s.district,
-                    CASE WHEN EXISTS (SELECT 1 FROM opt_outs o WHERE o.msisdn = s.msisdn)
-                         THEN 'suppressed' ELSE 'queued' END
-             FROM campaigns c
-             JOIN list_members m ON m.list_id = c.list_id
-             JOIN subscribers s ON s.id = m.subscriber_id
-             WHERE c.id = $1
-             -- number order, as the membership key is read (on s.id, SQLite would sort)
-             ORDER BY m.subscriber_id
-             ON CONFLICT (campaign_id, subscriber_id) DO NOTHING",
-        )
-        .bind(campaign_id)
-        .execute(&mut *tx)
-        .await?;
-        let (queued, suppressed): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(state <> 'suppressed'), 0), COALESCE(SUM(state = 'suppressed'), 0)
-             FROM deliveries WHERE campaign_id = $1",
-        )
-        .bind(campaign_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE campaigns SET suppressed = $1 WHERE id = $2")
-            .bind(suppressed)
+        let list_id: i64 = sqlx::query_scalar("SELECT list_id FROM campaigns WHERE id = $1")
             .bind(campaign_id)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+        let first = launch_chunk::copy(&mut tx, campaign_id, list_id, 0, chunk).await?;
         tx.commit().await?;
-        Ok(Some((queued as u64, suppressed as u64)))
+        Ok(Some(first))
+    }
+
+    async fn continue_launch(&self, campaign_id: i64, chunk: i64) -> Result<LaunchProgress> {
+        let mut tx = self.write_tx().await?;
+        // One file has one writer: the write transaction is the lock.
+        let Some((list_id, after)): Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT list_id, launch_after FROM campaigns WHERE id = $1")
+                .bind(campaign_id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(LaunchProgress::Busy);
+        };
+        let Some(after) = after else {
+            return Ok(LaunchProgress::Done);
+        };
+        let copied = launch_chunk::copy(&mut tx, campaign_id, list_id, after, chunk).await?;
+        tx.commit().await?;
+        Ok(LaunchProgress::Copied(copied))
     }
 
     async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
@@ -471,22 +473,7 @@ impl Store for SqliteStore {
     }
 
     async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "UPDATE deliveries SET lease_expires_ms = $1
-             WHERE lease_owner = $2 AND (state = 'claimed' OR state = 'sending')",
-        )
-        .bind(lease_until_ms)
-        .bind(worker)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE workers SET heartbeat_ms = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(worker)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        campaigns::heartbeat(&self.writer, worker, lease_until_ms).await
     }
 
     async fn stop_worker(&self, worker: &str) -> Result<()> {
@@ -506,11 +493,13 @@ impl Store for SqliteStore {
     ) -> Result<Recovered> {
         let dead = json_strings(dead_workers);
         let mut tx = self.write_tx().await?;
-        let requeued = sqlx::query(
+        let requeued = sqlx::query(concat!(
             "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
              WHERE campaign_id = $1 AND state = 'claimed'
-               AND (lease_expires_ms < $2 OR lease_owner IN (SELECT value FROM json_each($3)))",
-        )
+               AND (lease_owner IN (SELECT value FROM json_each($3)) OR ",
+            crate::store::campaigns::lease_run_out!(),
+            ")"
+        ))
         .bind(campaign_id)
         .bind(now_ms)
         .bind(&dead)
@@ -531,10 +520,14 @@ impl Store for SqliteStore {
             )
         };
         sqlx::query(
-            "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms, outcome, error)
+            concat!(
+                "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms, outcome, error)
              SELECT campaign_id, id, attempts, lease_owner, $2, $4, $5 FROM deliveries
              WHERE campaign_id = $1 AND state = 'sending'
-               AND (lease_expires_ms < $2 OR lease_owner IN (SELECT value FROM json_each($3)))",
+               AND (lease_owner IN (SELECT value FROM json_each($3)) OR ",
+                crate::store::campaigns::lease_run_out!(),
+                ")"
+            ),
         )
         .bind(campaign_id)
         .bind(now_ms)
@@ -544,9 +537,13 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let in_doubt = sqlx::query(
-            "UPDATE deliveries SET state = $4, lease_owner = NULL, lease_expires_ms = NULL, last_error = $5
+            concat!(
+                "UPDATE deliveries SET state = $4, lease_owner = NULL, lease_expires_ms = NULL, last_error = $5
              WHERE campaign_id = $1 AND state = 'sending'
-               AND (lease_expires_ms < $2 OR lease_owner IN (SELECT value FROM json_each($3)))",
+               AND (lease_owner IN (SELECT value FROM json_each($3)) OR ",
+                crate::store::campaigns::lease_run_out!(),
+                ")"
+            ),
         )
         .bind(campaign_id)
         .bind(now_ms)
