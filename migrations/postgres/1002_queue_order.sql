@@ -35,3 +35,17 @@ ALTER TABLE deliveries SET (
     autovacuum_vacuum_cost_delay = 0
 );
 ALTER TABLE attempts SET (autovacuum_vacuum_insert_scale_factor = 0.05);
+
+-- The high-volume tables take their rows only from set-wise statements that join the rows they
+-- reference (import: subscribers; launch: list members; attempts: the deliveries they settle),
+-- and nothing in smscast deletes a subscriber, list, campaign or delivery. A foreign key there
+-- costs a lookup per row per reference: 17.4 s instead of 1.8 s to add a million list members,
+-- and two lookups per message on the send path. SQLite's import runs with its foreign keys
+-- off for the same reason. The small tables keep theirs.
+ALTER TABLE list_members DROP CONSTRAINT list_members_list_id_fkey,
+                         DROP CONSTRAINT list_members_subscriber_id_fkey,
+                         DROP CONSTRAINT list_members_import_id_fkey;
+ALTER TABLE deliveries DROP CONSTRAINT deliveries_campaign_id_fkey,
+                       DROP CONSTRAINT deliveries_subscriber_id_fkey;
+ALTER TABLE attempts DROP CONSTRAINT attempts_campaign_id_fkey,
+                     DROP CONSTRAINT attempts_delivery_id_fkey;

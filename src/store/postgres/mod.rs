@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{ConnectOptions, Postgres, Row, Transaction};
 
 mod import;
 mod receipts;
@@ -78,7 +78,11 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn open(url: &str, access: Access) -> Result<Self> {
-        let mut options = PgConnectOptions::from_str(url)?.application_name("smscast");
+        // The import's and the launch's set-wise statements run for seconds by design at
+        // national scale: not a warning each on the operator's terminal.
+        let mut options = PgConnectOptions::from_str(url)?
+            .application_name("smscast")
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let read_only = access == Access::ReadOnly;
         if read_only {
             // Auditors' commands: the server itself refuses writes on these connections.
@@ -342,8 +346,8 @@ impl Store for PostgresStore {
 
     async fn continue_launch(&self, campaign_id: i64, chunk: i64) -> Result<LaunchProgress> {
         let mut tx = self.tx().await?;
-        // One worker copies at a time: the others are told to come back (SKIP LOCKED), and
-        // the campaign's row lock lets deliveries (which reference it) be written meanwhile.
+        // One worker copies at a time: the others are told to come back (SKIP LOCKED). A NO
+        // KEY lock: readers of the campaign and writers of other tables never wait for it.
         let Some((list_id, after)): Option<(i64, Option<i64>)> =
             sqlx::query_as("SELECT list_id, launch_after FROM campaigns WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED")
                 .bind(campaign_id)
