@@ -19,7 +19,7 @@ use sqlx::{Postgres, Transaction};
 use crate::store::{ImportCounts, ImportMeta, ImportSession, NewSubscriber, now_ms};
 
 /// `pg_advisory_xact_lock` key serialising imports ("import" in ASCII).
-const IMPORT_LOCK: i64 = 0x0069_6d70_6f72_74;
+const IMPORT_LOCK: i64 = 0x0000_696d_706f_7274;
 
 pub(super) async fn begin(
     mut tx: Transaction<'static, Postgres>,
