@@ -335,12 +335,14 @@ pub struct ResultsImportArgs {
     /// The column with phone numbers: a header name or a 1-based number [default: detected]
     #[arg(long)]
     pub phone_column: Option<String>,
-    /// The column with the carrier's status: a header name or a 1-based number [default: a
-    /// column headed status, result, trạng thái or kết quả, else the first other column]
+    /// The column with the carrier's status: a header name (a 1-based number in a file without
+    /// a header) [default: a column headed status, result, trạng thái or kết quả, else the
+    /// first column after the number]
     #[arg(long)]
     pub status_column: Option<String>,
-    /// The column with the time: a header name or a 1-based number [default: a column headed
-    /// time, date, thời gian…, else the column after the status]
+    /// The column with the time: a header name (a 1-based number in a file without a header)
+    /// [default: a column headed time, date, thời gian…; in a file without a header, the
+    /// column after the status]
     #[arg(long)]
     pub time_column: Option<String>,
     /// Print the summary as JSON (changed, already_recorded, changed_to, unmatched with line

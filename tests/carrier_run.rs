@@ -322,3 +322,27 @@ fn a_cancelled_campaign_is_not_handed_over_and_txt_lists_numbers() {
     assert!(!env.path("vt.csv").exists());
     assert_eq!(by_state(&env), json!({"handed": 2, "queued": 9}));
 }
+
+#[test]
+fn a_result_file_without_a_header_is_read_by_position() {
+    let (env, _sim) = setup("carrier-run-noheader");
+    export(&env);
+    // Tab separated, no header: number, status, time.
+    std::fs::write(
+        env.path("r.tsv"),
+        "0981000001\tDELIVRD\t2026-11-30 10:00\n0981000002\tchưa rõ\t\n0981000003\tREJECTD\t\n",
+    )
+    .unwrap();
+    let r = import(&env, "r.tsv");
+    assert_eq!(r["status_column"], "column 2", "{r}");
+    assert_eq!(r["time_column"], "column 3", "{r}");
+    assert_eq!(
+        r["changed_to"],
+        json!({"delivered": 1, "unknown": 1, "failed": 1}),
+        "{r}"
+    );
+    assert_eq!(
+        by_state(&env),
+        json!({"delivered": 1, "unknown": 1, "failed": 1, "handed": 3, "queued": 5})
+    );
+}

@@ -369,6 +369,7 @@ async fn read_results(
         &args.file,
         &SourceOptions {
             phone_column: args.phone_column.clone(),
+            unnamed_columns: true,
             ..SourceOptions::default()
         },
     )
