@@ -166,9 +166,10 @@ macro_rules! handover_for {
             let rows = sqlx::query(
                 "SELECT d.id, d.msisdn, d.district, s.attributes, d.state
                  FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
-                 WHERE d.campaign_id = $1 AND d.gateway = $2 ORDER BY d.id",
+                 WHERE d.campaign_id = $1 AND d.carrier = $2 AND d.gateway = $3 ORDER BY d.id",
             )
             .bind(campaign_id)
+            .bind(carrier)
             .bind(carrier_gateway(carrier))
             .fetch_all(pool)
             .await?;
@@ -185,7 +186,9 @@ macro_rules! handover_for {
         }
 
         /// Every result in file order, in one transaction: a later line about the same
-        /// number sees what the earlier one did.
+        /// number sees what the earlier one did. The share is read once (by campaign and
+        /// carrier, an index prefix), then each move is one statement by primary key: the
+        /// plan cannot go wrong on a table the planner has no statistics for yet.
         pub(super) async fn record_results(
             mut tx: Transaction<'static, $db>,
             campaign_id: i64,
@@ -194,21 +197,26 @@ macro_rules! handover_for {
         ) -> Result<Vec<ResultEffect>> {
             let gateway = carrier_gateway(carrier);
             let now = now_ms();
+            let share: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT id, msisdn, state FROM deliveries
+                 WHERE campaign_id = $1 AND carrier = $2 AND gateway = $3",
+            )
+            .bind(campaign_id)
+            .bind(carrier)
+            .bind(&gateway)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut by_number: std::collections::HashMap<String, (i64, String)> = share
+                .into_iter()
+                .map(|(id, msisdn, state)| (msisdn, (id, state)))
+                .collect();
             let mut effects = Vec::with_capacity(results.len());
             for r in results {
-                let found: Option<(i64, String)> = sqlx::query_as(
-                    "SELECT id, state FROM deliveries
-                     WHERE campaign_id = $1 AND gateway = $2 AND msisdn = $3",
-                )
-                .bind(campaign_id)
-                .bind(&gateway)
-                .bind(&r.msisdn)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((id, state)) = found else {
+                let Some((id, state)) = by_number.get_mut(&r.msisdn) else {
                     effects.push(ResultEffect::NotInShare);
                     continue;
                 };
+                let id = *id;
                 if state == r.status.state() {
                     effects.push(ResultEffect::AlreadyRecorded);
                     continue;
@@ -231,16 +239,24 @@ macro_rules! handover_for {
                         .await?
                         .rows_affected(),
                 };
-                effects.push(match (moved, r.status) {
-                    (1.., _) => ResultEffect::Changed,
+                if moved > 0 {
+                    *state = r.status.state().to_string();
+                    effects.push(ResultEffect::Changed);
+                    continue;
+                }
+                // Refused by the table: the state it is in now (another process may have
+                // moved it since the share was read).
+                let found: String = sqlx::query_scalar("SELECT state FROM deliveries WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let is_final = crate::store::DeliveryState::parse(&found).is_some_and(|s| s.is_final());
+                *state = found.clone();
+                effects.push(match r.status {
                     // Pending after a final result: the final one stands.
-                    (0, CarrierStatus::Unknown)
-                        if crate::store::DeliveryState::parse(&state)
-                            .is_some_and(|s| s.is_final()) =>
-                    {
-                        ResultEffect::AlreadyRecorded
-                    }
-                    (0, _) => ResultEffect::Conflict(state),
+                    CarrierStatus::Unknown if is_final => ResultEffect::AlreadyRecorded,
+                    _ if found == r.status.state() => ResultEffect::AlreadyRecorded,
+                    _ => ResultEffect::Conflict(found),
                 });
             }
             tx.commit().await?;
