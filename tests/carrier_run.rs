@@ -346,3 +346,68 @@ fn a_result_file_without_a_header_is_read_by_position() {
         json!({"delivered": 1, "unknown": 1, "failed": 1, "handed": 3, "queued": 5})
     );
 }
+
+#[test]
+fn a_personalised_text_is_exported_as_each_person_gets_it() {
+    let env = Env::new("carrier-run-personal");
+    let sim = Sim::start(&["--keep-bodies"]);
+    env.config_for(&sim.url, "");
+    std::fs::write(
+        env.path("ok.csv"),
+        "phone,district,xa\n0912345678,Đức Hòa,Hựu Thạnh\n0983456789,TP Tân An,Phường 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        env.path("msg.txt"),
+        "{{Long An}} {xa}, {district}: nói không với ma túy",
+    )
+    .unwrap();
+    env.ok(&["subscribers", "import", "ok.csv", "--list", "ok"]);
+    env.ok(&[
+        "campaign",
+        "create",
+        "c2",
+        "--list",
+        "ok",
+        "--message",
+        "msg.txt",
+        "--sender",
+        "LONGAN",
+        "--hours",
+        "00:00-24:00",
+    ]);
+    // A folder that does not exist: refused before anything is handed over.
+    let out = env.run(&[
+        "campaign",
+        "export",
+        "c2",
+        "--carrier",
+        "viettel",
+        "--out",
+        "no/such/dir/vt.csv",
+    ]);
+    assert!(!out.status.success());
+    let show = env.json(&["campaign", "show", "c2", "--json"]);
+    assert_eq!(show["campaign"]["state"], "draft", "{show}");
+
+    env.ok(&[
+        "campaign",
+        "export",
+        "c2",
+        "--carrier",
+        "viettel",
+        "--out",
+        "vt.csv",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(env.path("vt.csv")).unwrap(),
+        "msisdn,text\n84983456789,\"{Long An} Phường 1, Tân An: nói không với ma túy\"\n"
+    );
+    env.ok(&["send", "c2"]);
+    let bodies: Value =
+        serde_json::from_str(&common::http_get(&format!("{}/stats/messages", sim.url))).unwrap();
+    assert_eq!(
+        bodies,
+        json!({"84912345678": "{Long An} Hựu Thạnh, Đức Hòa: nói không với ma túy"})
+    );
+}

@@ -39,6 +39,19 @@ struct ExportSummary {
 }
 
 pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<Exit> {
+    // Where the file goes is checked before anything is handed over.
+    let dir = args
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!(
+            "cannot write {}: the folder {} does not exist; create it or choose another --out",
+            args.out.display(),
+            dir.display()
+        );
+    }
     let store = ctx.store().await?;
     let mut c = find_campaign(&*store, &args.campaign).await?;
     let carrier = args.carrier.as_str();
