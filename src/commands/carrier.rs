@@ -604,6 +604,15 @@ fn print_report(r: &ImportReport) {
     for u in &r.unmatched {
         println!("  line {}: {} {}", u.line, u.number, u.reason);
     }
+    if r.rows_read > 0 && r.changed + r.already_recorded == 0 {
+        println!(
+            "nothing in this file matched {}'s share of campaign {:?}: is it the right campaign and carrier? The share is made by `smscast campaign export {} --carrier {} --out FILE`",
+            r.carrier,
+            for_terminal(&r.campaign),
+            for_terminal(&r.campaign),
+            r.carrier
+        );
+    }
     println!(
         "see `smscast report {}` for the whole campaign",
         for_terminal(&r.campaign)

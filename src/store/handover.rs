@@ -62,8 +62,7 @@ pub struct CarrierResult {
 }
 
 /// What one result did to the record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "effect", content = "recorded")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ResultEffect {
     /// The row moved.
     Changed,
