@@ -91,6 +91,9 @@ pub enum Command {
     Send(SendArgs),
     /// Decide what to do with messages in doubt after a crash
     Reconcile(ReconcileArgs),
+    /// Take a carrier's results back into a carrier-run campaign (see `campaign export`)
+    #[command(subcommand)]
+    Results(ResultsCmd),
     /// The campaign's results: by state, carrier, district and day
     Report(ReportArgs),
     /// Every campaign, attempt and receipt for one number
@@ -252,6 +255,100 @@ pub enum CampaignCmd {
         /// The campaign's name or numeric id
         campaign: String,
     },
+    /// Hand a carrier its share of the campaign to send itself (a carrier-run campaign)
+    #[command(after_help = EXPORT_AFTER)]
+    Export(ExportArgs),
+}
+
+const EXPORT_AFTER: &str = "\
+Example: smscast campaign export june-2022 --carrier viettel --out june-2022-viettel.csv
+
+The campaign is launched first if it is a draft (as `send` would). Every number of the
+campaign filed under the carrier that is still waiting to be sent becomes \"handed to the
+carrier\": `smscast send` never sends it, and sends the other carriers' numbers as usual.
+Running the export again writes the same file and changes nothing. When the carrier sends
+its results back: smscast results import june-2022 viettel-results.csv --carrier viettel";
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The campaign's name or numeric id
+    pub campaign: String,
+    /// The carrier whose share is written (viettel, vinaphone, mobifone, vietnamobile,
+    /// gmobile, itel, reddi, other)
+    #[arg(long, value_parser = parse_carrier)]
+    pub carrier: crate::msisdn::Carrier,
+    /// The file to write (replaced if it exists)
+    #[arg(long)]
+    pub out: PathBuf,
+    /// csv: a header `msisdn,text` then one row per number (84xxxxxxxxx) with the text
+    /// exactly as sent (UTF-8); txt: one number per line, for carriers that take the text
+    /// separately
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+    /// Print the summary as JSON (campaign, carrier, file, format, newly_handed, rows, sha256)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Txt,
+}
+
+impl ExportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Txt => "txt",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResultsCmd {
+    /// Read a carrier's result file (number, status, time) into the campaign's record
+    #[command(after_help = RESULTS_AFTER)]
+    Import(ResultsImportArgs),
+}
+
+const RESULTS_AFTER: &str = "\
+Example: smscast results import june-2022 viettel-results.csv --carrier viettel
+
+The file is read like a subscriber list (UTF-8 or UTF-16, comma/semicolon/tab, header or
+not). Status words: delivered/DELIVRD/success/thành công, failed/UNDELIV/thất bại,
+expired/hết hạn, unknown/pending/chưa rõ. Times without an offset are Vietnam time.
+Rows that match nothing (a number not handed to this carrier, a bad number, an unknown
+status or time) are listed with their line numbers; the other rows go in, all in one
+transaction. Importing the same file again changes nothing. A pending result may be
+completed by a later file; a final result (delivered, failed, expired) is never changed.";
+
+#[derive(Debug, Args)]
+pub struct ResultsImportArgs {
+    /// The campaign's name or numeric id
+    pub campaign: String,
+    /// The carrier's result file
+    pub file: PathBuf,
+    /// The carrier the results come from (the one the share was exported to)
+    #[arg(long, value_parser = parse_carrier)]
+    pub carrier: crate::msisdn::Carrier,
+    /// The column with phone numbers: a header name or a 1-based number [default: detected]
+    #[arg(long)]
+    pub phone_column: Option<String>,
+    /// The column with the carrier's status: a header name (a 1-based number in a file without
+    /// a header) [default: a column headed status, result, trạng thái or kết quả, else the
+    /// first column after the number]
+    #[arg(long)]
+    pub status_column: Option<String>,
+    /// The column with the time: a header name (a 1-based number in a file without a header)
+    /// [default: a column headed time, date, thời gian…; in a file without a header, the
+    /// column after the status]
+    #[arg(long)]
+    pub time_column: Option<String>,
+    /// Print the summary as JSON (changed, already_recorded, changed_to, unmatched with line
+    /// numbers and reasons, …)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

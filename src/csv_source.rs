@@ -95,6 +95,10 @@ pub struct SourceOptions {
     pub phone_column: Option<String>,
     pub district_column: Option<String>,
     pub carrier_column: Option<String>,
+    /// In a file without a header, keep every other column too, as attributes named
+    /// `column N` (a carrier's result file: number, status, time). Subscriber lists leave it
+    /// off: unnamed columns of a list are not stored.
+    pub unnamed_columns: bool,
 }
 
 /// What was detected, for the summary and for error messages.
@@ -873,6 +877,7 @@ fn sniff_layout(text: &[u8], eof: bool, opts: &SourceOptions) -> Result<Layout, 
     };
     let roles_len = match &header {
         Some(h) => h.len(),
+        None if opts.unnamed_columns => width,
         None => {
             phone_index
                 .max(district_index.unwrap_or(0))
@@ -889,11 +894,11 @@ fn sniff_layout(text: &[u8], eof: bool, opts: &SourceOptions) -> Result<Layout, 
         roles[c] = Role::Carrier;
     }
     let mut attribute_names = Vec::new();
-    if let Some(h) = &header {
-        for (i, name) in h.iter().enumerate() {
-            if roles[i] == Role::Ignore {
-                roles[i] = Role::Attribute(attribute_names.len());
-                attribute_names.push(name.clone());
+    if header.is_some() || opts.unnamed_columns {
+        for (i, role) in roles.iter_mut().enumerate() {
+            if *role == Role::Ignore {
+                *role = Role::Attribute(attribute_names.len());
+                attribute_names.push(column_name(i));
             }
         }
     }
@@ -1077,6 +1082,7 @@ mod tests {
             phone_column: phone.map(str::to_owned),
             district_column: district.map(str::to_owned),
             carrier_column: None,
+            unnamed_columns: false,
         };
         Source::new(bytes, &opts)
     }

@@ -508,7 +508,7 @@ fn file_name(p: &Path) -> String {
     )
 }
 
-fn file_sha256(path: &Path) -> Result<String> {
+pub(crate) fn file_sha256(path: &Path) -> Result<String> {
     let mut f =
         std::fs::File::open(path).with_context(|| format!("Cannot open {}", path.display()))?;
     let mut hasher = Sha256::new();

@@ -247,6 +247,7 @@ fn json_and_csv_reports_give_every_figure_exactly() {
         "rejected",
         "unknown",
         "suppressed",
+        "handed",
     ]
     .iter()
     .map(|s| (s.to_string(), 0))
@@ -388,6 +389,7 @@ fn json_and_csv_reports_give_every_figure_exactly() {
             "delivered||4",
             "expired||1",
             "failed||1",
+            "handed||0",
             "queued||0",
             "rejected||2",
             "sending||0",

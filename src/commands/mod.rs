@@ -2,6 +2,7 @@
 //! library, and prints. Errors bubble up to `main`, which prints them once.
 
 mod campaign;
+mod carrier;
 mod demo;
 mod dlr;
 mod inspect;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, DlrCmd, GatewayCmd, MessageCmd};
+use crate::cli::{Cli, Command, DlrCmd, GatewayCmd, MessageCmd, ResultsCmd};
 use crate::config::Config;
 use crate::store::{self, Access, Store};
 
@@ -132,6 +133,7 @@ async fn dispatch_command(ctx: &Ctx, command: Command) -> Result<Exit> {
         Command::Campaign(cmd) => campaign::run(ctx, cmd).await,
         Command::Send(args) => send::send(ctx, args).await,
         Command::Reconcile(args) => campaign::reconcile(ctx, args).await,
+        Command::Results(ResultsCmd::Import(args)) => carrier::import_results(ctx, args).await,
         Command::Report(args) => inspect::report(ctx, args).await,
         Command::Lookup(args) => inspect::lookup(ctx, args).await,
         Command::Audit(args) => inspect::audit(ctx, args).await,

@@ -57,6 +57,7 @@ async fn import_file(ctx: &Ctx, args: ImportArgs) -> Result<Exit> {
                 phone_column: args.phone_column,
                 district_column: args.district_column,
                 carrier_column: args.carrier_column,
+                unnamed_columns: false,
             },
             carrier: args.carrier,
             rejects: args.rejects.as_deref(),

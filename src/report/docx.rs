@@ -158,7 +158,7 @@ const EN: Words = Words {
 /// The state groups of the carrier and district tables, in order.
 const GROUPS: [(&str, &[&str]); 6] = [
     ("delivered", &[state::DELIVERED]),
-    ("awaiting", &[state::SUBMITTED]),
+    ("awaiting", &[state::SUBMITTED, state::HANDED]),
     (
         "not_delivered",
         &[state::FAILED, state::EXPIRED, state::REJECTED],
@@ -586,6 +586,7 @@ pub fn docx(r: &Report, lang: Lang, cfg: &ReportConfig) -> Result<Vec<u8>> {
     doc = doc.add_paragraph(heading(w.sec_result));
     let delivered = get(state::DELIVERED);
     let awaiting = get(state::SUBMITTED);
+    let handed = get(state::HANDED);
     let failed = get(state::FAILED);
     let expired = get(state::EXPIRED);
     let rejected = get(state::REJECTED);
@@ -615,6 +616,20 @@ pub fn docx(r: &Report, lang: Lang, cfg: &ReportConfig) -> Result<Vec<u8>> {
                 "- Sent, the carrier has not yet confirmed delivery: {} subscribers ({}%).",
                 n(awaiting),
                 share(awaiting)
+            ),
+        }));
+    }
+    if handed > 0 {
+        doc = doc.add_paragraph(body(match lang {
+            Lang::Vi => format!(
+                "- Đã chuyển nhà mạng tự gửi, chưa có kết quả: {} thuê bao ({}%).",
+                n(handed),
+                share(handed)
+            ),
+            Lang::En => format!(
+                "- Handed to the carrier to send, its results not yet in: {} subscribers ({}%).",
+                n(handed),
+                share(handed)
             ),
         }));
     }
@@ -1002,9 +1017,10 @@ fn convert(docx: &[u8], dir: &std::path::Path) -> Result<Vec<u8>> {
 
 /// Every delivery state, in the order the document lists them (a state not listed here
 /// would be missing from the table: the test checks the rows add up).
-const DOC_STATES: [&str; 10] = [
+const DOC_STATES: [&str; 11] = [
     state::DELIVERED,
     state::SUBMITTED,
+    state::HANDED,
     state::FAILED,
     state::EXPIRED,
     state::REJECTED,
@@ -1025,6 +1041,7 @@ fn state_words(st: &str, lang: Lang) -> String {
         (state::REJECTED, Lang::Vi) => "Bị từ chối khi gửi",
         (state::UNKNOWN, Lang::Vi) => "Chưa rõ kết quả",
         (state::SUPPRESSED, Lang::Vi) => "Không gửi (đã từ chối nhận tin)",
+        (state::HANDED, Lang::Vi) => "Đã chuyển nhà mạng tự gửi, chờ kết quả",
         (state::DELIVERED, _) => "Delivered to the phone",
         (state::SUBMITTED, _) => "Sent, awaiting the carrier's confirmation",
         (state::FAILED, _) => "The carrier could not deliver",
@@ -1032,6 +1049,7 @@ fn state_words(st: &str, lang: Lang) -> String {
         (state::REJECTED, _) => "Refused when sent",
         (state::UNKNOWN, _) => "Outcome unknown",
         (state::SUPPRESSED, _) => "Not sent (opted out)",
+        (state::HANDED, _) => "Handed to the carrier to send, awaiting its results",
         (other, _) => return lang.state(other),
     };
     s.to_string()

@@ -267,6 +267,7 @@ impl Lang {
             (Lang::En, "rejected") => "Rejected",
             (Lang::En, "unknown") => "In doubt",
             (Lang::En, "suppressed") => "Not sent (opted out)",
+            (Lang::En, "handed") => "Handed to carrier to send",
             (Lang::Vi, "queued") => "Đang chờ gửi",
             (Lang::Vi, "claimed") => "Đang xử lý",
             (Lang::Vi, "sending") => "Đang gửi",
@@ -277,6 +278,7 @@ impl Lang {
             (Lang::Vi, "rejected") => "Bị từ chối",
             (Lang::Vi, "unknown") => "Chưa rõ kết quả",
             (Lang::Vi, "suppressed") => "Không gửi (từ chối nhận tin)",
+            (Lang::Vi, "handed") => "Đã chuyển nhà mạng gửi",
             (_, other) => other,
         };
         s.to_string()

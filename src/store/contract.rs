@@ -20,7 +20,18 @@
 //!  unknown ── receipt: enroute ──▶ submitted ── receipt: delivered/failed/expired ──▶ final  │
 //!  unknown ── receipt: final ──▶ final;  unknown ── reconcile ──▶ queued | failed            │
 //!  submitted ── expire (gateway sends receipts, none came) ──▶ expired ◀─────────────────────┘
+//!
+//!  carrier-run campaigns (`campaign export --carrier`, `results import --carrier`):
+//!  queued ── hand over ──▶ handed ── carrier result: delivered/failed/expired ──▶ final
+//!                            │  └── carrier result: unknown/pending ──▶ unknown ── carrier result: final ──▶ final
 //! ```
+//!
+//! A row `handed` to a carrier (its `gateway` column says `carrier:NAME`) is the carrier's to
+//! send: no worker claims or marks it, so `send` goes on with the other carriers' rows. The
+//! carrier's result file moves it once: a later file may only *complete* an earlier one (an
+//! `unknown`/pending result may later become delivered, failed or expired); a final result is
+//! never corrected by a later file (no move leaves a final state), the disagreement is reported
+//! instead. Carrier results only move rows handed to that same carrier.
 //!
 //! `delivered`, `failed`, `expired`, `rejected` and `suppressed` are final: no move leaves them.
 //! An outcome settles only the attempt that produced it (the fencing token is the attempt
@@ -56,10 +67,12 @@ pub enum DeliveryState {
     Rejected,
     Unknown,
     Suppressed,
+    /// Handed to a carrier that sends it itself (a carrier-run campaign): awaiting its results.
+    Handed,
 }
 
 impl DeliveryState {
-    pub const ALL: [DeliveryState; 10] = [
+    pub const ALL: [DeliveryState; 11] = [
         Self::Queued,
         Self::Claimed,
         Self::Sending,
@@ -70,6 +83,7 @@ impl DeliveryState {
         Self::Rejected,
         Self::Unknown,
         Self::Suppressed,
+        Self::Handed,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -84,6 +98,7 @@ impl DeliveryState {
             Self::Rejected => state::REJECTED,
             Self::Unknown => state::UNKNOWN,
             Self::Suppressed => state::SUPPRESSED,
+            Self::Handed => state::HANDED,
         }
     }
 
@@ -131,10 +146,17 @@ pub enum DeliveryMove {
     ReconcileResend,
     /// `smscast reconcile --give-up`.
     ReconcileGiveUp,
+    /// `smscast campaign export --carrier`: the carrier sends these rows itself.
+    HandOver,
+    /// A final result (delivered, failed, expired) from the carrier's result file, for a row
+    /// handed to that carrier (still awaiting, or reported unknown by an earlier file).
+    CarrierResult,
+    /// The carrier's result file says unknown or pending.
+    CarrierPending,
 }
 
 impl DeliveryMove {
-    pub const ALL: [DeliveryMove; 14] = [
+    pub const ALL: [DeliveryMove; 17] = [
         Self::Claim,
         Self::Mark,
         Self::SuppressOptedOut,
@@ -149,6 +171,9 @@ impl DeliveryMove {
         Self::Expire,
         Self::ReconcileResend,
         Self::ReconcileGiveUp,
+        Self::HandOver,
+        Self::CarrierResult,
+        Self::CarrierPending,
     ];
 
     /// The states this move may leave: the transition table.
@@ -166,6 +191,9 @@ impl DeliveryMove {
             Self::ReceiptFinal => &[Submitted, Unknown],
             Self::Expire => &[Submitted],
             Self::ReconcileResend | Self::ReconcileGiveUp => &[Unknown],
+            Self::HandOver => &[Queued],
+            Self::CarrierResult => &[Handed, Unknown],
+            Self::CarrierPending => &[Handed],
         }
     }
 
@@ -185,6 +213,9 @@ impl DeliveryMove {
             Self::Expire => &[Expired],
             Self::ReconcileResend => &[Queued],
             Self::ReconcileGiveUp => &[Failed],
+            Self::HandOver => &[Handed],
+            Self::CarrierResult => &[Delivered, Failed, Expired],
+            Self::CarrierPending => &[Unknown],
         }
     }
 
@@ -412,6 +443,27 @@ mod tests {
                 assert!(!m.from().contains(&s), "{m:?} may move a {s:?} row");
             }
         }
+    }
+
+    #[test]
+    fn only_the_carrier_path_touches_handed_rows() {
+        for m in DeliveryMove::ALL {
+            let carrier_path = matches!(
+                m,
+                DeliveryMove::HandOver | DeliveryMove::CarrierResult | DeliveryMove::CarrierPending
+            );
+            if !carrier_path {
+                assert!(
+                    !m.from().contains(&DeliveryState::Handed),
+                    "{m:?} may move a handed row"
+                );
+                assert!(
+                    !m.to().contains(&DeliveryState::Handed),
+                    "{m:?} may hand a row over"
+                );
+            }
+        }
+        assert_eq!(DeliveryMove::HandOver.guard(), "state IN ('queued')");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 mod campaigns;
 pub mod contract;
+pub mod handover;
 mod postgres;
 mod receipts;
 mod reference;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 pub use contract::{CampaignMove, DeliveryMove, DeliveryState, Refused};
+pub use handover::{CarrierResult, CarrierStatus, HandedRow, ResultEffect};
 pub use postgres::PostgresStore;
 pub use reference::{ReferenceCheck, References};
 pub use sqlite::{SqliteStore, configure_library as configure_sqlite};
@@ -428,10 +430,12 @@ pub mod state {
     pub const REJECTED: &str = "rejected";
     pub const UNKNOWN: &str = "unknown";
     pub const SUPPRESSED: &str = "suppressed";
+    /// Handed to a carrier that sends it itself; awaiting the carrier's results.
+    pub const HANDED: &str = "handed";
     /// Every state, in report order.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         QUEUED, CLAIMED, SENDING, SUBMITTED, DELIVERED, FAILED, EXPIRED, REJECTED, UNKNOWN,
-        SUPPRESSED,
+        SUPPRESSED, HANDED,
     ];
 }
 
@@ -817,6 +821,23 @@ pub trait Store: Send + Sync {
     async fn complete_if_done(&self, campaign_id: i64) -> Result<bool>;
     /// `unknown` rows → `queued` (resend) or `failed` (give up). Returns how many.
     async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64>;
+
+    // carrier-run campaigns (src/store/handover.rs)
+    /// The campaign's `queued` rows filed under `carrier` → `handed` to that carrier
+    /// ([`DeliveryMove::HandOver`]), while the campaign is running or paused. Returns how many
+    /// moved (none the second time).
+    async fn hand_over(&self, campaign_id: i64, carrier: &str) -> Result<u64>;
+    /// Every row ever handed to `carrier` in this campaign, whatever its state now, by id.
+    async fn handed_share(&self, campaign_id: i64, carrier: &str) -> Result<Vec<HandedRow>>;
+    /// A carrier's results, in file order, in one transaction: each moves its row if the
+    /// table allows ([`DeliveryMove::CarrierResult`], [`DeliveryMove::CarrierPending`]), only
+    /// rows handed to that carrier. One effect per result.
+    async fn record_carrier_results(
+        &self,
+        campaign_id: i64,
+        carrier: &str,
+        results: &[CarrierResult],
+    ) -> Result<Vec<ResultEffect>>;
 
     // auditors
     /// The report's aggregates for the deliveries `filter` selects.

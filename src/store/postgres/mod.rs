@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Postgres, Row, Transaction};
 
+mod handover;
 mod import;
 mod receipts;
 mod report;
@@ -882,6 +883,23 @@ impl Store for PostgresStore {
 
     async fn receipt_counts(&self) -> Result<ReceiptCounts> {
         receipts::counts(&self.pool).await
+    }
+
+    async fn hand_over(&self, campaign_id: i64, carrier: &str) -> Result<u64> {
+        handover::hand_over(self.tx().await?, campaign_id, carrier).await
+    }
+
+    async fn handed_share(&self, campaign_id: i64, carrier: &str) -> Result<Vec<HandedRow>> {
+        handover::share(&self.pool, campaign_id, carrier).await
+    }
+
+    async fn record_carrier_results(
+        &self,
+        campaign_id: i64,
+        carrier: &str,
+        results: &[CarrierResult],
+    ) -> Result<Vec<ResultEffect>> {
+        handover::record_results(self.tx().await?, campaign_id, carrier, results).await
     }
 
     async fn rate_grant(

@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Row, Sqlite, Transaction};
 
+mod handover;
 mod import;
 mod receipts;
 mod report;
@@ -961,6 +962,23 @@ impl Store for SqliteStore {
 
     async fn receipt_counts(&self) -> Result<ReceiptCounts> {
         receipts::counts(&self.pool).await
+    }
+
+    async fn hand_over(&self, campaign_id: i64, carrier: &str) -> Result<u64> {
+        handover::hand_over(self.write_tx().await?, campaign_id, carrier).await
+    }
+
+    async fn handed_share(&self, campaign_id: i64, carrier: &str) -> Result<Vec<HandedRow>> {
+        handover::share(&self.pool, campaign_id, carrier).await
+    }
+
+    async fn record_carrier_results(
+        &self,
+        campaign_id: i64,
+        carrier: &str,
+        results: &[CarrierResult],
+    ) -> Result<Vec<ResultEffect>> {
+        handover::record_results(self.write_tx().await?, campaign_id, carrier, results).await
     }
 }
 
