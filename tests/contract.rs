@@ -119,7 +119,7 @@ fn a_receipt_never_finalises_a_queued_row() {
         assert!(effects.iter().all(|e| *e != ReceiptEffect::Applied));
         assert_eq!(state_of(&*store, &campaign, "delivered").await, 0);
         // A row sent once and put back in the queue for a retry is not finalised either.
-        store.release("w").await.unwrap();
+        store.release(campaign.id, "w").await.unwrap();
         let now = store::now_ms();
         store
             .claim(campaign.id, "w", 1, now, now + 60_000)

@@ -151,7 +151,7 @@ fn a_dead_workers_rows_are_recovered_after_its_lease() {
             .unwrap();
         assert_eq!(other.len(), 40);
         assert!(other.iter().all(|o| !claimed.iter().any(|c| c.id == o.id)));
-        s.release("near:2:b").await.unwrap();
+        s.release(c.id, "near:2:b").await.unwrap();
         // Before the lease runs out: nothing to recover.
         let early = s.recover(c.id, now + 500, &[], false).await.unwrap();
         assert_eq!((early.requeued, early.unknown), (0, 0));

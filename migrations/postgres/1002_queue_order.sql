@@ -8,9 +8,11 @@ DROP INDEX deliveries_claim;
 CREATE INDEX deliveries_queue ON deliveries (campaign_id, next_attempt_ms, id)
     WHERE state = 'queued';
 
--- Rows in flight, by campaign and worker (recovery, release, the in-flight count).
+-- Rows in flight, by campaign (recovery, release, the in-flight count). Not by worker: with
+-- `lease_owner` in it, the planner's generic plan for marking a batch (`id = ANY($1) AND
+-- lease_owner = $2`) scanned every row the worker held instead of the batch's primary keys.
 DROP INDEX deliveries_lease;
-CREATE INDEX deliveries_in_flight ON deliveries (campaign_id, lease_owner)
+CREATE INDEX deliveries_in_flight ON deliveries (campaign_id)
     WHERE state IN ('claimed', 'sending');
 
 -- Rows waiting for a receipt, by age (expiry). The old (state, submitted_ms) index held every

@@ -985,7 +985,9 @@ impl Dispatcher {
             .await
             .context("Failed to record the last outcomes")?;
         self.buffer.clear();
-        self.store.release(&self.opts.worker_id).await?;
+        self.store
+            .release(self.campaign.id, &self.opts.worker_id)
+            .await?;
         Ok(())
     }
 }

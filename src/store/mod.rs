@@ -810,8 +810,8 @@ pub trait Store: Send + Sync {
     /// outcomes were stale (kept as `attempts` rows only: another worker took the row over, or
     /// a receipt finalised it).
     async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<u64>;
-    /// Gives this worker's unsent claims back to the queue.
-    async fn release(&self, worker: &str) -> Result<u64>;
+    /// Gives this worker's unsent claims of the campaign back to the queue.
+    async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64>;
     /// Rows marked in flight whose requests never went out (a stop came first): back to the
     /// queue, the attempt not counted.
     async fn release_unsent(&self, worker: &str, ids: &[i64]) -> Result<u64>;

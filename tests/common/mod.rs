@@ -39,8 +39,10 @@ impl PgDb {
     fn create(admin_url: &str, label: &str) -> Self {
         let name = format!(
             "smscast_test_{}_{}_{}",
+            // PostgreSQL cuts names at 63 bytes: keep the part that makes it unique.
             label
                 .chars()
+                .take(32)
                 .map(|c| if c.is_ascii_alphanumeric() {
                     c.to_ascii_lowercase()
                 } else {

@@ -677,15 +677,18 @@ impl Store for PostgresStore {
         Ok((outcomes.len() - settled.len()) as u64)
     }
 
-    async fn release(&self, worker: &str) -> Result<u64> {
+    async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64> {
         Ok(sqlx::query(
-            "WITH mine AS (SELECT id FROM deliveries WHERE lease_owner = $1 AND state = 'claimed'
+            // Found through the in-flight index of the worker's campaign.
+            "WITH mine AS (SELECT id FROM deliveries
+                           WHERE campaign_id = $2 AND lease_owner = $1 AND state = 'claimed'
                            ORDER BY id FOR UPDATE)
              UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
              FROM mine WHERE deliveries.id = mine.id AND deliveries.lease_owner = $1
                AND deliveries.state IN ('claimed')",
         )
         .bind(worker)
+        .bind(campaign_id)
         .execute(&self.pool)
         .await?
         .rows_affected())

@@ -749,13 +749,14 @@ impl Store for SqliteStore {
         Ok(stale)
     }
 
-    async fn release(&self, worker: &str) -> Result<u64> {
+    async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64> {
         Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
-                 WHERE lease_owner = $1 AND {}",
+                 WHERE campaign_id = $2 AND lease_owner = $1 AND {}",
             DeliveryMove::Release.guard()
         )))
         .bind(worker)
+        .bind(campaign_id)
         .execute(&self.writer)
         .await?
         .rows_affected())
