@@ -211,6 +211,18 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
         size * new.segments,
         rate
     );
+    let gw = config.gateways.get(&new.gateway);
+    println!(
+        "{}",
+        super::send::pace_summary(
+            rate,
+            gw.and_then(|g| g.rate()),
+            gw.and_then(|g| g.sms_per_second()),
+            new.segments,
+            template.is_personalised(),
+            size
+        )
+    );
     ucs2_notice(&sent, &args.message);
     night_notice(hours);
     println!("next: smscast send {}", for_terminal(&new.name));

@@ -65,8 +65,10 @@ impl Budget {
     }
 
     /// Waits until this worker may send one message: one token of the campaign's shared rate
-    /// and, when the gateway has a rate, one of the gateway's (shared by every campaign on it).
-    pub async fn take(&self, gateway: &str, gateway_rate: Option<f64>) {
+    /// and, when the gateway has a rate, one of the gateway's (shared by every campaign on it),
+    /// and when it has a limit in SMS parts (`(sms_per_second, parts)`), one token per part
+    /// from that bucket.
+    pub async fn take(&self, gateway: &str, gateway_rate: Option<f64>, parts: Option<(f64, u32)>) {
         if !self.shared.load(Ordering::Relaxed) {
             return;
         }
@@ -74,6 +76,12 @@ impl Budget {
         self.take_one(&campaign_scope, self.campaign_rate).await;
         if let Some(rate) = gateway_rate {
             self.take_one(&format!("gateway:{gateway}"), rate).await;
+        }
+        if let Some((rate, parts)) = parts {
+            let scope = format!("gateway-parts:{gateway}");
+            for _ in 0..parts.max(1) {
+                self.take_one(&scope, rate).await;
+            }
         }
     }
 
