@@ -252,6 +252,37 @@ pub enum CampaignCmd {
         /// The campaign's name or numeric id
         campaign: String,
     },
+    /// Send the campaign's message, exactly as it will go out, to staff phones (a test: the
+    /// campaign stays as it is)
+    #[command(after_help = "Examples:
+  smscast campaign test june-2022 --to 0912345678,0983456789
+  smscast campaign test june-2022 --to 0912345678 --as 0977000111   # personalised as that member
+The text is personalised with the list's first member (or --as), sent through the campaign's
+gateway (routed by each staff number's carrier as in [routing]), and written to the audit log
+(`smscast audit`) with each number's outcome, numbers masked. No delivery is created: the
+campaign keeps its state and counts, and the per-number cap is not touched. Refused for a
+completed or cancelled campaign; at most 10 numbers.")]
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The campaign's name or numeric id
+    pub campaign: String,
+    /// Staff phones to send to, comma-separated (any usual form: 0912345678, +84912345678)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required = true,
+        value_name = "NUMBER[,NUMBER…]"
+    )]
+    pub to: Vec<String>,
+    /// Personalise the text as this list member [default: the list's first member]
+    #[arg(long = "as", value_name = "NUMBER")]
+    pub as_member: Option<String>,
+    /// Gateway request timeout in seconds
+    #[arg(long, default_value_t = 10)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Args)]

@@ -90,3 +90,155 @@ fn sms_per_second_is_checked_when_given() {
     }
     assert_eq!(sim.accepted(), 0);
 }
+
+#[test]
+fn a_test_send_reaches_exactly_the_staff_phones_and_leaves_the_campaign_a_draft() {
+    let env = Env::new("test-send");
+    let sim = Sim::start(&["--keep-bodies"]);
+    env.config_for(&sim.url, "");
+    std::fs::write(
+        env.path("list.csv"),
+        "phone,district,xa\n0912345678,Đức Hòa,Hựu Thạnh\n0983456789,TP Tân An,Phường 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        env.path("msg.txt"),
+        "{{Long An}} {xa}, {district}: nói không với ma túy",
+    )
+    .unwrap();
+    env.ok(&["subscribers", "import", "list.csv", "--list", "la"]);
+    env.ok(&[
+        "campaign",
+        "create",
+        "june",
+        "--list",
+        "la",
+        "--message",
+        "msg.txt",
+        "--sender",
+        "LONGAN",
+        "--hours",
+        "00:00-24:00",
+    ]);
+    let bodies = || -> serde_json::Value {
+        serde_json::from_str(&common::http_get(&format!("{}/stats/messages", sim.url))).unwrap()
+    };
+
+    // Two staff phones, written two ways (and one twice): personalised as the first member.
+    let out = env.ok(&[
+        "campaign",
+        "test",
+        "june",
+        "--to",
+        "0977000001,+84977000002,84977000001",
+    ]);
+    assert!(
+        out.contains("8497****001") && out.contains("submitted"),
+        "{out}"
+    );
+    assert!(!out.contains("84977000001"), "numbers are masked: {out}");
+    let reached = sim.recipients();
+    let mut numbers: Vec<&String> = reached.keys().collect();
+    numbers.sort();
+    assert_eq!(numbers, ["84977000001", "84977000002"]);
+    assert!(reached.values().all(|n| *n == 1), "{reached:?}");
+    let b = bodies();
+    assert_eq!(
+        b["84977000001"],
+        "{Long An} Hựu Thạnh, Đức Hòa: nói không với ma túy"
+    );
+    assert_eq!(b["84977000002"], b["84977000001"]);
+
+    // --as another member of the list.
+    env.ok(&[
+        "campaign",
+        "test",
+        "june",
+        "--to",
+        "0977000003",
+        "--as",
+        "0983456789",
+    ]);
+    assert_eq!(
+        bodies()["84977000003"],
+        "{Long An} Phường 1, Tân An: nói không với ma túy"
+    );
+    assert_eq!(sim.accepted(), 3);
+
+    // Refused before anything goes out: a bad number, a non-member for --as, too many numbers.
+    let many = (10..=20)
+        .map(|i| format!("09770000{i:02}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for (args, why) in [
+        (
+            &["campaign", "test", "june", "--to", "0977000004,12345"][..],
+            "\"12345\" is not a Vietnamese mobile number",
+        ),
+        (
+            &[
+                "campaign",
+                "test",
+                "june",
+                "--to",
+                "0977000004",
+                "--as",
+                "0977000009",
+            ][..],
+            "not in list \"la\"",
+        ),
+        (
+            &["campaign", "test", "june", "--to", &many][..],
+            "at most 10 staff phones",
+        ),
+    ] {
+        let out = env.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+    }
+    assert_eq!(sim.accepted(), 3);
+
+    // The campaign is untouched: a draft with no deliveries.
+    let show = env.json(&["campaign", "show", "june", "--json"]);
+    assert_eq!(show["campaign"]["state"], "draft", "{show}");
+    assert_eq!(show["states"], serde_json::json!({}), "{show}");
+
+    // Audited as a test, each outcome recorded, numbers masked.
+    let audit = env.ok(&["audit", "--json"]);
+    assert!(!audit.contains("84977000001"), "{audit}");
+    let entries: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let results: Vec<&serde_json::Value> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "test_send_result")
+        .collect();
+    assert_eq!(results.len(), 2, "{audit}");
+    let details: serde_json::Value =
+        serde_json::from_str(results[0]["details"].as_str().unwrap()).unwrap();
+    let first = &details["results"];
+    assert_eq!(first.as_array().unwrap().len(), 2, "{audit}");
+    assert_eq!(first[0]["to"], "8497****001");
+    assert_eq!(first[0]["outcome"], "submitted");
+    assert!(
+        first[0]["gateway_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+
+    // The real send reaches the list, and only the list: the tests held nobody back.
+    env.ok(&["send", "june"]);
+    assert_eq!(sim.accepted(), 5);
+    assert_eq!(
+        env.json(&["report", "june", "--json"])["by_state"]["submitted"],
+        2
+    );
+
+    // A completed campaign takes no test.
+    let out = env.run(&["campaign", "test", "june", "--to", "0977000001"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("completed"), "{stderr}");
+    assert_eq!(sim.accepted(), 5);
+}

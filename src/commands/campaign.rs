@@ -23,6 +23,7 @@ pub async fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<Exit> {
         CampaignCmd::Cancel { campaign } => {
             transition(ctx, &campaign, CampaignState::Cancelled).await
         }
+        CampaignCmd::Test(args) => super::test_send::run(ctx, args).await,
     }
 }
 

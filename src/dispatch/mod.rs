@@ -162,7 +162,8 @@ impl Routes {
             .map(|r| r.gateway.name().to_string())
             .collect()
     }
-    fn for_carrier(&self, carrier: &str) -> &Arc<Route> {
+    /// The route a message to `carrier` takes (the default when `[routing]` names none).
+    pub fn for_carrier(&self, carrier: &str) -> &Arc<Route> {
         self.by_carrier.get(carrier).unwrap_or(&self.default)
     }
     fn all_dedup(&self) -> bool {
@@ -784,10 +785,7 @@ impl Dispatcher {
         let campaign_id = self.campaign.id;
         let parts = self.parts(&route, &row);
         let personal = row.text.clone();
-        let unicode = match &personal {
-            Some(t) => !t.chars().all(crate::encoding::is_gsm7),
-            None => self.campaign.encoding == "UCS-2",
-        };
+        let unicode = unicode(&self.campaign, personal.as_deref());
         let text = personal.clone().unwrap_or_else(|| self.plain_text.clone());
         let from = self.campaign.sender.clone();
         let max_attempts = self.campaign.max_attempts;
@@ -1042,6 +1040,15 @@ async fn classify(
                 retry(retry_after.unwrap_or_else(|| backoff(attempt_no)))
             }
         }
+    }
+}
+
+/// Whether a message of `campaign` goes out as UCS-2: by its personalised text when it has
+/// one, else by the campaign's encoding.
+pub fn unicode(campaign: &Campaign, personal: Option<&str>) -> bool {
+    match personal {
+        Some(t) => !t.chars().all(crate::encoding::is_gsm7),
+        None => campaign.encoding == "UCS-2",
     }
 }
 
