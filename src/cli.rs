@@ -304,7 +304,9 @@ pub struct CreateArgs {
     /// Gateway name from smscast.toml [default: routing.default, or the only gateway]
     #[arg(long)]
     pub gateway: Option<String>,
-    /// Messages per second [default: the gateway's rate, else defaults.rate]
+    /// Messages per second [default: the gateway's rate, else defaults.rate]. A gateway's
+    /// `sms_per_second` (SMS parts per second, in smscast.toml) holds as well: the printed
+    /// pace line gives messages/s, SMS parts/s and the expected sending time
     #[arg(long, value_parser = crate::config::parse_rate)]
     pub rate: Option<f64>,
     /// Not before this date (YYYY-MM-DD, Vietnam time)
@@ -330,7 +332,9 @@ pub struct CreateArgs {
 #[command(after_help = "Examples:
   smscast send june-2022                  # Ctrl-C stops cleanly; the same command resumes
   smscast send june-2022 --rate 50 --plain --no-wait   # slower, log lines, exit outside the hours
-On PostgreSQL, run the same command on several machines: they share the campaign and its rate.")]
+On PostgreSQL, run the same command on several machines: they share the campaign and its rate.
+A gateway's `sms_per_second` in smscast.toml limits SMS parts (a 3-part message counts 3)
+beside its `rate` in messages; the pace line at the start shows both and the expected time.")]
 pub struct SendArgs {
     /// The campaign's name or numeric id
     pub campaign: String,

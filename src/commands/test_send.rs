@@ -7,8 +7,8 @@
 //! per-number cap never sees these messages. The record is the audit log: a `test_send` entry
 //! before anything goes out (who, to which numbers, as which member), and a
 //! `test_send_result` entry with each number's outcome (masked number, route, gateway id or
-//! error). Receipts for test messages match no delivery; `dlr serve` refuses their
-//! references.
+//! error). Receipts for test messages match no delivery: `dlr serve` keeps them and counts
+//! them unmatched after `unmatched_after_minutes`.
 
 use std::time::Duration;
 
@@ -78,8 +78,8 @@ pub async fn run(ctx: &Ctx, args: TestArgs) -> Result<Exit> {
         let carrier = number.carrier().as_str();
         let route = routes.for_carrier(carrier);
         let gateway = route.gateway.name().to_string();
-        // Not a delivery's reference: a receipt for it is refused by `dlr serve`, never
-        // counted against the campaign.
+        // Not a delivery's reference: a receipt for it matches no delivery and is never
+        // counted in the campaign (it ends unmatched).
         let reference = format!("smscast-test-{}-{started}-{i}", campaign.id);
         let answer = route
             .gateway
