@@ -242,3 +242,66 @@ fn a_test_send_reaches_exactly_the_staff_phones_and_leaves_the_campaign_a_draft(
     assert!(stderr.contains("completed"), "{stderr}");
     assert_eq!(sim.accepted(), 5);
 }
+
+#[test]
+fn a_personalised_text_is_charged_its_own_parts() {
+    let env = Env::new("parts-personal");
+    let sim = Sim::start(&["--keep-bodies"]);
+    env.config_for(&sim.url, "sms_per_second = 60");
+    let rows = |xa: &str| {
+        let mut csv = String::from("phone,xa\n");
+        for i in 1..=45 {
+            csv.push_str(&format!("0912{i:06},{xa}\n"));
+        }
+        csv
+    };
+    // When the campaign is created the list holds one short text: one part, so the campaign
+    // says 1.
+    std::fs::write(env.path("short.csv"), "phone,xa\n0913000001,Xã 1\n").unwrap();
+    env.ok(&["subscribers", "import", "short.csv", "--list", "la"]);
+    std::fs::write(env.path("msg.txt"), "Long An {xa}: nói không với ma túy").unwrap();
+    env.ok(&[
+        "campaign",
+        "create",
+        "june",
+        "--list",
+        "la",
+        "--message",
+        "msg.txt",
+        "--sender",
+        "LONGAN",
+        "--rate",
+        "1000",
+        "--hours",
+        "00:00-24:00",
+    ]);
+    // Members with long values join the list before the send: each of their texts is 3
+    // parts, and each must count 3 (the campaign's own figure, 1, would let 180 parts a
+    // second out).
+    let long = "Ấp Bình Hòa Bắc xã Hựu Thạnh huyện Đức Hòa tỉnh Long An ".repeat(2);
+    std::fs::write(env.path("long.csv"), rows(long.trim())).unwrap();
+    env.ok(&["subscribers", "import", "long.csv", "--list", "la"]);
+    env.ok(&["send", "june"]);
+    let bodies: std::collections::HashMap<String, String> =
+        serde_json::from_str(&common::http_get(&format!("{}/stats/messages", sim.url))).unwrap();
+    let long_ones: Vec<&String> = bodies
+        .iter()
+        .filter(|(n, _)| n.starts_with("84912"))
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(long_ones.len(), 45, "{bodies:?}");
+    for text in long_ones {
+        let units: usize = text.encode_utf16().count();
+        assert!(
+            (135..=201).contains(&units),
+            "not 3 UCS-2 parts: {units} units"
+        );
+    }
+    // Every message counts 3 here, the short one too at most: an upper bound.
+    let parts = common::busiest_second(&sim.arrivals()) * 3;
+    eprintln!("busiest second at the gateway: {parts} SMS parts");
+    assert!(
+        parts <= 63,
+        "{parts} SMS parts in one second at the gateway"
+    );
+}
