@@ -320,11 +320,9 @@ pub fn pace_summary(
     personalised: bool,
     count: i64,
 ) -> String {
-    let parts = segments.max(1) as f64;
-    let messages = [Some(rate), gateway_rate, sms_per_second.map(|p| p / parts)]
-        .into_iter()
-        .flatten()
-        .fold(f64::INFINITY, f64::min);
+    let parts = u32::try_from(segments.max(1)).unwrap_or(u32::MAX);
+    let messages =
+        dispatch::message_rate(Some(rate), gateway_rate, sms_per_second, parts).unwrap_or(rate);
     let (up_to, at_most) = if personalised {
         ("up to ", "at most ")
     } else {
@@ -337,7 +335,7 @@ pub fn pace_summary(
     format!(
         "pace: {} messages/s × {up_to}{segments} SMS part(s) = {up_to}{} SMS parts/s{limit}; {count} message(s) take {at_most}{} of sending time",
         figure(messages),
-        figure(messages * parts),
+        figure(messages * f64::from(parts)),
         about(count as f64 / messages)
     )
 }

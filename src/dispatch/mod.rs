@@ -120,14 +120,12 @@ impl Route {
     /// What one message of `parts` SMS parts may go at through this gateway, in messages per
     /// second, with the run's own rate: the lowest of them (`None`: no limit).
     pub fn message_rate(&self, run_rate: Option<f64>, parts: u32) -> Option<f64> {
-        let by_parts = self
-            .gateway
-            .sms_per_second()
-            .map(|p| p / f64::from(parts.max(1)));
-        [run_rate, self.gateway.rate(), by_parts]
-            .into_iter()
-            .flatten()
-            .reduce(f64::min)
+        message_rate(
+            run_rate,
+            self.gateway.rate(),
+            self.gateway.sms_per_second(),
+            parts,
+        )
     }
 
     /// The share of the rate in use now: halved by each throttle, back to 1 over `RAMP_SECS`.
@@ -192,6 +190,21 @@ fn limiter(rate: f64) -> DefaultDirectRateLimiter {
             .expect("positive period")
             .allow_burst(burst),
     )
+}
+
+/// Messages per second for messages of `parts` SMS parts: the lowest of the run's rate, the
+/// gateway's `rate`, and its `sms_per_second` over the parts (`None`: no limit at all).
+pub fn message_rate(
+    run_rate: Option<f64>,
+    gateway_rate: Option<f64>,
+    sms_per_second: Option<f64>,
+    parts: u32,
+) -> Option<f64> {
+    let by_parts = sms_per_second.map(|p| p / f64::from(parts.max(1)));
+    [run_rate, gateway_rate, by_parts]
+        .into_iter()
+        .flatten()
+        .reduce(f64::min)
 }
 
 /// Waits until `l` grants `n` cells. A message of more parts than the limiter's bucket holds
