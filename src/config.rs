@@ -195,6 +195,23 @@ pub fn check_rate(rate: f64) -> std::result::Result<f64, String> {
     }
 }
 
+/// Checks a limit in SMS parts per second (`sms_per_second`): the same range as
+/// [`RATE_RANGE`], for the same reasons, counted in parts.
+pub fn check_sms_per_second(parts: f64) -> std::result::Result<f64, String> {
+    check_rate(parts).map_err(|_| {
+        format!(
+            "{} is not a usable limit: give SMS parts per second between {} and {} (a 3-part message counts 3)",
+            if parts.abs() >= 1e9 {
+                format!("{parts:e}")
+            } else {
+                parts.to_string()
+            },
+            RATE_RANGE.start(),
+            RATE_RANGE.end()
+        )
+    })
+}
+
 /// `--rate` as clap parses it.
 pub fn parse_rate(s: &str) -> std::result::Result<f64, String> {
     let rate: f64 = s
@@ -247,6 +264,15 @@ impl GatewayConfig {
             Self::Twilio(t) => t.rate,
             Self::Kannel(k) => k.rate,
             Self::HttpJson(h) => h.rate,
+        }
+    }
+
+    /// SMS parts per second the gateway allows, if configured (`sms_per_second`).
+    pub fn sms_per_second(&self) -> Option<f64> {
+        match self {
+            Self::Twilio(t) => t.sms_per_second,
+            Self::Kannel(k) => k.sms_per_second,
+            Self::HttpJson(h) => h.sms_per_second,
         }
     }
 }
@@ -303,6 +329,8 @@ pub struct KannelConfig {
     #[serde(default)]
     pub number_format: NumberFormat,
     pub rate: Option<f64>,
+    /// SMS parts per second this gateway allows (a 3-part message counts 3).
+    pub sms_per_second: Option<f64>,
 }
 
 fn default_dlr_mask() -> u8 {
@@ -322,6 +350,8 @@ pub struct TwilioConfig {
     pub status_callback: Option<String>,
     /// Messages per second this gateway allows.
     pub rate: Option<f64>,
+    /// SMS parts per second this gateway allows (a 3-part message counts 3).
+    pub sms_per_second: Option<f64>,
     /// A request header carrying our reference, for gateways that deduplicate by it.
     pub idempotency_header: Option<String>,
 }
@@ -396,6 +426,8 @@ pub struct HttpJsonConfig {
     #[serde(default)]
     pub receipts: HttpJsonReceipts,
     pub rate: Option<f64>,
+    /// SMS parts per second this gateway allows (a 3-part message counts 3).
+    pub sms_per_second: Option<f64>,
 }
 
 fn default_method() -> String {
@@ -611,6 +643,11 @@ impl Config {
             {
                 bail!("[gateways.{name}] rate: {e}");
             }
+            if let Some(parts) = gw.sms_per_second()
+                && let Err(e) = check_sms_per_second(parts)
+            {
+                bail!("[gateways.{name}] sms_per_second: {e}");
+            }
             if name.is_empty()
                 || !name
                     .bytes()
@@ -707,6 +744,27 @@ mod tests {
         .unwrap();
         assert_eq!(c.default_gateway().unwrap(), "aggregator");
         assert_eq!(c.gateways["aggregator"].rate(), Some(100.0));
+    }
+
+    #[test]
+    fn sms_per_second_is_a_limit_in_parts() {
+        let gw = |extra: &str| {
+            format!(
+                "[gateways.x]\nkind = \"kannel\"\nurl = \"http://127.0.0.1:13013/cgi-bin/sendsms\"\nusername = \"u\"\n{extra}\n"
+            )
+        };
+        let c = Config::parse(&gw("rate = 100\nsms_per_second = 60")).unwrap();
+        assert_eq!(c.gateways["x"].sms_per_second(), Some(60.0));
+        assert_eq!(c.gateways["x"].rate(), Some(100.0));
+        for bad in ["0", "-1", "nan", "inf", "1e300", "1e-9", "1000001"] {
+            let err = Config::parse(&gw(&format!("sms_per_second = {bad}")))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("[gateways.x] sms_per_second") && err.contains("SMS parts"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub async fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<Exit> {
             transition(ctx, &campaign, CampaignState::Cancelled).await
         }
         CampaignCmd::Export(args) => super::carrier::export(ctx, args).await,
+        CampaignCmd::Test(args) => super::test_send::run(ctx, args).await,
     }
 }
 
@@ -211,6 +212,18 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
         new.segments,
         size * new.segments,
         rate
+    );
+    let gw = config.gateways.get(&new.gateway);
+    println!(
+        "{}",
+        super::send::pace_summary(
+            rate,
+            gw.and_then(|g| g.rate()),
+            gw.and_then(|g| g.sms_per_second()),
+            new.segments,
+            template.is_personalised(),
+            size
+        )
     );
     ucs2_notice(&sent, &args.message);
     night_notice(hours);

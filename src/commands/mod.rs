@@ -9,6 +9,7 @@ mod inspect;
 mod message;
 mod send;
 mod subscribers;
+mod test_send;
 
 use std::path::PathBuf;
 use std::sync::Arc;

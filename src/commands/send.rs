@@ -170,6 +170,10 @@ pub async fn run_campaign(
         CampaignState::Running => {}
     }
     let dead = dispatch::dead_local_workers(&store.workers(campaign.id).await?);
+    let routes_default_limits = (
+        routes.default.gateway.rate(),
+        routes.default.gateway.sms_per_second(),
+    );
     let counters = Arc::new(Counters::default());
     let dispatcher = Dispatcher::new(
         store.clone(),
@@ -207,6 +211,15 @@ pub async fn run_campaign(
             end: campaign.window_end
         },
     );
+    if let Some(rate) = opts.rate {
+        let personalised = crate::template::Template::parse(&campaign.message_text)
+            .is_ok_and(|t| t.is_personalised());
+        let gw = &routes_default_limits;
+        eprintln!(
+            "{}",
+            pace_summary(rate, gw.0, gw.1, campaign.segments, personalised, pending)
+        );
+    }
     let progress = spawn_progress(
         counters.clone(),
         pending as u64,
@@ -310,6 +323,56 @@ pub async fn run_campaign(
             );
             Ok(Exit::Failed)
         }
+    }
+}
+
+/// What `campaign create` and `send` say about the pace: messages per second, SMS parts per
+/// second, and how long `count` messages take at that pace (sending time: hours outside the
+/// window come on top). The message rate is the lowest of the run's `rate`, the gateway's
+/// `rate`, and its `sms_per_second` divided by the parts of one message; a personalised text
+/// is counted at its longest (`segments`), so it may go faster.
+pub fn pace_summary(
+    rate: f64,
+    gateway_rate: Option<f64>,
+    sms_per_second: Option<f64>,
+    segments: i64,
+    personalised: bool,
+    count: i64,
+) -> String {
+    let parts = u32::try_from(segments.max(1)).unwrap_or(u32::MAX);
+    let messages =
+        dispatch::message_rate(Some(rate), gateway_rate, sms_per_second, parts).unwrap_or(rate);
+    let (up_to, at_most) = if personalised {
+        ("up to ", "at most ")
+    } else {
+        ("", "")
+    };
+    let limit = match sms_per_second {
+        Some(p) => format!(" (the gateway allows {} SMS parts/s)", figure(p)),
+        None => String::new(),
+    };
+    format!(
+        "pace: {} messages/s × {up_to}{segments} SMS part(s) = {up_to}{} SMS parts/s{limit}; {count} message(s) take {at_most}{} of sending time",
+        figure(messages),
+        figure(messages * f64::from(parts)),
+        about(count as f64 / messages)
+    )
+}
+
+/// A rate for people: whole numbers as such, others with up to two decimals.
+fn figure(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A duration for people: "about 3 s", "about 2 h 5 min", "about 3 d 4 h".
+fn about(secs: f64) -> String {
+    let s = secs.max(0.0).ceil() as u64;
+    match s {
+        0..90 => format!("about {s} s"),
+        90..5_400 => format!("about {} min", s.div_ceil(60)),
+        5_400..172_800 => format!("about {} h {} min", s / 3_600, (s % 3_600).div_ceil(60)),
+        _ => format!("about {} d {} h", s / 86_400, (s % 86_400).div_ceil(3_600)),
     }
 }
 
@@ -546,4 +609,33 @@ pub async fn flood(ctx: &Ctx, args: FloodArgs) -> Result<Exit> {
         args.requests as f64 / secs
     );
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pace_is_the_lowest_limit_in_messages_and_in_parts() {
+        let line = pace_summary(1000.0, None, Some(60.0), 3, false, 60);
+        assert!(
+            line.contains("20 messages/s × 3 SMS part(s) = 60 SMS parts/s"),
+            "{line}"
+        );
+        assert!(line.contains("about 3 s"), "{line}");
+        let line = pace_summary(10.0, Some(100.0), Some(60.0), 3, false, 2_000_000);
+        assert!(
+            line.contains("10 messages/s × 3 SMS part(s) = 30 SMS parts/s"),
+            "{line}"
+        );
+        assert!(line.contains("about 2 d 8 h"), "{line}");
+        let line = pace_summary(100.0, Some(50.0), None, 1, true, 3_000);
+        assert!(
+            line.contains("50 messages/s × up to 1 SMS part(s)"),
+            "{line}"
+        );
+        assert!(line.contains("at most about 60 s"), "{line}");
+        assert_eq!(figure(6.666_666), "6.67");
+        assert_eq!(about(5_400.0), "about 1 h 30 min");
+    }
 }

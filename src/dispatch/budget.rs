@@ -65,8 +65,10 @@ impl Budget {
     }
 
     /// Waits until this worker may send one message: one token of the campaign's shared rate
-    /// and, when the gateway has a rate, one of the gateway's (shared by every campaign on it).
-    pub async fn take(&self, gateway: &str, gateway_rate: Option<f64>) {
+    /// and, when the gateway has a rate, one of the gateway's (shared by every campaign on it),
+    /// and when it has a limit in SMS parts (`(sms_per_second, parts)`), one token per part
+    /// from that bucket.
+    pub async fn take(&self, gateway: &str, gateway_rate: Option<f64>, parts: Option<(f64, u32)>) {
         if !self.shared.load(Ordering::Relaxed) {
             return;
         }
@@ -75,18 +77,31 @@ impl Budget {
         if let Some(rate) = gateway_rate {
             self.take_one(&format!("gateway:{gateway}"), rate).await;
         }
+        if let Some((rate, parts)) = parts {
+            self.take_n(&format!("gateway-parts:{gateway}"), rate, parts)
+                .await;
+        }
     }
 
     async fn take_one(&self, scope: &str, rate: f64) {
+        self.take_n(scope, rate, 1).await
+    }
+
+    /// Takes `n` tokens (a message's SMS parts) from `scope`. The bucket holds at least `n`,
+    /// so a message's parts are granted together, not one grant per part.
+    async fn take_n(&self, scope: &str, rate: f64, n: u32) {
         if !(rate > 0.0 && rate.is_finite()) {
             return;
         }
+        let mut left = n.max(1);
         loop {
-            if self.spend(scope) {
+            left -= self.spend(scope, left);
+            if left == 0 {
                 return;
             }
-            let want = batch(rate);
-            match self.store.rate_grant(scope, rate, burst(rate), want).await {
+            let want = batch(rate).max(left);
+            let burst = burst(rate).max(f64::from(n));
+            match self.store.rate_grant(scope, rate, burst, want).await {
                 Ok(None) => {
                     self.shared.store(false, Ordering::Relaxed);
                     return;
@@ -116,15 +131,16 @@ impl Budget {
         }
     }
 
-    /// Spends a token in hand, if there is a fresh one.
-    fn spend(&self, scope: &str) -> bool {
+    /// Spends up to `n` fresh tokens in hand; returns how many.
+    fn spend(&self, scope: &str, n: u32) -> u32 {
         let mut hands = self.in_hand.lock().expect("not poisoned");
         match hands.get_mut(scope) {
             Some(h) if h.tokens > 0 && h.granted_at.elapsed() < HOLD => {
-                h.tokens -= 1;
-                true
+                let spent = h.tokens.min(n);
+                h.tokens -= spent;
+                spent
             }
-            _ => false,
+            _ => 0,
         }
     }
 }

@@ -32,6 +32,14 @@ impl WindowGuard {
 
     /// Waits until one more request fits in the window, and counts it.
     pub async fn admit(&self) {
+        self.admit_n(1).await
+    }
+
+    /// Waits until `n` more units (a message's SMS parts) fit in the window, and counts them.
+    /// A message of more parts than the limit goes alone in an empty window: it can never
+    /// fit, and holding it for ever would stop the campaign.
+    pub async fn admit_n(&self, n: u32) {
+        let n = (n.max(1) as usize).min(self.limit);
         loop {
             let wait = {
                 let mut sent = self.sent.lock().expect("not poisoned");
@@ -42,11 +50,13 @@ impl WindowGuard {
                 {
                     sent.pop_front();
                 }
-                if sent.len() < self.limit {
-                    sent.push_back(now);
+                if sent.len() + n <= self.limit {
+                    sent.extend(std::iter::repeat_n(now, n));
                     return;
                 }
-                WINDOW.saturating_sub(now.duration_since(*sent.front().expect("non-empty")))
+                // Wait until enough of the oldest leave the window.
+                let oldest_needed = sent[sent.len() + n - self.limit - 1];
+                WINDOW.saturating_sub(now.duration_since(oldest_needed))
             };
             tokio::time::sleep(wait.max(Duration::from_micros(100))).await;
         }
@@ -74,5 +84,32 @@ mod tests {
             let in_window = admitted[..=i].iter().filter(|u| *t - **u < WINDOW).count();
             assert!(in_window <= 10, "{in_window} in the window ending at {t:?}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn parts_count_as_many_as_they_are() {
+        // 60 parts a second, 3-part messages: 20 at once, the 21st a second later.
+        let g = WindowGuard::new(60.0);
+        let start = tokio::time::Instant::now();
+        let mut admitted = Vec::new();
+        for _ in 0..45 {
+            g.admit_n(3).await;
+            admitted.push(start.elapsed());
+        }
+        assert!(admitted[19] < Duration::from_millis(1));
+        assert!(admitted[20] >= Duration::from_secs(1));
+        assert!(admitted[40] >= Duration::from_secs(2));
+        for (i, t) in admitted.iter().enumerate() {
+            let in_window = admitted[..=i].iter().filter(|u| *t - **u < WINDOW).count();
+            assert!(
+                in_window * 3 <= 60,
+                "{in_window} messages in the window ending at {t:?}"
+            );
+        }
+        // A message longer than the whole limit still goes, alone.
+        let small = WindowGuard::new(2.0);
+        small.admit_n(5).await;
+        small.admit_n(5).await;
+        assert!(start.elapsed() >= Duration::from_secs(3));
     }
 }

@@ -95,6 +95,10 @@ pub struct Route {
     slowdown: std::sync::Mutex<(f64, Instant)>,
     /// The gateway's rate, enforced where requests leave.
     guard: Option<WindowGuard>,
+    /// The gateway's limit in SMS parts (`sms_per_second`): paced, and enforced where
+    /// requests leave, a message of `n` parts counting `n`.
+    parts_limiter: Option<DefaultDirectRateLimiter>,
+    parts_guard: Option<WindowGuard>,
 }
 
 /// Seconds to ramp from half the rate back to the full rate after a throttle.
@@ -104,13 +108,28 @@ impl Route {
     pub fn new(gateway: Arc<dyn Gateway>) -> Self {
         let limiter = gateway.rate().map(limiter);
         let guard = gateway.rate().map(WindowGuard::new);
+        let parts_limiter = gateway.sms_per_second().map(self::limiter);
+        let parts_guard = gateway.sms_per_second().map(WindowGuard::new);
         Self {
             gateway,
             limiter,
             hold_until: Mutex::new(None),
             slowdown: std::sync::Mutex::new((1.0, Instant::now())),
             guard,
+            parts_limiter,
+            parts_guard,
         }
+    }
+
+    /// What one message of `parts` SMS parts may go at through this gateway, in messages per
+    /// second, with the run's own rate: the lowest of them (`None`: no limit).
+    pub fn message_rate(&self, run_rate: Option<f64>, parts: u32) -> Option<f64> {
+        message_rate(
+            run_rate,
+            self.gateway.rate(),
+            self.gateway.sms_per_second(),
+            parts,
+        )
     }
 
     /// The share of the rate in use now: halved by each throttle, back to 1 over `RAMP_SECS`.
@@ -145,7 +164,8 @@ impl Routes {
             .map(|r| r.gateway.name().to_string())
             .collect()
     }
-    fn for_carrier(&self, carrier: &str) -> &Arc<Route> {
+    /// The route a message to `carrier` takes (the default when `[routing]` names none).
+    pub fn for_carrier(&self, carrier: &str) -> &Arc<Route> {
         self.by_carrier.get(carrier).unwrap_or(&self.default)
     }
     fn all_dedup(&self) -> bool {
@@ -174,6 +194,38 @@ fn limiter(rate: f64) -> DefaultDirectRateLimiter {
             .expect("positive period")
             .allow_burst(burst),
     )
+}
+
+/// Messages per second for messages of `parts` SMS parts: the lowest of the run's rate, the
+/// gateway's `rate`, and its `sms_per_second` over the parts (`None`: no limit at all).
+pub fn message_rate(
+    run_rate: Option<f64>,
+    gateway_rate: Option<f64>,
+    sms_per_second: Option<f64>,
+    parts: u32,
+) -> Option<f64> {
+    let by_parts = sms_per_second.map(|p| p / f64::from(parts.max(1)));
+    [run_rate, gateway_rate, by_parts]
+        .into_iter()
+        .flatten()
+        .reduce(f64::min)
+}
+
+/// Waits until `l` grants `n` cells. A message of more parts than the limiter's bucket holds
+/// takes them a bucketful at a time: the same pace, never a refusal.
+async fn until_cells(l: &DefaultDirectRateLimiter, n: u32) {
+    let mut left = n;
+    while let Some(want) = NonZeroU32::new(left) {
+        match l.until_n_ready(want).await {
+            Ok(()) => return,
+            Err(governor::InsufficientCapacity(cap)) => {
+                let cap = NonZeroU32::new(cap.clamp(1, left)).expect("non-zero");
+                // `cap` is what the bucket holds: this cannot be refused.
+                let _ = l.until_n_ready(cap).await;
+                left -= cap.get();
+            }
+        }
+    }
 }
 
 /// A batch being marked in flight: the claimed rows and the ids now `sending`.
@@ -607,7 +659,7 @@ impl Dispatcher {
                 continue;
             }
             let route = self.routes.for_carrier(&row.carrier).clone();
-            self.pace(&route).await;
+            self.pace(&route, self.parts(&route, &row)).await;
             let permit = self
                 .permits
                 .clone()
@@ -702,9 +754,23 @@ impl Dispatcher {
         })
     }
 
-    /// Waits for the campaign limiter, the gateway's limiter, any Retry-After hold, and the
-    /// slowdown after a throttle.
-    async fn pace(&self, route: &Route) {
+    /// The SMS parts `row`'s message counts against `route`'s `sms_per_second`: the part
+    /// count of its personalised text, or the campaign's. 1 when the gateway counts no parts.
+    fn parts(&self, route: &Route, row: &Claimed) -> u32 {
+        if route.gateway.sms_per_second().is_none() {
+            return 1;
+        }
+        let parts = match &row.text {
+            Some(text) => crate::encoding::analyze(text).segments,
+            None => usize::try_from(self.campaign.segments).unwrap_or(1),
+        };
+        u32::try_from(parts).unwrap_or(u32::MAX).max(1)
+    }
+
+    /// Waits for the campaign limiter, the gateway's limiters (messages, and SMS parts: a
+    /// message of `parts` parts counts that many), any Retry-After hold, and the slowdown
+    /// after a throttle.
+    async fn pace(&self, route: &Route, parts: u32) {
         loop {
             let hold = *route.hold_until.lock().await;
             match hold {
@@ -720,14 +786,18 @@ impl Dispatcher {
         if let Some(l) = &route.limiter {
             l.until_ready().await;
         }
+        if let Some(l) = &route.parts_limiter {
+            until_cells(l, parts).await;
+        }
         self.budget
-            .take(route.gateway.name(), route.gateway.rate())
+            .take(
+                route.gateway.name(),
+                route.gateway.rate(),
+                route.gateway.sms_per_second().map(|r| (r, parts)),
+            )
             .await;
         let factor = route.factor();
-        let rate = match (self.opts.rate, route.gateway.rate()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let rate = route.message_rate(self.opts.rate, parts);
         crate::observe::rate_in_force(route.gateway.name(), rate, factor);
         if factor < 1.0
             && let Some(rate) = rate
@@ -744,11 +814,9 @@ impl Dispatcher {
         permit: tokio::sync::OwnedSemaphorePermit,
     ) {
         let campaign_id = self.campaign.id;
+        let parts = self.parts(&route, &row);
         let personal = row.text.clone();
-        let unicode = match &personal {
-            Some(t) => !t.chars().all(crate::encoding::is_gsm7),
-            None => self.campaign.encoding == "UCS-2",
-        };
+        let unicode = unicode(&self.campaign, personal.as_deref());
         let text = personal.clone().unwrap_or_else(|| self.plain_text.clone());
         let from = self.campaign.sender.clone();
         let max_attempts = self.campaign.max_attempts;
@@ -764,6 +832,9 @@ impl Dispatcher {
             }
             if let Some(g) = &route.guard {
                 g.admit().await;
+            }
+            if let Some(g) = &route.parts_guard {
+                g.admit_n(parts).await;
             }
             let reference = store.reference(campaign_id, row.id);
             let attempt_no = row.attempts + 1;
@@ -1063,6 +1134,15 @@ async fn classify(
                 retry(retry_after.unwrap_or_else(|| backoff(attempt_no)))
             }
         }
+    }
+}
+
+/// Whether a message of `campaign` goes out as UCS-2: by its personalised text when it has
+/// one, else by the campaign's encoding.
+pub fn unicode(campaign: &Campaign, personal: Option<&str>) -> bool {
+    match personal {
+        Some(t) => !t.chars().all(crate::encoding::is_gsm7),
+        None => campaign.encoding == "UCS-2",
     }
 }
 

@@ -234,6 +234,9 @@ impl Gateway for HttpJson {
     fn rate(&self) -> Option<f64> {
         self.c.rate
     }
+    fn sms_per_second(&self) -> Option<f64> {
+        self.c.sms_per_second
+    }
 
     async fn submit(&self, sms: &OutboundSms<'_>) -> Result<Accepted, SubmitError> {
         let resp = self.request(sms).send().await.map_err(classify_transport)?;

@@ -32,6 +32,7 @@ pub struct Kannel {
     smsc: Option<String>,
     number_format: NumberFormat,
     rate: Option<f64>,
+    sms_per_second: Option<f64>,
 }
 
 impl Kannel {
@@ -67,6 +68,7 @@ impl Kannel {
             smsc: c.smsc.clone(),
             number_format: c.number_format,
             rate: c.rate,
+            sms_per_second: c.sms_per_second,
         })
     }
 
@@ -110,6 +112,9 @@ impl Gateway for Kannel {
 
     fn rate(&self) -> Option<f64> {
         self.rate
+    }
+    fn sms_per_second(&self) -> Option<f64> {
+        self.sms_per_second
     }
 
     async fn submit(&self, sms: &OutboundSms<'_>) -> Result<Accepted, SubmitError> {

@@ -267,6 +267,11 @@ pub trait Gateway: Send + Sync {
     fn dedups_by_reference(&self) -> bool;
     /// Messages per second the gateway allows, if configured.
     fn rate(&self) -> Option<f64>;
+    /// SMS parts per second the gateway allows, if configured: a message of `n` parts
+    /// counts `n` against it.
+    fn sms_per_second(&self) -> Option<f64> {
+        None
+    }
     async fn submit(&self, sms: &OutboundSms<'_>) -> Result<Accepted, SubmitError>;
 }
 

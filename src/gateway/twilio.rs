@@ -31,6 +31,7 @@ pub struct Twilio {
     from: Option<String>,
     status_callback: Option<String>,
     rate: Option<f64>,
+    sms_per_second: Option<f64>,
     idempotency_header: Option<String>,
 }
 
@@ -97,6 +98,7 @@ impl Twilio {
             from: c.from.clone(),
             status_callback: c.status_callback.clone(),
             rate: c.rate,
+            sms_per_second: c.sms_per_second,
             idempotency_header: c.idempotency_header.clone(),
         })
     }
@@ -114,6 +116,9 @@ impl Gateway for Twilio {
 
     fn rate(&self) -> Option<f64> {
         self.rate
+    }
+    fn sms_per_second(&self) -> Option<f64> {
+        self.sms_per_second
     }
 
     async fn submit(&self, sms: &OutboundSms<'_>) -> Result<Accepted, SubmitError> {
