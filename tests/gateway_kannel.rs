@@ -56,7 +56,7 @@ async fn sends_the_exact_request_and_takes_our_reference_as_the_id() {
         .and(query_param("dlr-mask", "31"))
         .and(query_param(
             "dlr-url",
-            "https://dlr.example.gov.vn/kannel/viettel?token=tok%2Fen&ref=smscast-7-42&status=%d&answer=%A&to=%p&at=%T",
+            "https://dlr.example.gov.vn/kannel/viettel?token=tok%2Fen&ref=smscast-7-42&status=%d&part=%F&answer=%A&to=%p&at=%T",
         ))
         .respond_with(ResponseTemplate::new(202).set_body_string("0: Accepted for delivery"))
         .expect(1)

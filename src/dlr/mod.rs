@@ -25,10 +25,12 @@ pub use server::{DlrOptions, DlrServer, Receivers};
 use crate::config::Secret;
 
 /// Kannel's dlr-url for one message: our server, the gateway, its token, our reference, and
-/// Kannel's placeholders (`%d` status, `%A` SMSC answer, `%p` receiver, `%T` time).
+/// Kannel's placeholders (`%d` status, `%F` the SMSC's message id, `%A` SMSC answer, `%p`
+/// receiver, `%T` time). Kannel sends each part of a long message as its own SMS, each with
+/// its own SMSC message id, and calls this URL once per part: `%F` tells the parts apart.
 pub fn kannel_dlr_url(base: &str, gateway: &str, token: &Secret, reference: &str) -> String {
     format!(
-        "{}&status=%d&answer=%A&to=%p&at=%T",
+        "{}&status=%d&part=%F&answer=%A&to=%p&at=%T",
         callback_url(base, "kannel", gateway, Some(token), reference)
     )
 }
@@ -88,7 +90,7 @@ mod tests {
         let t = Secret::new("s3cr&t");
         assert_eq!(
             kannel_dlr_url("http://dlr.example/", "viettel", &t, "smscast-1-2"),
-            "http://dlr.example/kannel/viettel?token=s3cr%26t&ref=smscast-1-2&status=%d&answer=%A&to=%p&at=%T"
+            "http://dlr.example/kannel/viettel?token=s3cr%26t&ref=smscast-1-2&status=%d&part=%F&answer=%A&to=%p&at=%T"
         );
         assert_eq!(
             twilio_callback_url("https://x/twilio/agg", "smscast-1-2"),

@@ -54,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "worker_identity",
         include_str!("../../../migrations/postgres/0007_worker_identity.sql"),
     ),
+    (
+        8,
+        "receipt_parts",
+        include_str!("../../../migrations/postgres/0008_receipt_parts.sql"),
+    ),
 ];
 
 /// `pg_advisory_xact_lock` key serialising appends to the audit chain ("smscast" in ASCII).

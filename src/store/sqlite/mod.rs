@@ -58,6 +58,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "worker_identity",
         include_str!("../../../migrations/sqlite/0007_worker_identity.sql"),
     ),
+    (
+        8,
+        "receipt_parts",
+        include_str!("../../../migrations/sqlite/0008_receipt_parts.sql"),
+    ),
 ];
 
 /// Process-wide SQLite settings; call before the first connection opens (first thing in
