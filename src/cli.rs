@@ -520,6 +520,10 @@ pub struct SimulateArgs {
     /// StatusCallback, signed with the auth token in this environment variable
     #[arg(long)]
     pub receipts_auth_token_env: Option<String>,
+    /// Kannel receipts (GET /cgi-bin/sendsms with a dlr-url) one per part of a long message,
+    /// in random order, as a real Kannel sends them; turns receipts on
+    #[arg(long)]
+    pub kannel_receipts_per_part: bool,
 }
 
 #[derive(Debug, Subcommand)]
