@@ -310,7 +310,7 @@ async fn kannel_sendsms(
 ) -> Response {
     sim.requests.fetch_add(1, Ordering::Relaxed);
     let now = crate::store::now_ms();
-    if q.get("username").is_none_or(|u| u.is_empty()) || q.get("password").is_none() {
+    if q.get("username").is_none_or(|u| u.is_empty()) || !q.contains_key("password") {
         return (StatusCode::FORBIDDEN, "Authorization failed for sendsms").into_response();
     }
     let (Some(to), Some(text)) = (q.get("to"), q.get("text")) else {

@@ -17,6 +17,7 @@
 //!   practice this is `failed`).
 //! - the validity period still applies: a message whose parts are not all confirmed in time
 //!   expires like any other.
+//!
 //! Receipts that name no part (Twilio, http-json, Kannel receipts of messages sent before
 //! parts were asked for) are about the whole message: the first final one decides.
 //!
