@@ -1,5 +1,6 @@
-//! Multi-part Kannel messages: Kannel sends each part of a long message as its own SMS and
-//! calls the dlr-url once per part, naming the part by the SMSC's message id (`%F`). The
+//! Multi-part Kannel messages (`receipts_per_part = true`): each part of a long message goes
+//! as its own SMS and the dlr-url is called once per part, naming the part by the SMSC's
+//! message id (`%F`). The
 //! parts combine into one state (src/store/receipts.rs): delivered only once every part is,
 //! failed at the first failed part whatever the order, each part counted once however many
 //! times Kannel retries its receipt; the report's delivered figure counts only messages whose
@@ -279,6 +280,7 @@ fn a_kannel_campaign_of_long_messages_ends_as_its_parts_say() {
             password = "p"
             dlr_url = "http://127.0.0.1:{dlr_port}"
             dlr_token = "k-token"
+            receipts_per_part = true
             "#,
             sim.base_url()
         ))

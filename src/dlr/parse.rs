@@ -13,9 +13,9 @@ fn get<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// `status=%d&part=%F&answer=%A&to=%p&at=%T&ref=…` from Kannel's dlr-url. `part` (the SMSC's
-/// message id, `%F`) names the part of a multi-part message the receipt is about: Kannel
-/// sends each part to the SMSC as its own message and calls the dlr-url once per part.
+/// `status=%d&answer=%A&to=%p&at=%T&ref=…` from Kannel's dlr-url, with `part=%F` (the SMSC's
+/// message id) for a gateway that sends a receipt per part of a long message
+/// (`receipts_per_part`): it names the part the receipt is about.
 pub fn kannel(gateway: &str, p: &Params, raw: String, now_ms: i64) -> Result<NewReceipt, String> {
     let code = get(p, "status").ok_or("missing status (%d)")?;
     let bits: u32 = code

@@ -271,6 +271,7 @@ mod tests {
             "k",
             &crate::config::Secret::new("t%F0/k"),
             "smscast-1-2",
+            true,
         );
         let filled = kannel_fill(&url, 1, "ab 1", "id:x stat:DELIVRD", "84912345678", 7);
         assert_eq!(

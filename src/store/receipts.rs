@@ -3,9 +3,9 @@
 //! [`DeliveryMove::ReceiptEnroute`]), keep the ones that match nothing yet, expire the silent
 //! ones.
 //!
-//! Multi-part messages (Kannel): Kannel sends each part of a long message to the SMSC as its
-//! own SMS and calls the dlr-url once per part; the receipt names its part by the SMSC's
-//! message id (`NewReceipt::part`, `%F`). Such receipts combine into one state:
+//! Multi-part messages (Kannel with `receipts_per_part`): each part of a long message goes to
+//! the SMSC as its own SMS and the dlr-url is called once per part; the receipt names its part
+//! by the SMSC's message id (`NewReceipt::part`, `%F`). Such receipts combine into one state:
 //! - `delivered` only once every part has a delivered receipt: distinct parts with a
 //!   delivered receipt matched to the message are counted against the message's part count
 //!   (a personalised message's own text, else the campaign's `segments`). Until then the
@@ -18,8 +18,9 @@
 //! - the validity period still applies: a message whose parts are not all confirmed in time
 //!   expires like any other.
 //!
-//! Receipts that name no part (Twilio, http-json, Kannel receipts of messages sent before
-//! parts were asked for) are about the whole message: the first final one decides.
+//! Receipts that name no part (Twilio, http-json, stock Kannel, which asks a receipt for the
+//! first part only, and messages sent before parts were asked for) are about the whole
+//! message: the first final one decides.
 //!
 //! A receipt moves a message only if the message went out through the gateway the receipt was
 //! authenticated for, and only by a reference this database signed (or, for messages out
