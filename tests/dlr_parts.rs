@@ -241,6 +241,37 @@ fn part_receipts_before_their_submission_are_combined_later() {
     });
 }
 
+/// The last two parts of each message reach two receivers at once (two transactions): the
+/// second to count waits for the first and sees its part, so no message is left one part short.
+#[test]
+fn the_last_parts_arriving_together_are_both_counted() {
+    const N: usize = 20;
+    let env = Env::new("parts-race");
+    runtime().block_on(async {
+        let store = open(&env).await;
+        let campaign = common::seed(&*store, &common::numbers(N), &three_part_text(), "k").await;
+        let rows = common::submit_all(&*store, &campaign, "k", 0, |r| r.to_string()).await;
+        for (_, reference) in &rows {
+            one(&*store, part(reference, "1", ReceiptStatus::Delivered)).await;
+            let (second, third) = (
+                [part(reference, "2", ReceiptStatus::Delivered)],
+                [part(reference, "3", ReceiptStatus::Delivered)],
+            );
+            let (a, b) = tokio::join!(
+                store.record_receipts(&second),
+                store.record_receipts(&third)
+            );
+            let mut effects = vec![a.unwrap()[0], b.unwrap()[0]];
+            effects.sort_by_key(|e| e.as_str());
+            assert_eq!(
+                effects,
+                vec![ReceiptEffect::Applied, ReceiptEffect::AwaitingParts]
+            );
+        }
+        assert_eq!(count(&*store, &campaign, "delivered").await, N as i64);
+    });
+}
+
 /// A campaign of three-part messages through the Kannel adapter and the simulator's Kannel
 /// face, whose receipts come one per part in random order (some twice, one part of every
 /// fifth message undelivered), to `dlr serve` over HTTP.
