@@ -241,6 +241,42 @@ fn part_receipts_before_their_submission_are_combined_later() {
     });
 }
 
+/// A personalised message counts its own parts, not the campaign's `segments`.
+#[test]
+fn a_personalised_message_is_counted_by_its_own_parts() {
+    let env = Env::new("parts-personal");
+    runtime().block_on(async {
+        let store = open(&env).await;
+        let campaign = common::seed(&*store, &common::numbers(2), &three_part_text(), "k").await;
+        // Both in flight; their outcomes carry the text each one was sent: one part, two parts.
+        let rows = common::submit_all(&*store, &campaign, "k", 2, |r| r.to_string()).await;
+        let texts = ["Chào anh Nam", &"Xin chao anh Nam. ".repeat(10)];
+        let outcomes: Vec<store::Outcome> = rows
+            .iter()
+            .zip(texts)
+            .map(|((id, r), text)| store::Outcome {
+                text: Some(text.to_string()),
+                ..common::submitted(*id, "k", r)
+            })
+            .collect();
+        store.record("test-worker", &outcomes).await.unwrap();
+        let (short, long) = (&rows[0].1, &rows[1].1);
+        assert_eq!(
+            one(&*store, part(short, "s1", ReceiptStatus::Delivered)).await,
+            ReceiptEffect::Applied
+        );
+        assert_eq!(
+            one(&*store, part(long, "l1", ReceiptStatus::Delivered)).await,
+            ReceiptEffect::AwaitingParts
+        );
+        assert_eq!(
+            one(&*store, part(long, "l2", ReceiptStatus::Delivered)).await,
+            ReceiptEffect::Applied
+        );
+        assert_eq!(count(&*store, &campaign, "delivered").await, 2);
+    });
+}
+
 /// The last two parts of each message reach two receivers at once (two transactions): the
 /// second to count waits for the first and sees its part, so no message is left one part short.
 #[test]
