@@ -4,8 +4,9 @@
 //!
 //! For its Kannel face (`GET /cgi-bin/sendsms`) it calls each message's dlr-url as Kannel
 //! does, filling in `%d` (dlr type), `%F` (the SMSC message id), `%A`, `%p` and `%T`. With
-//! [`ReceiptOptions::kannel_parts`] a long message gets one receipt per part, as a real
-//! Kannel behind an SMSC sends them: each part with its own SMSC id, in random order; a
+//! [`ReceiptOptions::kannel_parts`] a long message gets one receipt per part, as a gateway
+//! configured with `receipts_per_part` sends them: each part with its own SMSC id (`%F`), in
+//! random order (stock Kannel 1.4 asks a receipt for the first part only: one per message); a
 //! number in [`ReceiptOptions::undelivered`] then has one random part undelivered (`%d` 2)
 //! and its other parts delivered.
 //!
