@@ -655,6 +655,11 @@ pub struct SimulateArgs {
     /// StatusCallback, signed with the auth token in this environment variable
     #[arg(long)]
     pub receipts_auth_token_env: Option<String>,
+    /// Kannel receipts (GET /cgi-bin/sendsms with a dlr-url) one per part of a long message,
+    /// in random order, as a gateway with `receipts_per_part = true` sends them (stock Kannel
+    /// sends one per message); turns receipts on
+    #[arg(long)]
+    pub kannel_receipts_per_part: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -324,6 +324,12 @@ pub struct KannelConfig {
     /// Kannel's dlr-mask: 1 delivered, 2 undelivered, 4 buffered, 8 SMSC accepted, 16 SMSC rejected.
     #[serde(default = "default_dlr_mask")]
     pub dlr_mask: u8,
+    /// This Kannel sends a receipt for every part of a long message (a Kannel patched or
+    /// configured to, or an SMSC that splits): the dlr-url then carries `%F`, and a message is
+    /// delivered only once every part is. Off by default: stock Kannel 1.4 asks a receipt for
+    /// the first part only, so one receipt per message comes back.
+    #[serde(default)]
+    pub receipts_per_part: bool,
     /// Route through this smsc-id.
     pub smsc: Option<String>,
     #[serde(default)]

@@ -22,7 +22,7 @@ use crate::dlr::http::{Limits, Serving};
 /// retry, gave_up, rejected, in_doubt).
 pub const MESSAGES: &str = "smscast_messages_total";
 /// Receipts stored, by gateway, state (delivered, failed, enroute, expired) and effect
-/// (applied, no_change, pending).
+/// (applied, no_change, awaiting_parts, pending, refused).
 pub const RECEIPTS: &str = "smscast_receipts_total";
 /// Receipts refused (not stored), by reason and gateway.
 pub const RECEIPTS_REFUSED: &str = "smscast_receipts_refused_total";

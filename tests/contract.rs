@@ -34,6 +34,7 @@ fn receipt(gateway: &str, reference: Option<String>, status: ReceiptStatus) -> N
         gateway: gateway.into(),
         reference,
         gateway_id: None,
+        part: None,
         status,
         gateway_status: "1".into(),
         error_code: None,
@@ -232,6 +233,7 @@ fn a_stale_outcome_after_a_takeover_changes_nothing() {
         // The row keeps the rescuer's gateway id: a receipt by that id applies, the other none.
         let by_id = |gid: &str, status| NewReceipt {
             gateway_id: Some(gid.into()),
+            part: None,
             ..receipt("k", None, status)
         };
         let effects = store

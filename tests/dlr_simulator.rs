@@ -31,6 +31,7 @@ async fn simulator_receipts_finalise_every_message() {
                 max_delay: Duration::from_millis(300),
                 duplicate_rate: 0.3,
                 undelivered: undelivered.clone(),
+                ..Default::default()
             }),
             ..Default::default()
         },

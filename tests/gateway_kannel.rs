@@ -189,6 +189,38 @@ async fn a_timeout_is_in_doubt_and_a_refused_connection_is_transient() {
     assert!(!format!("{err:?}").contains(PASSWORD));
 }
 
+/// A Kannel that sends a receipt per part of a long message: the dlr-url asks for the SMSC's
+/// id of the part (`%F`), which tells the parts apart.
+#[tokio::test]
+async fn receipts_per_part_put_the_part_id_in_the_dlr_url() {
+    let server = MockServer::start().await;
+    Mock::given(path("/cgi-bin/sendsms"))
+        .and(query_param(
+            "dlr-url",
+            "https://dlr.example.gov.vn/kannel/viettel?token=t&ref=smscast-7-42&status=%d&part=%F&answer=%A&to=%p&at=%T",
+        ))
+        .respond_with(ResponseTemplate::new(202).set_body_string("0: Accepted for delivery"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = Config::parse(&format!(
+        r#"
+        [gateways.viettel]
+        kind = "kannel"
+        url = "{}/cgi-bin/sendsms"
+        username = "smscast"
+        password = "p"
+        dlr_url = "https://dlr.example.gov.vn"
+        dlr_token = "t"
+        receipts_per_part = true
+        "#,
+        server.uri()
+    ))
+    .unwrap();
+    let gw = gateway::build(&config, "viettel", Duration::from_secs(5)).unwrap();
+    gw.submit(&sms(false)).await.unwrap();
+}
+
 #[test]
 fn a_dlr_url_without_a_token_is_refused() {
     let err = Config::parse(

@@ -47,6 +47,7 @@ async fn metrics_after_a_simulated_campaign_equal_the_reports_figures() {
                 max_delay: Duration::from_millis(200),
                 duplicate_rate: 0.0,
                 undelivered: numbers.iter().step_by(10).cloned().collect(),
+                ..Default::default()
             }),
             ..Default::default()
         },

@@ -538,6 +538,7 @@ fn receipts_apply_once_wait_for_their_message_and_expire_the_silent() {
             gateway: c.gateway.clone(),
             reference,
             gateway_id: gid,
+            part: None,
             status,
             gateway_status: status.as_str().into(),
             error_code: None,

@@ -89,6 +89,7 @@ pub async fn run(args: DemoArgs) -> Result<Exit> {
                 max_delay: Duration::from_millis(1500),
                 duplicate_rate: 0.1,
                 undelivered,
+                kannel_parts: false,
             }),
             ..Default::default()
         },

@@ -542,8 +542,16 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
                     auth_token: std::env::var(var).map_err(|_| {
                         anyhow::anyhow!("--receipts-auth-token-env {var}: the variable is not set")
                     })?,
+                    kannel_parts: args.kannel_receipts_per_part,
                     ..Default::default()
                 }),
+                // Kannel's receipts are not signed: no token needed.
+                None if args.kannel_receipts_per_part => {
+                    Some(crate::simulator::receipts::ReceiptOptions {
+                        kannel_parts: true,
+                        ..Default::default()
+                    })
+                }
                 None => None,
             },
         },

@@ -26,10 +26,23 @@ use crate::config::Secret;
 
 /// Kannel's dlr-url for one message: our server, the gateway, its token, our reference, and
 /// Kannel's placeholders (`%d` status, `%A` SMSC answer, `%p` receiver, `%T` time).
-pub fn kannel_dlr_url(base: &str, gateway: &str, token: &Secret, reference: &str) -> String {
+///
+/// `per_part`: the gateway sends a receipt for each part of a long message (each part goes
+/// to the SMSC as its own SMS, with its own SMSC message id); `part=%F` (that id) then tells
+/// the parts apart, and the receipts are combined (src/store/receipts.rs). Stock Kannel 1.4
+/// asks a receipt for the first part only (`sms_split` in gw/sms.c drops the dlr-url of the
+/// others): one receipt per message, without `part`.
+pub fn kannel_dlr_url(
+    base: &str,
+    gateway: &str,
+    token: &Secret,
+    reference: &str,
+    per_part: bool,
+) -> String {
     format!(
-        "{}&status=%d&answer=%A&to=%p&at=%T",
-        callback_url(base, "kannel", gateway, Some(token), reference)
+        "{}&status=%d{}&answer=%A&to=%p&at=%T",
+        callback_url(base, "kannel", gateway, Some(token), reference),
+        if per_part { "&part=%F" } else { "" }
     )
 }
 
@@ -87,8 +100,12 @@ mod tests {
     fn callback_urls_carry_token_and_reference() {
         let t = Secret::new("s3cr&t");
         assert_eq!(
-            kannel_dlr_url("http://dlr.example/", "viettel", &t, "smscast-1-2"),
+            kannel_dlr_url("http://dlr.example/", "viettel", &t, "smscast-1-2", false),
             "http://dlr.example/kannel/viettel?token=s3cr%26t&ref=smscast-1-2&status=%d&answer=%A&to=%p&at=%T"
+        );
+        assert_eq!(
+            kannel_dlr_url("http://dlr.example/", "viettel", &t, "smscast-1-2", true),
+            "http://dlr.example/kannel/viettel?token=s3cr%26t&ref=smscast-1-2&status=%d&part=%F&answer=%A&to=%p&at=%T"
         );
         assert_eq!(
             twilio_callback_url("https://x/twilio/agg", "smscast-1-2"),

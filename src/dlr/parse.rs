@@ -13,7 +13,9 @@ fn get<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// `status=%d&answer=%A&to=%p&at=%T&ref=…` from Kannel's dlr-url.
+/// `status=%d&answer=%A&to=%p&at=%T&ref=…` from Kannel's dlr-url, with `part=%F` (the SMSC's
+/// message id) for a gateway that sends a receipt per part of a long message
+/// (`receipts_per_part`): it names the part the receipt is about.
 pub fn kannel(gateway: &str, p: &Params, raw: String, now_ms: i64) -> Result<NewReceipt, String> {
     let code = get(p, "status").ok_or("missing status (%d)")?;
     let bits: u32 = code
@@ -27,6 +29,7 @@ pub fn kannel(gateway: &str, p: &Params, raw: String, now_ms: i64) -> Result<New
         gateway: gateway.into(),
         gateway_id: Some(reference.clone()),
         reference: Some(reference),
+        part: get(p, "part").map(str::to_string),
         status,
         gateway_status: bits.to_string(),
         error_code: None,
@@ -66,6 +69,7 @@ pub fn twilio(
         gateway: gateway.into(),
         reference: reference.map(str::to_string),
         gateway_id: Some(sid.to_string()),
+        part: None,
         status: twilio_status(word),
         gateway_status: word.to_string(),
         error_code: get(form, "ErrorCode").map(str::to_string),
@@ -115,6 +119,7 @@ pub fn http_json(
         gateway: gateway.into(),
         reference,
         gateway_id,
+        part: None,
         status,
         gateway_status: word.to_string(),
         error_code: cfg
@@ -153,6 +158,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.reference.as_deref(), Some("smscast-1-2"));
+        assert_eq!(r.part, None);
+        let r = kannel(
+            "k",
+            &p(&[("status", "1"), ("part", "0A3F"), ("ref", "smscast-1-2")]),
+            "raw".into(),
+            5,
+        )
+        .unwrap();
+        assert_eq!(r.part.as_deref(), Some("0A3F"));
         assert!(kannel("k", &p(&[("status", "x"), ("ref", "r")]), "".into(), 0).is_err());
         assert!(kannel("k", &p(&[("status", "1")]), "".into(), 0).is_err());
     }

@@ -29,6 +29,7 @@ pub struct Kannel {
     /// Base URL of the receipt server and its token, when receipts are wanted.
     dlr: Option<(String, Secret)>,
     dlr_mask: u8,
+    receipts_per_part: bool,
     smsc: Option<String>,
     number_format: NumberFormat,
     rate: Option<f64>,
@@ -65,6 +66,7 @@ impl Kannel {
             from: c.from.clone(),
             dlr,
             dlr_mask: c.dlr_mask,
+            receipts_per_part: c.receipts_per_part,
             smsc: c.smsc.clone(),
             number_format: c.number_format,
             rate: c.rate,
@@ -92,7 +94,13 @@ impl Kannel {
             q.push(("dlr-mask", self.dlr_mask.to_string()));
             q.push((
                 "dlr-url",
-                crate::dlr::kannel_dlr_url(base, &self.name, token, sms.reference),
+                crate::dlr::kannel_dlr_url(
+                    base,
+                    &self.name,
+                    token,
+                    sms.reference,
+                    self.receipts_per_part,
+                ),
             ));
         }
         q

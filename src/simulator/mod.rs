@@ -1,4 +1,6 @@
-//! The built-in gateway simulator: a real HTTP server speaking the Twilio Messages API.
+//! The built-in gateway simulator: a real HTTP server speaking the Twilio Messages API, and
+//! Kannel's `sendsms` interface (`GET /cgi-bin/sendsms`, any username and password) for
+//! Kannel's delivery receipts (see [`receipts`]).
 //!
 //! It keeps its own books (accepted submissions per recipient, arrival times), so tests can
 //! check "nothing sent twice" and "never over the rate" against the gateway's count, not ours:
@@ -147,6 +149,7 @@ fn router(opts: SimOptions) -> Router {
     });
     Router::new()
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(send))
+        .route("/cgi-bin/sendsms", get(kannel_sendsms))
         .route("/stats", get(stats))
         .route("/stats/recipients", get(recipients))
         .route("/stats/arrivals", get(arrivals))
@@ -297,6 +300,69 @@ async fn send(
             .into_response();
     }
     created(&sid, &msg_sid, &form)
+}
+
+/// Kannel's sendsms, enough for receipts: `202 0: Accepted for delivery`, then the dlr-url
+/// calls. Faults: 503 for server errors and throttling, 400 for rejected numbers.
+async fn kannel_sendsms(
+    State(sim): State<Arc<Sim>>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    sim.requests.fetch_add(1, Ordering::Relaxed);
+    let now = crate::store::now_ms();
+    if q.get("username").is_none_or(|u| u.is_empty()) || !q.contains_key("password") {
+        return (StatusCode::FORBIDDEN, "Authorization failed for sendsms").into_response();
+    }
+    let (Some(to), Some(text)) = (q.get("to"), q.get("text")) else {
+        return (StatusCode::BAD_REQUEST, "Missing receiver number, rejected").into_response();
+    };
+    let to = to.trim_start_matches('+').to_string();
+    sim.books.lock().await.arrivals_ms.push(now);
+    let latency = sim.opts.latency + sim.opts.faults.extra_latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let fault = sim.opts.faults.decide(&to);
+    match fault {
+        Fault::ServerError | Fault::Throttle => {
+            let counter = if fault == Fault::Throttle {
+                &sim.throttled
+            } else {
+                &sim.failed
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporal failure, try again later.",
+            )
+                .into_response();
+        }
+        Fault::Reject => {
+            sim.rejected.fetch_add(1, Ordering::Relaxed);
+            return (StatusCode::BAD_REQUEST, "Invalid receiver number, rejected").into_response();
+        }
+        Fault::Hang | Fault::None => {}
+    }
+    let msg_id = format!("{:016x}", sim.next_sid.fetch_add(1, Ordering::Relaxed));
+    {
+        let mut b = sim.books.lock().await;
+        if sim.opts.keep_bodies {
+            b.bodies.insert(to.clone(), text.clone());
+        }
+        *b.per_recipient.entry(to.clone()).or_default() += 1;
+    }
+    sim.accepted.fetch_add(1, Ordering::Relaxed);
+    if fault == Fault::Hang {
+        tokio::time::sleep(sim.opts.faults.hang_for).await;
+    }
+    let wants_receipts = q
+        .get("dlr-mask")
+        .and_then(|m| m.parse::<u32>().ok())
+        .is_some_and(|m| m != 0);
+    if let (Some(r), Some(url), true) = (&sim.receipts, q.get("dlr-url"), wants_receipts) {
+        r.schedule_kannel(url, &msg_id, &to, text);
+    }
+    (StatusCode::ACCEPTED, "0: Accepted for delivery").into_response()
 }
 
 fn created(account: &str, msg_sid: &str, form: &SendForm) -> Response {

@@ -944,6 +944,9 @@ pub struct NewReceipt {
     /// Our reference (`smscast-{campaign}-{delivery}`), when the callback carries it.
     pub reference: Option<String>,
     pub gateway_id: Option<String>,
+    /// The part of a multi-part message this receipt is about (Kannel: the SMSC's message id
+    /// of the part, `%F`); `None`: the receipt is about the whole message.
+    pub part: Option<String>,
     pub status: ReceiptStatus,
     /// The gateway's own status word or code.
     pub gateway_status: String,
@@ -960,6 +963,8 @@ pub enum ReceiptEffect {
     Applied,
     /// Matched, but the message is already final (or the receipt is intermediate).
     NoChange,
+    /// A delivered part of a multi-part message, recorded; other parts are still awaited.
+    AwaitingParts,
     /// Kept until its message can be matched.
     Pending,
     /// Names a message this receipt may not move: it went out through another gateway, or
@@ -972,6 +977,7 @@ impl ReceiptEffect {
         match self {
             Self::Applied => "applied",
             Self::NoChange => "no_change",
+            Self::AwaitingParts => "awaiting_parts",
             Self::Pending => "pending",
             Self::Refused => "refused",
         }

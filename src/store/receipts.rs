@@ -3,6 +3,25 @@
 //! [`DeliveryMove::ReceiptEnroute`]), keep the ones that match nothing yet, expire the silent
 //! ones.
 //!
+//! Multi-part messages (Kannel with `receipts_per_part`): each part of a long message goes to
+//! the SMSC as its own SMS and the dlr-url is called once per part; the receipt names its part
+//! by the SMSC's message id (`NewReceipt::part`, `%F`). Such receipts combine into one state:
+//! - `delivered` only once every part has a delivered receipt: distinct parts with a
+//!   delivered receipt matched to the message are counted against the message's part count
+//!   (a personalised message's own text, else the campaign's `segments`). Until then the
+//!   message stays `submitted` (a delivered part of a message in doubt moves it from
+//!   `unknown` to `submitted`: the gateway took it). A part's receipt sent twice counts once.
+//! - `failed` at the first part that fails, whatever order the parts come in; a part that
+//!   `expired` ends the message `expired` (the first non-delivered final part decides, as a
+//!   whole-message receipt does; Kannel itself reports an expired part as undelivered, so in
+//!   practice this is `failed`).
+//! - the validity period still applies: a message whose parts are not all confirmed in time
+//!   expires like any other.
+//!
+//! Receipts that name no part (Twilio, http-json, stock Kannel, which asks a receipt for the
+//! first part only, and messages sent before parts were asked for) are about the whole
+//! message: the first final one decides.
+//!
 //! A receipt moves a message only if the message went out through the gateway the receipt was
 //! authenticated for, and only by a reference this database signed (or, for messages out
 //! before references were signed, the old form). The statements are the same text on SQLite
@@ -22,6 +41,7 @@ pub(crate) struct Target<'a> {
     pub gateway: &'a str,
     pub reference: Option<&'a str>,
     pub gateway_id: Option<&'a str>,
+    pub part: Option<&'a str>,
     pub status: ReceiptStatus,
     pub gateway_status: &'a str,
     pub error_code: Option<&'a str>,
@@ -97,6 +117,31 @@ pub(crate) fn final_sql() -> &'static str {
     SQL.as_str()
 }
 
+/// `$1` delivery id: the number of parts its message went out in (`segments`) and, for a
+/// personalised message, its own text (whose parts are counted instead).
+pub(crate) const PART_COUNT_SQL: &str = "SELECT c.segments, d.message_text
+     FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.id = $1";
+
+/// `$1` delivery id, `$2` [`MATCHED`], `$3` the receipt being applied: how many distinct parts
+/// have a delivered receipt, this one included. Duplicates (Kannel retries) count once.
+pub(crate) const PARTS_DELIVERED_SQL: &str = "SELECT COUNT(DISTINCT part) FROM receipts
+     WHERE part IS NOT NULL AND status = 'delivered'
+       AND ((delivery_id = $1 AND matched = $2) OR id = $3)";
+
+/// Takes the message's row lock (PostgreSQL; SQLite's transaction holds the write lock
+/// already) before its parts are counted, so two receivers each holding one of the last two
+/// parts do not both count one short: the second waits and then sees the first's part. Not a
+/// state change (it writes the state it read).
+pub(crate) const LOCK_DELIVERY_SQL: &str = "UPDATE deliveries SET state = state WHERE id = $1";
+
+/// How many parts a message went out in.
+pub(crate) fn part_count(segments: i64, personal_text: Option<&str>) -> i64 {
+    personal_text
+        .map(|t| crate::encoding::analyze(t).segments as i64)
+        .unwrap_or(segments)
+        .max(1)
+}
+
 /// `Expire`: `$1` submitted before, `$2` now, `$3` gateway.
 pub(crate) fn expire_sql() -> &'static str {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -120,8 +165,9 @@ macro_rules! receipts_for {
         use sqlx::Transaction;
 
         use crate::store::receipts::{
-            Applied, MATCH_BATCH, MATCHED, PENDING, Target, UNMATCHED, enroute_sql, expire_sql,
-            final_sql, receipt_error, status_from,
+            Applied, LOCK_DELIVERY_SQL, MATCH_BATCH, MATCHED, PART_COUNT_SQL, PARTS_DELIVERED_SQL,
+            PENDING, Target, UNMATCHED, enroute_sql, expire_sql, final_sql, part_count,
+            receipt_error, status_from,
         };
         use crate::store::{
             MatchedReceipts, NewReceipt, ReceiptCounts, ReceiptEffect, ReceiptStatus,
@@ -137,8 +183,8 @@ macro_rules! receipts_for {
             for r in receipts {
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO receipts (received_ms, gateway, gateway_id, status, raw, matched,
-                         reference, gateway_status, error_code, effect)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending') RETURNING id",
+                         reference, gateway_status, error_code, effect, part)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10) RETURNING id",
                 )
                 .bind(r.received_ms)
                 .bind(&r.gateway)
@@ -149,12 +195,14 @@ macro_rules! receipts_for {
                 .bind(&r.reference)
                 .bind(&r.gateway_status)
                 .bind(&r.error_code)
+                .bind(&r.part)
                 .fetch_one(&mut *tx)
                 .await?;
                 let target = Target {
                     gateway: &r.gateway,
                     reference: r.reference.as_deref(),
                     gateway_id: r.gateway_id.as_deref(),
+                    part: r.part.as_deref(),
                     status: r.status,
                     gateway_status: &r.gateway_status,
                     error_code: r.error_code.as_deref(),
@@ -241,7 +289,45 @@ macro_rules! receipts_for {
                 );
                 ReceiptEffect::Refused
             } else {
+                let mut awaiting_parts = false;
                 let changed = match r.status {
+                    ReceiptStatus::Delivered if r.part.is_some() => {
+                        sqlx::query(LOCK_DELIVERY_SQL)
+                            .bind(delivery_id)
+                            .execute(&mut *conn)
+                            .await?;
+                        let (segments, text): (i64, Option<String>) =
+                            sqlx::query_as(PART_COUNT_SQL)
+                                .bind(delivery_id)
+                                .fetch_one(&mut *conn)
+                                .await?;
+                        let delivered: i64 = sqlx::query_scalar(PARTS_DELIVERED_SQL)
+                            .bind(delivery_id)
+                            .bind(MATCHED)
+                            .bind(receipt_id)
+                            .fetch_one(&mut *conn)
+                            .await?;
+                        if delivered >= part_count(segments, text.as_deref()) {
+                            sqlx::query(final_sql())
+                                .bind(delivery_id)
+                                .bind(ReceiptStatus::Delivered.as_str())
+                                .bind(r.received_ms)
+                                .bind(receipt_error(r))
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected()
+                        } else {
+                            // Not every part yet; still proof the gateway took the message.
+                            awaiting_parts = !crate::store::contract::DeliveryState::parse(&state)
+                                .is_some_and(|s| s.is_final());
+                            sqlx::query(enroute_sql())
+                                .bind(delivery_id)
+                                .bind(r.received_ms)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected()
+                        }
+                    }
                     ReceiptStatus::Enroute => {
                         // Proof that the gateway took a message we were in doubt about.
                         sqlx::query(enroute_sql())
@@ -262,6 +348,8 @@ macro_rules! receipts_for {
                 };
                 if changed > 0 {
                     ReceiptEffect::Applied
+                } else if awaiting_parts {
+                    ReceiptEffect::AwaitingParts
                 } else {
                     ReceiptEffect::NoChange
                 }
@@ -292,6 +380,7 @@ macro_rules! receipts_for {
             Option<String>,
             Option<String>,
             i64,
+            Option<String>,
         );
 
         pub(super) async fn match_pending(
@@ -305,7 +394,7 @@ macro_rules! receipts_for {
                 let mut tx = pool.$begin($($barg),*).await?;
                 let rows: Vec<PendingRow> = sqlx::query_as(concat!(
                     "SELECT id, gateway, reference, gateway_id, status, gateway_status, error_code,
-                            received_ms
+                            received_ms, part
                      FROM receipts WHERE matched = $3 AND id > $1 ORDER BY id LIMIT $2",
                     $lock
                 ))
@@ -320,13 +409,23 @@ macro_rules! receipts_for {
                 };
                 after = last.0;
                 let full = rows.len() as i64 == MATCH_BATCH;
-                for (id, gateway, reference, gateway_id, status, gateway_status, error_code, received) in
-                    &rows
+                for (
+                    id,
+                    gateway,
+                    reference,
+                    gateway_id,
+                    status,
+                    gateway_status,
+                    error_code,
+                    received,
+                    part,
+                ) in &rows
                 {
                     let target = Target {
                         gateway,
                         reference: reference.as_deref(),
                         gateway_id: gateway_id.as_deref(),
+                        part: part.as_deref(),
                         status: status_from(status),
                         gateway_status: gateway_status.as_deref().unwrap_or(""),
                         error_code: error_code.as_deref(),
@@ -397,3 +496,18 @@ macro_rules! receipts_for {
 }
 
 pub(crate) use receipts_for;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_personalised_message_counts_its_own_parts() {
+        // The campaign's count, unless the message has its own text.
+        assert_eq!(part_count(3, None), 3);
+        assert_eq!(part_count(3, Some("Chào anh Nam")), 1);
+        assert_eq!(part_count(1, Some(&"a".repeat(161))), 2);
+        // A message always has a part.
+        assert_eq!(part_count(0, None), 1);
+    }
+}

@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0007_worker_identity.sql"),
     ),
     (
+        8,
+        "receipt_parts",
+        include_str!("../../../migrations/postgres/0008_receipt_parts.sql"),
+    ),
+    (
         9,
         "launch_and_leases",
         include_str!("../../../migrations/postgres/0009_launch_and_leases.sql"),
