@@ -295,6 +295,81 @@ macro_rules! campaigns_for {
                 Ok(())
             }
 
+            /// Every list with its members by carrier and by district (most first, then by
+            /// name in byte order: sorted here, so both backends agree whatever their
+            /// collation).
+            pub(crate) async fn lists(pool: &$pool) -> Result<Vec<crate::store::ListSummary>> {
+                let mut lists: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM lists")
+                    .fetch_all(pool)
+                    .await?;
+                lists.sort_by(|a, b| a.1.as_bytes().cmp(b.1.as_bytes()));
+                let most_first = |rows: &mut Vec<(String, i64)>| {
+                    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.as_bytes().cmp(b.0.as_bytes())))
+                };
+                let mut out = Vec::with_capacity(lists.len());
+                for (id, name) in lists {
+                    let mut by_carrier: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT s.carrier, COUNT(*) FROM list_members m
+                         JOIN subscribers s ON s.id = m.subscriber_id
+                         WHERE m.list_id = $1 GROUP BY s.carrier",
+                    )
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await?;
+                    let mut by_district: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT COALESCE(s.district, '(none)'), COUNT(*) FROM list_members m
+                         JOIN subscribers s ON s.id = m.subscriber_id
+                         WHERE m.list_id = $1 GROUP BY 1",
+                    )
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await?;
+                    most_first(&mut by_carrier);
+                    most_first(&mut by_district);
+                    let members = by_carrier.iter().map(|(_, n)| n).sum();
+                    out.push(crate::store::ListSummary {
+                        id,
+                        name,
+                        members,
+                        by_carrier,
+                        by_district,
+                    });
+                }
+                Ok(out)
+            }
+
+            /// A page of a list's members, in subscriber order, read along the membership key
+            /// (ordering on `s.id`, the same value, would sort every remaining member per page
+            /// on SQLite).
+            pub(crate) async fn list_members_page(
+                pool: &$pool,
+                list: &str,
+                after_subscriber_id: i64,
+                limit: u32,
+            ) -> Result<Vec<crate::store::MemberFields>> {
+                let rows = sqlx::query(
+                    "SELECT s.id, s.msisdn, s.district, s.attributes FROM lists l
+                     JOIN list_members m ON m.list_id = l.id
+                     JOIN subscribers s ON s.id = m.subscriber_id
+                     WHERE l.name = $1 AND m.subscriber_id > $2
+                     ORDER BY m.subscriber_id LIMIT $3",
+                )
+                .bind(list)
+                .bind(after_subscriber_id)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| crate::store::MemberFields {
+                        subscriber_id: r.get(0),
+                        msisdn: r.get(1),
+                        district: r.get(2),
+                        attributes: r.get(3),
+                    })
+                    .collect())
+            }
+
             /// The worker's heartbeat: one row, whatever number of deliveries it holds.
             pub(crate) async fn heartbeat(
                 pool: &$pool,

@@ -206,38 +206,7 @@ impl Store for PostgresStore {
     }
 
     async fn lists(&self) -> Result<Vec<ListSummary>> {
-        let lists: Vec<(i64, String)> =
-            sqlx::query_as("SELECT id, name FROM lists ORDER BY name COLLATE \"C\"")
-                .fetch_all(&self.pool)
-                .await?;
-        let mut out = Vec::with_capacity(lists.len());
-        for (id, name) in lists {
-            let by_carrier: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT s.carrier, COUNT(*) FROM list_members m JOIN subscribers s ON s.id = m.subscriber_id
-                 WHERE m.list_id = $1 GROUP BY s.carrier ORDER BY 2 DESC, s.carrier COLLATE \"C\"",
-            )
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-            let by_district: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT COALESCE(s.district, '(none)'), COUNT(*) FROM list_members m
-                 JOIN subscribers s ON s.id = m.subscriber_id
-                 WHERE m.list_id = $1 GROUP BY 1
-                 ORDER BY 2 DESC, COALESCE(s.district, '(none)') COLLATE \"C\"",
-            )
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-            let members = by_carrier.iter().map(|(_, n)| n).sum();
-            out.push(ListSummary {
-                id,
-                name,
-                members,
-                by_carrier,
-                by_district,
-            });
-        }
-        Ok(out)
+        campaigns::lists(&self.pool).await
     }
 
     async fn list_size(&self, list: &str) -> Result<Option<i64>> {
@@ -250,25 +219,7 @@ impl Store for PostgresStore {
         after_subscriber_id: i64,
         limit: u32,
     ) -> Result<Vec<MemberFields>> {
-        let rows = sqlx::query(
-            "SELECT s.id, s.msisdn, s.district, s.attributes FROM lists l
-             JOIN list_members m ON m.list_id = l.id JOIN subscribers s ON s.id = m.subscriber_id
-             WHERE l.name = $1 AND s.id > $2 ORDER BY s.id LIMIT $3",
-        )
-        .bind(list)
-        .bind(after_subscriber_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| MemberFields {
-                subscriber_id: r.get(0),
-                msisdn: r.get(1),
-                district: r.get(2),
-                attributes: r.get(3),
-            })
-            .collect())
+        campaigns::list_members_page(&self.pool, list, after_subscriber_id, limit).await
     }
 
     async fn delivery_attributes(
