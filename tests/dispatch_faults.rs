@@ -504,3 +504,72 @@ fn a_long_retry_after_hold_gives_way_to_pause_ctrl_c_and_the_send_by_date() {
         assert_eq!(sim.accepted(), 0);
     }
 }
+
+/// Answers every number but those ending in 7, for which the send task panics.
+struct PanicsOnSevens;
+
+#[async_trait::async_trait]
+impl smscast::gateway::Gateway for PanicsOnSevens {
+    fn name(&self) -> &str {
+        "k"
+    }
+    fn dedups_by_reference(&self) -> bool {
+        false
+    }
+    fn rate(&self) -> Option<f64> {
+        None
+    }
+    async fn submit(
+        &self,
+        sms: &smscast::gateway::OutboundSms<'_>,
+    ) -> Result<smscast::gateway::Accepted, smscast::gateway::SubmitError> {
+        assert!(!sms.to.ends_with('7'), "a bug in the adapter");
+        Ok(smscast::gateway::Accepted {
+            gateway_id: format!("G{}", sms.reference),
+            http_status: 201,
+        })
+    }
+}
+
+/// A send task that panics is noticed by the dispatcher: its row is recorded in doubt at once
+/// (the request may have gone out), not left `sending` until a recovery, and the run ends.
+#[test]
+fn a_send_task_that_panics_leaves_its_row_in_doubt_not_sending() {
+    let env = Env::new("panicking-send");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = smscast::store::open(&env.db_url(), smscast::store::Access::ReadWrite)
+            .await
+            .unwrap();
+        let numbers = common::numbers(40);
+        let sevens = numbers.iter().filter(|n| n.ends_with('7')).count() as i64;
+        assert!(sevens > 0);
+        let campaign = common::seed(&*store, &numbers, "Xin chào", "k").await;
+        let routes = smscast::dispatch::Routes::single(std::sync::Arc::new(PanicsOnSevens));
+        let stop = common::send(store.clone(), campaign.clone(), routes).await;
+        assert!(
+            matches!(
+                stop,
+                smscast::dispatch::Stop::Completed | smscast::dispatch::Stop::NothingLeft
+            ),
+            "{stop:?}"
+        );
+        let counts: std::collections::HashMap<String, i64> = store
+            .state_counts(campaign.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(counts.get("sending"), None, "{counts:?}");
+        assert_eq!(counts.get("unknown"), Some(&sevens), "{counts:?}");
+        assert_eq!(
+            counts.get("submitted"),
+            Some(&(numbers.len() as i64 - sevens)),
+            "{counts:?}"
+        );
+    });
+}

@@ -518,7 +518,8 @@ impl Dispatcher {
         Ok(stop)
     }
 
-    /// One pass: claim if needed, mark a small batch in flight, send it at the allowed pace.
+    /// One pass: claim if needed, take a small group's turn at the allowed pace, then mark it
+    /// in flight and send it.
     pub async fn step(&mut self, shutdown: &watch::Receiver<bool>) -> Result<StepOutcome> {
         let lost = self.reap();
         self.record_lost(lost).await?;
@@ -585,7 +586,11 @@ impl Dispatcher {
                     }
                     None => {
                         let busy = self.store.in_flight_count(self.campaign.id).await? > 0;
-                        if busy && self.permits.available_permits() < self.opts.concurrency {
+                        // Our own sends not yet settled (a task that ended is collected, and
+                        // its outcome committed, on the next pass).
+                        let ours = !self.sends.is_empty()
+                            || self.permits.available_permits() < self.opts.concurrency;
+                        if busy && ours {
                             StepOutcome::Idle(Duration::from_millis(20))
                         } else if busy
                             && let Some(wait) = takeover::wait_for_others(
