@@ -666,10 +666,13 @@ impl Dispatcher {
             batch = self.personalise(batch).await?;
         }
         let mut sent = 0;
+        // Marked, but a stop came first: given back unsent, keeping their permits till then.
         let mut unsent = Vec::new();
+        let mut unsent_permits = Vec::new();
         for (row, permit) in batch {
             if *shutdown.borrow() || self.halted.is_set() {
                 unsent.push(row.id);
+                unsent_permits.push(permit);
                 continue;
             }
             let route = self.routes.for_carrier(&row.carrier).clone();
@@ -681,6 +684,7 @@ impl Dispatcher {
                 .release_unsent(&self.opts.worker_id, &unsent)
                 .await?;
         }
+        drop(unsent_permits);
         Ok(StepOutcome::Sent(sent))
     }
 
