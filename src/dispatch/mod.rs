@@ -340,11 +340,13 @@ impl Dispatcher {
         let rate = opts.rate;
         let concurrency = opts.concurrency.max(1);
         // A group is paced, then marked in one commit, then sent: about 20 ms of traffic at
-        // the allowed rate, so its requests leave close to their turn, and a quarter of the
-        // concurrency at most, so the sends of earlier groups keep going while it is marked.
-        // Each row holds a send permit from before its mark until its outcome is committed,
-        // so whatever the group size, a crash leaves at most the concurrency in doubt.
-        let most = (concurrency / 4).max(1);
+        // the allowed rate, so its requests leave close to their turn, and half the
+        // concurrency at most, so the sends of earlier groups keep going while it is marked
+        // (a quarter cost a third of the unlimited rate in commits, the whole concurrency a
+        // fifth in waits for the last permit). Each row holds a send permit from before its
+        // mark until its outcome is committed, so whatever the group size, a crash leaves at
+        // most the concurrency in doubt.
+        let most = (concurrency / 2).max(1);
         let mark_batch = match rate {
             Some(r) => ((r / 50.0) as usize).clamp(1, most),
             None => most,
