@@ -10,8 +10,9 @@
 //!   leased) and sent. A row keeps its permit until its outcome is committed, so the rows
 //!   `sending` for a worker, and what a crash leaves in doubt, never exceed the concurrency.
 //!   The wait gives way to Ctrl-C, a pause or cancel, the send-by date and the window closing;
-//!   a group that gives way was never marked, and its claims go back. Marking is conditional,
-//!   so a row two workers claimed is sent by one.
+//!   a group that gives way was never marked, and its claims go back. A group is marked in the
+//!   background while the next one is paced, and its requests leave spaced as their turns
+//!   came (not bunched). Marking is conditional, so a row two workers claimed is sent by one.
 //! * **Send** each in a task of a `JoinSet`: a task that panics is noticed, and its row
 //!   recorded in doubt by the dispatcher.
 //! * **Record** outcomes through one writer task that commits them in batches (group commit).
@@ -213,6 +214,40 @@ impl Halted {
 /// A send task's row, for when the task dies: (delivery id, attempt number, gateway).
 type InSend = (i64, i64, String);
 
+/// A row's turn to send: its send permit, and when its pace came.
+struct Turn {
+    permit: OwnedSemaphorePermit,
+    at: Instant,
+}
+
+/// The send tasks, and the row each one is sending.
+#[derive(Default)]
+struct Sends {
+    set: JoinSet<()>,
+    rows: HashMap<tokio::task::Id, InSend>,
+}
+
+impl Sends {
+    /// Forgets a task that ended; returns its row and the reason if it died.
+    fn settle(
+        &mut self,
+        done: std::result::Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+    ) -> Option<(InSend, String)> {
+        let (id, failed) = match done {
+            Ok((id, ())) => (id, None),
+            Err(e) => (e.id(), Some(e)),
+        };
+        let row = self.rows.remove(&id)?;
+        Some((row, failed?.to_string()))
+    }
+}
+
+/// A paced group, marked in flight: its rows, their turns, and the rows marked (id, attempt
+/// number), or the error.
+type Marked = (Vec<Claimed>, Vec<Turn>, Result<Vec<(i64, i64)>>);
+/// A paced group being marked in flight.
+type Marking = tokio::task::JoinHandle<Marked>;
+
 /// Live counters shared with the progress display.
 #[derive(Default)]
 pub struct Counters {
@@ -323,8 +358,9 @@ pub struct Dispatcher {
     /// Set when the message has placeholders.
     template: Option<crate::template::Template>,
     /// The send tasks, and the row each one is sending.
-    sends: JoinSet<()>,
-    in_send: HashMap<tokio::task::Id, InSend>,
+    sends: std::sync::Mutex<Sends>,
+    /// The last paced group, being marked while the next one is paced.
+    marking: Option<Marking>,
     /// The rate shared with every other worker (campaign and gateways).
     budget: budget::Budget,
 }
@@ -381,8 +417,8 @@ impl Dispatcher {
             mark_batch,
             claim_batch,
             announced_wait: None,
-            sends: JoinSet::new(),
-            in_send: HashMap::new(),
+            sends: std::sync::Mutex::new(Sends::default()),
+            marking: None,
             plain_text: match &template {
                 Ok(t) if !t.is_personalised() => t
                     .render(
@@ -553,6 +589,14 @@ impl Dispatcher {
             );
             return Ok(StepOutcome::Idle(wait.min(Duration::from_secs(30))));
         }
+        if self.buffer.is_empty()
+            && let Some(marking) = self.marking.take()
+        {
+            // Its rows may still read as queued: sent before anything is claimed again.
+            return Ok(StepOutcome::Sent(
+                self.launch(marking.await?, shutdown).await?,
+            ));
+        }
         if self.buffer.is_empty() {
             let lease_until = now_ms() + self.opts.lease.as_millis() as i64;
             let claimed = self
@@ -590,7 +634,7 @@ impl Dispatcher {
                         let busy = self.store.in_flight_count(self.campaign.id).await? > 0;
                         // Our own sends not yet settled (a task that ended is collected, and
                         // its outcome committed, on the next pass).
-                        let ours = !self.sends.is_empty()
+                        let ours = !self.sends.lock().expect("not poisoned").set.is_empty()
                             || self.permits.available_permits() < self.opts.concurrency;
                         if busy && ours {
                             StepOutcome::Idle(Duration::from_millis(20))
@@ -617,14 +661,33 @@ impl Dispatcher {
         // date and the window closing.
         let take = self.mark_batch.min(self.buffer.len());
         let group: Vec<Claimed> = self.buffer.drain(..take).collect();
-        let paced = tokio::select! {
-            permits = self.pace_group(&group) => Some(permits),
-            _ = self.interrupted(shutdown) => None,
+        // While this group is paced, the previous one is marked in the background and goes out
+        // as soon as it is: the mark's commit never stalls the pace.
+        let mut marking = self.marking.take();
+        let mut sent = 0;
+        let paced = {
+            let pacing = self.pace_group(&group);
+            let stop = self.interrupted(shutdown);
+            tokio::pin!(pacing, stop);
+            loop {
+                tokio::select! {
+                    biased;
+                    marked = async { marking.as_mut().expect("some").await }, if marking.is_some() => {
+                        marking = None;
+                        sent += self.launch(marked?, shutdown).await?;
+                    }
+                    _ = &mut stop => break None,
+                    permits = &mut pacing => break Some(permits),
+                }
+            }
         };
+        if let Some(m) = marking.take() {
+            sent += self.launch(m.await?, shutdown).await?;
+        }
         let permits = match paced {
             Some(p) if self.may_send(chrono::Utc::now()) => p,
             _ => {
-                // Nothing of the group was marked: its claims (and the rest) go back, and the
+                // Nothing of this group was marked: its claims (and the rest) go back, and the
                 // next pass says why it stopped or waits.
                 self.buffer.clear();
                 self.store.release(&self.opts.worker_id).await?;
@@ -633,30 +696,33 @@ impl Dispatcher {
         };
         let ids: Vec<i64> = group.iter().map(|c| c.id).collect();
         let lease_until = now_ms() + self.opts.lease.as_millis() as i64;
-        let sending = match self
-            .store
-            .mark_in_flight(
-                &self.opts.worker_id,
-                &ids,
-                self.campaign.cap_hours * 3_600_000,
-                lease_until,
-            )
-            .await
-        {
-            Ok(sending) => sending,
-            Err(e) => {
-                // Not marked: the rows are still claimed, tried again on the next pass.
-                for row in group.into_iter().rev() {
-                    self.buffer.push_front(row);
-                }
-                return Err(e);
-            }
-        };
+        let store = self.store.clone();
+        let worker = self.opts.worker_id.clone();
+        let cap_ms = self.campaign.cap_hours * 3_600_000;
+        self.marking = Some(tokio::spawn(async move {
+            let sending = store
+                .mark_in_flight(&worker, &ids, cap_ms, lease_until)
+                .await;
+            (group, permits, sending)
+        }));
+        Ok(StepOutcome::Sent(sent))
+    }
+
+    /// Sends a marked group; its rows go back unsent if a stop came, or the window closed or
+    /// the send-by date passed meanwhile. Returns how many went out.
+    async fn launch(
+        &self,
+        (group, permits, sending): Marked,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<usize> {
+        // Not marked: the rows stay claimed until this run releases its claims or a claim runs
+        // out; none is in doubt.
+        let sending = sending?;
         // Each marked row carries the attempt number its outcome must settle (the fence); a
         // row not marked (opted out, held by the cap, taken by another worker) gives its
         // permit back.
         let marked: HashMap<i64, i64> = sending.into_iter().collect();
-        let mut batch: Vec<(Claimed, OwnedSemaphorePermit)> = group
+        let mut batch: Vec<(Claimed, Turn)> = group
             .into_iter()
             .zip(permits)
             .filter_map(|(mut c, permit)| {
@@ -671,14 +737,23 @@ impl Dispatcher {
         // Marked, but a stop came first: given back unsent, keeping their permits till then.
         let mut unsent = Vec::new();
         let mut unsent_permits = Vec::new();
-        for (row, permit) in batch {
-            if *shutdown.borrow() || self.halted.is_set() {
+        let go = !*shutdown.borrow() && !self.halted.is_set() && self.may_send(chrono::Utc::now());
+        // Under a rate, the group's requests leave spaced as their turns came, all later by
+        // the same lag (the rest of the group's pace, and its mark): not bunched at the
+        // gateway, where a bunch would meet the window guard and lose its slots.
+        let lag = batch.first().map(|(_, t)| t.at.elapsed());
+        for (row, turn) in batch {
+            if !go {
                 unsent.push(row.id);
-                unsent_permits.push(permit);
+                unsent_permits.push(turn.permit);
                 continue;
             }
             let route = self.routes.for_carrier(&row.carrier).clone();
-            self.spawn_send(route, row, permit);
+            let leave = match (&self.limiter, &route.limiter) {
+                (None, None) => Instant::now(),
+                _ => turn.at + lag.unwrap_or_default(),
+            };
+            self.spawn_send(route, row, turn.permit, leave);
             sent += 1;
         }
         if !unsent.is_empty() {
@@ -687,24 +762,25 @@ impl Dispatcher {
                 .await?;
         }
         drop(unsent_permits);
-        Ok(StepOutcome::Sent(sent))
+        Ok(sent)
     }
 
     /// Takes each row's turn, in order: its pace at the limiters, then a send permit. When this
     /// returns, every row of the group may go out now.
-    async fn pace_group(&self, group: &[Claimed]) -> Vec<OwnedSemaphorePermit> {
-        let mut permits = Vec::with_capacity(group.len());
+    async fn pace_group(&self, group: &[Claimed]) -> Vec<Turn> {
+        let mut turns = Vec::with_capacity(group.len());
         for row in group {
             self.pace(self.routes.for_carrier(&row.carrier)).await;
+            let at = Instant::now();
             let permit = self
                 .permits
                 .clone()
                 .acquire_owned()
                 .await
                 .expect("semaphore open");
-            permits.push(permit);
+            turns.push(Turn { permit, at });
         }
-        permits
+        turns
     }
 
     /// Returns when rows waiting for their turn must not go out after all: Ctrl-C, a pause,
@@ -752,28 +828,21 @@ impl Dispatcher {
 
     /// Collects the send tasks that ended; one that panicked leaves its row in doubt, which
     /// is recorded here rather than left `sending` until a recovery.
-    fn reap(&mut self) -> Vec<Outcome> {
+    fn reap(&self) -> Vec<Outcome> {
+        let mut sends = self.sends.lock().expect("not poisoned");
         let mut lost = Vec::new();
-        while let Some(done) = self.sends.try_join_next_with_id() {
-            lost.extend(self.settle_task(done));
+        while let Some(done) = sends.set.try_join_next_with_id() {
+            lost.extend(sends.settle(done));
         }
-        lost
+        lost.into_iter().map(|l| self.lost(l)).collect()
     }
 
-    fn settle_task(
-        &mut self,
-        done: std::result::Result<(tokio::task::Id, ()), tokio::task::JoinError>,
-    ) -> Option<Outcome> {
-        let (id, failed) = match done {
-            Ok((id, ())) => (id, None),
-            Err(e) => (e.id(), Some(e)),
-        };
-        let (delivery_id, attempt_no, gateway) = self.in_send.remove(&id)?;
-        let e = failed?;
+    /// The outcome of a row whose send task died: in doubt, the request may have gone out.
+    fn lost(&self, ((delivery_id, attempt_no, gateway), e): (InSend, String)) -> Outcome {
         tracing::error!("a send task failed ({e}); its message is recorded as in doubt");
         self.counters.in_doubt.fetch_add(1, Ordering::Relaxed);
         self.counters.settled(delivery_id);
-        Some(Outcome {
+        Outcome {
             delivery_id,
             attempt_no,
             started_ms: now_ms(),
@@ -786,7 +855,7 @@ impl Dispatcher {
                 "the send task failed ({e}): the request may have gone out"
             )),
             text: None,
-        })
+        }
     }
 
     /// Records what `reap` found.
@@ -800,10 +869,7 @@ impl Dispatcher {
 
     /// Fills each row's text from its placeholders; a row without a value is rejected with
     /// the reason instead of being sent with a hole in it.
-    async fn personalise(
-        &self,
-        batch: Vec<(Claimed, OwnedSemaphorePermit)>,
-    ) -> Result<Vec<(Claimed, OwnedSemaphorePermit)>> {
+    async fn personalise(&self, batch: Vec<(Claimed, Turn)>) -> Result<Vec<(Claimed, Turn)>> {
         let Some(template) = &self.template else {
             return Ok(batch);
         };
@@ -854,7 +920,7 @@ impl Dispatcher {
                                 )),
                                 text: None,
                             },
-                            Some(permit),
+                            Some(permit.permit),
                         )
                         .await?;
                 }
@@ -898,7 +964,13 @@ impl Dispatcher {
         }
     }
 
-    fn spawn_send(&mut self, route: Arc<Route>, row: Claimed, permit: OwnedSemaphorePermit) {
+    fn spawn_send(
+        &self,
+        route: Arc<Route>,
+        row: Claimed,
+        permit: OwnedSemaphorePermit,
+        leave: Instant,
+    ) {
         let campaign_id = self.campaign.id;
         let personal = row.text.clone();
         let unicode = match &personal {
@@ -915,7 +987,12 @@ impl Dispatcher {
         let guard = self.guard.clone();
         let store = self.store.clone();
         let in_send = (row.id, row.attempts + 1, route.gateway.name().to_string());
-        let task = self.sends.spawn(async move {
+        let mut sends = self.sends.lock().expect("not poisoned");
+        let task = sends.set.spawn(async move {
+            // (Under a millisecond, the timer could not keep the spacing anyway.)
+            if leave > Instant::now() + Duration::from_millis(1) {
+                tokio::time::sleep_until(leave.into()).await;
+            }
             if let Some(g) = &guard {
                 g.admit().await;
             }
@@ -1021,7 +1098,7 @@ impl Dispatcher {
             // permit goes back once the outcome is committed.
             let _ = recorder.send_holding(outcome, Some(permit)).await;
         });
-        self.in_send.insert(task.id(), in_send);
+        sends.rows.insert(task.id(), in_send);
     }
 
     fn spawn_heartbeat(&self) -> tokio::task::JoinHandle<()> {
@@ -1062,9 +1139,22 @@ impl Dispatcher {
 
     /// Lets in-flight sends finish, records every outcome, gives unsent claims back.
     async fn finish(&mut self) -> Result<()> {
+        // A group marked but not sent: the run is stopping, so it goes back unsent.
+        if let Some(marking) = self.marking.take() {
+            // (Not marked at all on an error: nothing to give back.)
+            if let (_, _permits, Ok(sending)) = marking.await? {
+                let ids: Vec<i64> = sending.into_iter().map(|(id, _)| id).collect();
+                if !ids.is_empty() {
+                    self.store
+                        .release_unsent(&self.opts.worker_id, &ids)
+                        .await?;
+                }
+            }
+        }
+        let mut sends = std::mem::take(&mut *self.sends.lock().expect("not poisoned"));
         let mut lost = Vec::new();
-        while let Some(done) = self.sends.join_next_with_id().await {
-            lost.extend(self.settle_task(done));
+        while let Some(done) = sends.set.join_next_with_id().await {
+            lost.extend(sends.settle(done).map(|l| self.lost(l)));
         }
         self.record_lost(lost).await?;
         self.recorder
