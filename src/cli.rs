@@ -633,6 +633,9 @@ pub struct SimulateArgs {
     /// Share of requests answered 429 with Retry-After: 1
     #[arg(long, default_value_t = 0.0)]
     pub throttle_rate: f64,
+    /// Seconds in the Retry-After of those 429 answers (e.g. 3600: an hour's hold)
+    #[arg(long, default_value_t = 1)]
+    pub retry_after_secs: u64,
     /// Share of requests taken but answered only after --hang-ms (clients time out: in doubt)
     #[arg(long, default_value_t = 0.0)]
     pub hang_rate: f64,

@@ -528,6 +528,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
             faults: Faults {
                 server_error: args.fail_rate,
                 throttle: args.throttle_rate,
+                retry_after_secs: Some(args.retry_after_secs),
                 hang: args.hang_rate,
                 hang_for: Duration::from_millis(args.hang_ms),
                 reject_suffixes: args.reject_suffix,

@@ -4,11 +4,17 @@
 //!   are leased to this worker (`queued` → `claimed`, `SKIP LOCKED`); on SQLite, one file with
 //!   one writer at a time, a claim only reads, and the rows stay `queued`. Claimed rows are
 //!   not in doubt: a crash gives them back (or never took them).
-//! * **Mark in flight** a small batch (→ `sending`, durable, leased) just before their
-//!   requests go out, so a crash leaves at most that batch plus the requests in flight in
-//!   doubt. Marking is conditional, so a row two workers claimed is sent by one.
-//! * **Send** each at the pace of the rate limiters (campaign and gateway); a semaphore bounds
-//!   concurrency, but the limiter sets the pace.
+//! * **Pace, then mark**: a small group of rows waits for send permits (a semaphore of
+//!   `--concurrency`) and its turn at the rate limiters (campaign and gateway, Retry-After
+//!   holds, the shared budget); only then is it marked in flight (→ `sending`, durable,
+//!   leased) and sent. A row keeps its permit until its outcome is committed, so the rows
+//!   `sending` for a worker, and what a crash leaves in doubt, never exceed the concurrency.
+//!   The wait gives way to Ctrl-C, a pause or cancel, the send-by date and the window closing;
+//!   a group that gives way was never marked, and its claims go back. A group is marked in the
+//!   background while the next one is paced, and its requests leave spaced as their turns
+//!   came (not bunched). Marking is conditional, so a row two workers claimed is sent by one.
+//! * **Send** each in a task of a `JoinSet`: a task that panics is noticed, and its row
+//!   recorded in doubt by the dispatcher.
 //! * **Record** outcomes through one writer task that commits them in batches (group commit).
 //!
 //! [`Dispatcher::run`] loops around [`Dispatcher::step`]; shutdown is a parameter, and in-flight
@@ -29,7 +35,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
-use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
 
 use crate::gateway::{Gateway, OutboundSms, SubmitError};
 use crate::store::{
@@ -157,6 +164,12 @@ impl Routes {
             by_carrier: HashMap::new(),
         }
     }
+    /// Whether a gateway of this campaign limits SMS parts (`sms_per_second`).
+    fn counts_parts(&self) -> bool {
+        std::iter::once(&self.default)
+            .chain(self.by_carrier.values())
+            .any(|r| r.gateway.sms_per_second().is_some())
+    }
     /// Every gateway a message of this campaign may go through.
     pub fn gateway_names(&self) -> Vec<String> {
         std::iter::once(&self.default)
@@ -228,9 +241,74 @@ async fn until_cells(l: &DefaultDirectRateLimiter, n: u32) {
     }
 }
 
-/// A batch being marked in flight: the claimed rows and the ids now `sending`.
-/// A batch being marked in flight: the rows, and (id, attempt number) of those marked.
-type Marking = tokio::task::JoinHandle<Result<(Vec<Claimed>, Vec<(i64, i64)>)>>;
+/// Set when the run must stop sending: a pause or cancel seen in the database, or this
+/// worker's breaker. Waits for a turn to send give way to it.
+#[derive(Default)]
+struct Halted {
+    flag: AtomicBool,
+    wake: Notify,
+}
+
+impl Halted {
+    fn set(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        self.wake.notify_waiters();
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// Returns once the flag is set.
+    async fn wait(&self) {
+        loop {
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.is_set() {
+                return;
+            }
+            woken.await;
+        }
+    }
+}
+
+/// A send task's row, for when the task dies: (delivery id, attempt number, gateway).
+type InSend = (i64, i64, String);
+
+/// A row's turn to send: its send permit, and when its pace came.
+struct Turn {
+    permit: OwnedSemaphorePermit,
+    at: Instant,
+}
+
+/// The send tasks, and the row each one is sending.
+#[derive(Default)]
+struct Sends {
+    set: JoinSet<()>,
+    rows: HashMap<tokio::task::Id, InSend>,
+}
+
+impl Sends {
+    /// Forgets a task that ended; returns its row and the reason if it died.
+    fn settle(
+        &mut self,
+        done: std::result::Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+    ) -> Option<(InSend, String)> {
+        let (id, failed) = match done {
+            Ok((id, ())) => (id, None),
+            Err(e) => (e.id(), Some(e)),
+        };
+        let row = self.rows.remove(&id)?;
+        Some((row, failed?.to_string()))
+    }
+}
+
+/// A paced group, marked in flight: its rows, their turns, and the rows marked (id, attempt
+/// number), or the error.
+type Marked = (Vec<Claimed>, Vec<Turn>, Result<Vec<(i64, i64)>>);
+/// A paced group being marked in flight.
+type Marking = tokio::task::JoinHandle<Marked>;
 
 /// Live counters shared with the progress display.
 #[derive(Default)]
@@ -332,7 +410,8 @@ pub struct Dispatcher {
     counters: Arc<Counters>,
     /// Set by send tasks and the heartbeat: the reason to stop, if any.
     halt: Arc<Mutex<Option<Stop>>>,
-    halted: Arc<AtomicBool>,
+    halted: Arc<Halted>,
+    /// Rows paced, then marked and sent, together: at most the concurrency.
     mark_batch: usize,
     claim_batch: u32,
     announced_wait: Option<i64>,
@@ -340,8 +419,10 @@ pub struct Dispatcher {
     plain_text: String,
     /// Set when the message has placeholders.
     template: Option<crate::template::Template>,
-    /// The next batch, being marked in flight while the current one is sent.
-    prefetched: Option<Marking>,
+    /// The send tasks, and the row each one is sending.
+    sends: std::sync::Mutex<Sends>,
+    /// The last paced group, being marked while the next one is paced.
+    marking: Option<Marking>,
     /// The rate shared with every other worker (campaign and gateways).
     budget: budget::Budget,
     /// Copies the rest of the list into deliveries while the first are sent; finished (with
@@ -359,18 +440,24 @@ impl Dispatcher {
     ) -> Self {
         let rate = opts.rate;
         let concurrency = opts.concurrency.max(1);
-        // A marked batch is what a crash can leave in doubt: about 100 ms of traffic at the
-        // allowed rate, and never more than the concurrency (design.md: in doubt after a
-        // crash is bounded by the concurrency, never the claimed batch).
+        // A group is paced, then marked in one commit, then sent: about 20 ms of traffic at
+        // the allowed rate, so its requests leave close to their turn, and half the
+        // concurrency at most, so the sends of earlier groups keep going while it is marked
+        // (a quarter cost a third of the unlimited rate in commits, the whole concurrency a
+        // fifth in waits for the last permit). Each row holds a send permit from before its
+        // mark until its outcome is committed, so whatever the group size, a crash leaves at
+        // most the concurrency in doubt.
+        let most = (concurrency / 2).max(1);
         let mark_batch = match rate {
-            Some(r) => ((r / 10.0) as usize).clamp(1, concurrency),
-            None => concurrency,
+            Some(r) => ((r / 50.0) as usize).clamp(1, most),
+            None => most,
         };
         let claim_batch = match rate {
             Some(r) => ((r * 2.0) as u32).clamp(mark_batch as u32, 4_096),
             None => 4_096,
         };
-        let recorder = Recorder::start(store.clone(), opts.worker_id.clone());
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let recorder = Recorder::start(store.clone(), opts.worker_id.clone(), permits.clone());
         let campaign_text = campaign.message_text.clone();
         // The stored text is a template: `{{` is a literal brace, `{name}` a placeholder.
         let template = crate::template::Template::parse(&campaign_text);
@@ -385,18 +472,19 @@ impl Dispatcher {
             routes: Arc::new(routes),
             limiter: rate.map(limiter),
             guard: rate.map(|r| Arc::new(WindowGuard::new(r))),
-            permits: Arc::new(Semaphore::new(concurrency)),
+            permits,
             opts,
             recorder,
             buffer: VecDeque::new(),
             counters,
             halt: Arc::new(Mutex::new(None)),
-            halted: Arc::new(AtomicBool::new(false)),
+            halted: Arc::new(Halted::default()),
             mark_batch,
             claim_batch,
             announced_wait: None,
-            prefetched: None,
             launcher: None,
+            sends: std::sync::Mutex::new(Sends::default()),
+            marking: None,
             plain_text: match &template {
                 Ok(t) if !t.is_personalised() => t
                     .render(
@@ -464,9 +552,11 @@ impl Dispatcher {
                 Ok(StepOutcome::Sent(_)) => store_errors = 0,
                 Ok(StepOutcome::Idle(wait)) => {
                     store_errors = 0;
+                    let halted = self.halted.clone();
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.changed() => {}
+                        _ = halted.wait() => {}
                     }
                 }
                 Ok(StepOutcome::Stop(stop)) => break stop,
@@ -538,8 +628,11 @@ impl Dispatcher {
         Ok(stop)
     }
 
-    /// One pass: claim if needed, mark a small batch in flight, send it at the allowed pace.
+    /// One pass: claim if needed, take a small group's turn at the allowed pace, then mark it
+    /// in flight and send it.
     pub async fn step(&mut self, shutdown: &watch::Receiver<bool>) -> Result<StepOutcome> {
+        let lost = self.reap();
+        self.record_lost(lost).await?;
         let now = chrono::Utc::now();
         if let Some(ends) = self.campaign.ends_ms
             && now.timestamp_millis() >= ends
@@ -568,7 +661,15 @@ impl Dispatcher {
             );
             return Ok(StepOutcome::Idle(wait.min(Duration::from_secs(30))));
         }
-        if self.prefetched.is_none() && self.buffer.is_empty() {
+        if self.buffer.is_empty()
+            && let Some(marking) = self.marking.take()
+        {
+            // Its rows may still read as queued: sent before anything is claimed again.
+            return Ok(StepOutcome::Sent(
+                self.send_marked(marking.await?, shutdown).await?,
+            ));
+        }
+        if self.buffer.is_empty() {
             let lease_until = now_ms() + self.opts.lease.as_millis() as i64;
             let claimed = self
                 .store
@@ -607,7 +708,11 @@ impl Dispatcher {
                     }
                     None => {
                         let busy = self.store.in_flight_count(self.campaign.id).await? > 0;
-                        if busy && self.permits.available_permits() < self.opts.concurrency {
+                        // Our own sends not yet settled (a task that ended is collected, and
+                        // its outcome committed, on the next pass).
+                        let ours = !self.sends.lock().expect("not poisoned").set.is_empty()
+                            || self.permits.available_permits() < self.opts.concurrency;
+                        if busy && ours {
                             StepOutcome::Idle(Duration::from_millis(20))
                         } else if busy
                             && let Some(wait) = takeover::wait_for_others(
@@ -627,46 +732,110 @@ impl Dispatcher {
             }
             self.buffer.extend(claimed);
         }
-        let (batch, sending) = match self.prefetched.take() {
-            Some(marking) => marking.await.context("the marking task failed")??,
-            None => self
-                .spawn_mark()
-                .await
-                .context("the marking task failed")??,
-        };
-        // Mark the next batch while this one is paced and sent, so the commit's fsync does
-        // not stall the pace. At most two batches are marked ahead of their requests.
-        if !self.buffer.is_empty() && !*shutdown.borrow() && !self.halted.load(Ordering::Relaxed) {
-            self.prefetched = Some(self.spawn_mark());
+        // Pace, then mark: the group waits for its send permits and its turn at the limiters
+        // before any of it is `sending`; the wait gives way to a stop, a pause, the send-by
+        // date and the window closing.
+        let take = self.mark_batch.min(self.buffer.len());
+        let mut group: Vec<Claimed> = self.buffer.drain(..take).collect();
+        if self.routes.counts_parts() {
+            // A personalised text is charged its own parts: rendered before its pace.
+            self.render(&mut group).await?;
         }
-        // Each marked row carries the attempt number its outcome must settle (the fence).
+        // While this group is paced, the previous one is marked in the background and goes out
+        // as soon as it is: the mark's commit never stalls the pace.
+        let mut marking = self.marking.take();
+        let mut sent = 0;
+        let paced = {
+            let pacing = self.pace_group(&group);
+            let stop = self.interrupted(shutdown);
+            tokio::pin!(pacing, stop);
+            loop {
+                tokio::select! {
+                    biased;
+                    marked = async { marking.as_mut().expect("some").await }, if marking.is_some() => {
+                        marking = None;
+                        sent += self.send_marked(marked?, shutdown).await?;
+                    }
+                    _ = &mut stop => break None,
+                    permits = &mut pacing => break Some(permits),
+                }
+            }
+        };
+        if let Some(m) = marking.take() {
+            sent += self.send_marked(m.await?, shutdown).await?;
+        }
+        let permits = match paced {
+            Some(p) if self.may_send(chrono::Utc::now()) => p,
+            _ => {
+                // Nothing of this group was marked: its claims (and the rest) go back, and the
+                // next pass says why it stopped or waits.
+                self.buffer.clear();
+                self.store
+                    .release(self.campaign.id, &self.opts.worker_id)
+                    .await?;
+                return Ok(StepOutcome::Idle(Duration::ZERO));
+            }
+        };
+        let ids: Vec<i64> = group.iter().map(|c| c.id).collect();
+        let lease_until = now_ms() + self.opts.lease.as_millis() as i64;
+        let store = self.store.clone();
+        let worker = self.opts.worker_id.clone();
+        let cap_ms = self.campaign.cap_hours * 3_600_000;
+        self.marking = Some(tokio::spawn(async move {
+            let sending = store
+                .mark_in_flight(&worker, &ids, cap_ms, lease_until)
+                .await;
+            (group, permits, sending)
+        }));
+        Ok(StepOutcome::Sent(sent))
+    }
+
+    /// Sends a marked group; its rows go back unsent if a stop came, or the window closed or
+    /// the send-by date passed meanwhile. Returns how many went out.
+    async fn send_marked(
+        &self,
+        (group, permits, sending): Marked,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<usize> {
+        // Not marked: the rows stay claimed until this run releases its claims or a claim runs
+        // out; none is in doubt.
+        let sending = sending?;
+        // Each marked row carries the attempt number its outcome must settle (the fence); a
+        // row not marked (opted out, held by the cap, taken by another worker) gives its
+        // permit back.
         let marked: HashMap<i64, i64> = sending.into_iter().collect();
-        let mut batch: Vec<Claimed> = batch
+        let mut batch: Vec<(Claimed, Turn)> = group
             .into_iter()
-            .filter_map(|mut c| {
+            .zip(permits)
+            .filter_map(|(mut c, permit)| {
                 c.attempts = marked.get(&c.id)? - 1;
-                Some(c)
+                Some((c, permit))
             })
             .collect();
         if self.template.is_some() {
             batch = self.personalise(batch).await?;
         }
         let mut sent = 0;
+        // Marked, but a stop came first: given back unsent, keeping their permits till then.
         let mut unsent = Vec::new();
-        for row in batch {
-            if *shutdown.borrow() || self.halted.load(Ordering::Relaxed) {
+        let mut unsent_permits = Vec::new();
+        let go = !*shutdown.borrow() && !self.halted.is_set() && self.may_send(chrono::Utc::now());
+        // Under a rate, the group's requests leave spaced as their turns came, all later by
+        // the same lag (the rest of the group's pace, and its mark): not bunched at the
+        // gateway, where a bunch would meet the window guard and lose its slots.
+        let lag = batch.first().map(|(_, t)| t.at.elapsed());
+        for (row, turn) in batch {
+            if !go {
                 unsent.push(row.id);
+                unsent_permits.push(turn.permit);
                 continue;
             }
             let route = self.routes.for_carrier(&row.carrier).clone();
-            self.pace(&route, self.parts(&route, &row)).await;
-            let permit = self
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore open");
-            self.spawn_send(route, row, permit);
+            let leave = match (&self.limiter, &route.limiter) {
+                (None, None) => Instant::now(),
+                _ => turn.at + lag.unwrap_or_default(),
+            };
+            self.spawn_send(route, row, turn.permit, leave);
             sent += 1;
         }
         if !unsent.is_empty() {
@@ -674,16 +843,147 @@ impl Dispatcher {
                 .release_unsent(&self.opts.worker_id, &unsent)
                 .await?;
         }
-        Ok(StepOutcome::Sent(sent))
+        drop(unsent_permits);
+        Ok(sent)
+    }
+
+    /// Takes each row's turn, in order: its pace at the limiters, then a send permit. When this
+    /// returns, every row of the group may go out now.
+    async fn pace_group(&self, group: &[Claimed]) -> Vec<Turn> {
+        let mut turns = Vec::with_capacity(group.len());
+        for row in group {
+            let route = self.routes.for_carrier(&row.carrier);
+            self.pace(route, self.parts(route, row)).await;
+            let at = Instant::now();
+            let permit = self
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore open");
+            turns.push(Turn { permit, at });
+        }
+        turns
+    }
+
+    /// Returns when rows waiting for their turn must not go out after all: Ctrl-C, a pause,
+    /// cancel or breaker, the send-by date, or the sending window closing.
+    async fn interrupted(&self, shutdown: &watch::Receiver<bool>) {
+        let mut shutdown = shutdown.clone();
+        let stop = async {
+            if shutdown.wait_for(|s| *s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let deadline = async {
+            match self.campaign.ends_ms {
+                Some(ends) => {
+                    let left = (ends - now_ms()).max(0) as u64;
+                    tokio::time::sleep(Duration::from_millis(left)).await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let window = async {
+            if self.hours.is_all_day() {
+                std::future::pending::<()>().await;
+            }
+            while self.hours.contains(chrono::Utc::now()) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        };
+        tokio::select! {
+            _ = stop => {}
+            _ = self.halted.wait() => {}
+            _ = deadline => {}
+            _ = window => {}
+        }
+    }
+
+    /// Whether a message may go out at `now`: inside the window, the campaign started and
+    /// its send-by date not passed.
+    fn may_send(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let ms = now.timestamp_millis();
+        self.campaign.ends_ms.is_none_or(|ends| ms < ends)
+            && self.campaign.starts_ms.is_none_or(|starts| ms >= starts)
+            && self.hours.contains(now)
+    }
+
+    /// Collects the send tasks that ended; one that panicked leaves its row in doubt, which
+    /// is recorded here rather than left `sending` until a recovery.
+    fn reap(&self) -> Vec<Outcome> {
+        let mut sends = self.sends.lock().expect("not poisoned");
+        let mut lost = Vec::new();
+        while let Some(done) = sends.set.try_join_next_with_id() {
+            lost.extend(sends.settle(done));
+        }
+        lost.into_iter().map(|l| self.lost(l)).collect()
+    }
+
+    /// The outcome of a row whose send task died: in doubt, the request may have gone out.
+    fn lost(&self, ((delivery_id, attempt_no, gateway), e): (InSend, String)) -> Outcome {
+        tracing::error!("a send task failed ({e}); its message is recorded as in doubt");
+        self.counters.in_doubt.fetch_add(1, Ordering::Relaxed);
+        self.counters.settled(delivery_id);
+        Outcome {
+            delivery_id,
+            attempt_no,
+            started_ms: now_ms(),
+            latency_ms: 0,
+            http_status: None,
+            gateway,
+            gateway_code: None,
+            kind: OutcomeKind::InDoubt,
+            error: Some(format!(
+                "the send task failed ({e}): the request may have gone out"
+            )),
+            text: None,
+        }
+    }
+
+    /// Records what `reap` found.
+    async fn record_lost(&self, lost: Vec<Outcome>) -> Result<()> {
+        let recorder = self.recorder.sender();
+        for o in lost {
+            recorder.send(o).await?;
+        }
+        Ok(())
+    }
+
+    /// Fills each row's text from its placeholders where every one has a value (a row without
+    /// one keeps no text, and [`Self::personalise`] rejects it once marked).
+    async fn render(&self, rows: &mut [Claimed]) -> Result<()> {
+        let Some(template) = &self.template else {
+            return Ok(());
+        };
+        let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
+        let attributes: HashMap<i64, Option<String>> = self
+            .store
+            .delivery_attributes(&ids)
+            .await?
+            .into_iter()
+            .collect();
+        let fold = self.campaign.encoding == "GSM-7";
+        for row in rows {
+            let attrs = crate::template::parse_attributes(
+                attributes.get(&row.id).cloned().flatten().as_deref(),
+            );
+            let fields = crate::template::Fields {
+                district: row.district.as_deref(),
+                attributes: attrs.as_ref(),
+            };
+            row.text = template.render(&fields, fold).ok();
+        }
+        Ok(())
     }
 
     /// Fills each row's text from its placeholders; a row without a value is rejected with
     /// the reason instead of being sent with a hole in it.
-    async fn personalise(&self, batch: Vec<Claimed>) -> Result<Vec<Claimed>> {
+    async fn personalise(&self, batch: Vec<(Claimed, Turn)>) -> Result<Vec<(Claimed, Turn)>> {
         let Some(template) = &self.template else {
             return Ok(batch);
         };
-        let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
+        let ids: Vec<i64> = batch.iter().map(|(c, _)| c.id).collect();
         let attributes: HashMap<i64, Option<String>> = self
             .store
             .delivery_attributes(&ids)
@@ -693,7 +993,7 @@ impl Dispatcher {
         let fold = self.campaign.encoding == "GSM-7";
         let recorder = self.recorder.sender();
         let mut ready = Vec::with_capacity(batch.len());
-        for mut row in batch {
+        for (mut row, permit) in batch {
             let attrs = crate::template::parse_attributes(
                 attributes.get(&row.id).cloned().flatten().as_deref(),
             );
@@ -704,54 +1004,39 @@ impl Dispatcher {
             match template.render(&fields, fold) {
                 Ok(text) => {
                     row.text = Some(text);
-                    ready.push(row);
+                    ready.push((row, permit));
                 }
                 Err(missing) => {
                     self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                     let now = now_ms();
                     recorder
-                        .send(Outcome {
-                            delivery_id: row.id,
-                            attempt_no: row.attempts + 1,
-                            started_ms: now,
-                            latency_ms: 0,
-                            http_status: None,
-                            gateway: self
-                                .routes
-                                .for_carrier(&row.carrier)
-                                .gateway
-                                .name()
-                                .to_string(),
-                            gateway_code: None,
-                            kind: OutcomeKind::Rejected,
-                            error: Some(format!(
-                                "no value for the placeholder {{{missing}}}: not sent"
-                            )),
-                            text: None,
-                        })
+                        .send_holding(
+                            Outcome {
+                                delivery_id: row.id,
+                                attempt_no: row.attempts + 1,
+                                started_ms: now,
+                                latency_ms: 0,
+                                http_status: None,
+                                gateway: self
+                                    .routes
+                                    .for_carrier(&row.carrier)
+                                    .gateway
+                                    .name()
+                                    .to_string(),
+                                gateway_code: None,
+                                kind: OutcomeKind::Rejected,
+                                error: Some(format!(
+                                    "no value for the placeholder {{{missing}}}: not sent"
+                                )),
+                                text: None,
+                            },
+                            Some(permit.permit),
+                        )
                         .await?;
                 }
             }
         }
         Ok(ready)
-    }
-
-    /// Marks the next small batch of claimed rows in flight, in the background.
-    fn spawn_mark(&mut self) -> Marking {
-        let take = self.mark_batch.min(self.buffer.len());
-        let batch: Vec<Claimed> = self.buffer.drain(..take).collect();
-        let store = self.store.clone();
-        let worker = self.opts.worker_id.clone();
-        let cap_ms = self.campaign.cap_hours * 3_600_000;
-        let lease = self.opts.lease.as_millis() as i64;
-        tokio::spawn(async move {
-            let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
-            let lease_until = now_ms() + lease;
-            let sending = store
-                .mark_in_flight(&worker, &ids, cap_ms, lease_until)
-                .await?;
-            Ok((batch, sending))
-        })
     }
 
     /// The SMS parts `row`'s message counts against `route`'s `sms_per_second`: the part
@@ -811,7 +1096,8 @@ impl Dispatcher {
         &self,
         route: Arc<Route>,
         row: Claimed,
-        permit: tokio::sync::OwnedSemaphorePermit,
+        permit: OwnedSemaphorePermit,
+        leave: Instant,
     ) {
         let campaign_id = self.campaign.id;
         let parts = self.parts(&route, &row);
@@ -826,7 +1112,13 @@ impl Dispatcher {
         let halted = self.halted.clone();
         let guard = self.guard.clone();
         let store = self.store.clone();
-        tokio::spawn(async move {
+        let in_send = (row.id, row.attempts + 1, route.gateway.name().to_string());
+        let mut sends = self.sends.lock().expect("not poisoned");
+        let task = sends.set.spawn(async move {
+            // (Under a millisecond, the timer could not keep the spacing anyway.)
+            if leave > Instant::now() + Duration::from_millis(1) {
+                tokio::time::sleep_until(leave.into()).await;
+            }
             if let Some(g) = &guard {
                 g.admit().await;
             }
@@ -931,10 +1223,11 @@ impl Dispatcher {
                 text: personal,
             };
             // The recorder outlives every send task; a closed channel means the process is
-            // going down and the row stays `sending`, in doubt — which is the truth.
-            let _ = recorder.send(outcome).await;
-            drop(permit);
+            // going down and the row stays `sending`, in doubt — which is the truth. The
+            // permit goes back once the outcome is committed.
+            let _ = recorder.send_holding(outcome, Some(permit)).await;
         });
+        sends.rows.insert(task.id(), in_send);
     }
 
     /// Copies the rest of the campaign's list into deliveries, chunk by chunk, until every
@@ -1026,8 +1319,8 @@ impl Dispatcher {
                         _ => None,
                     };
                     if let Some(stop) = stop {
-                        halted.store(true, Ordering::Relaxed);
                         halt.lock().await.get_or_insert(stop);
+                        halted.set();
                     }
                 }
             }
@@ -1036,21 +1329,24 @@ impl Dispatcher {
 
     /// Lets in-flight sends finish, records every outcome, gives unsent claims back.
     async fn finish(&mut self) -> Result<()> {
-        if let Some(marking) = self.prefetched.take() {
-            let (_, marked) = marking.await.context("the marking task failed")??;
-            let marked: Vec<i64> = marked.into_iter().map(|(id, _)| id).collect();
-            if !marked.is_empty() {
-                self.store
-                    .release_unsent(&self.opts.worker_id, &marked)
-                    .await?;
+        // A group marked but not sent: the run is stopping, so it goes back unsent.
+        if let Some(marking) = self.marking.take() {
+            // (Not marked at all on an error: nothing to give back.)
+            if let (_, _permits, Ok(sending)) = marking.await? {
+                let ids: Vec<i64> = sending.into_iter().map(|(id, _)| id).collect();
+                if !ids.is_empty() {
+                    self.store
+                        .release_unsent(&self.opts.worker_id, &ids)
+                        .await?;
+                }
             }
         }
-        let all = self.opts.concurrency.max(1) as u32;
-        let _all = self
-            .permits
-            .acquire_many(all)
-            .await
-            .expect("semaphore open");
+        let mut sends = std::mem::take(&mut *self.sends.lock().expect("not poisoned"));
+        let mut lost = Vec::new();
+        while let Some(done) = sends.set.join_next_with_id().await {
+            lost.extend(sends.settle(done).map(|l| self.lost(l)));
+        }
+        self.record_lost(lost).await?;
         self.recorder
             .close()
             .await
@@ -1176,15 +1472,10 @@ pub fn new_worker_id() -> String {
 
 /// This worker's breaker (or an unusable gateway) stops the run with a pause it will write
 /// back; a stop already under way keeps its reason.
-async fn trip(
-    counters: &Counters,
-    halted: &AtomicBool,
-    halt: &Mutex<Option<Stop>>,
-    reason: String,
-) {
+async fn trip(counters: &Counters, halted: &Halted, halt: &Mutex<Option<Stop>>, reason: String) {
     counters.tripped.store(true, Ordering::Relaxed);
-    halted.store(true, Ordering::Relaxed);
     halt.lock().await.get_or_insert(Stop::Paused(reason));
+    halted.set();
 }
 
 /// Workers whose process is surely gone, as far as this process can see (same kernel boot

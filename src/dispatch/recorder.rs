@@ -1,12 +1,17 @@
 //! The one writer task of a worker: outcomes go in through a channel and are committed in
 //! batches (group commit), so a thousand sends a second cost a few transactions, not a
 //! thousand fsyncs.
+//!
+//! An outcome comes with its row's send permit, given back only once the outcome is
+//! committed: a row stays `sending` in the database until then, and the permits are what
+//! bounds the rows a crash can leave in doubt by the concurrency. So the writer lingers for
+//! company only while a permit is free; when every permit waits on it, it commits at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::store::{Outcome, Store};
 
@@ -16,7 +21,8 @@ const MAX_BATCH: usize = 1_024;
 const LINGER: Duration = Duration::from_millis(20);
 
 enum Msg {
-    Outcome(Outcome),
+    /// An outcome, and the send permit its row held (if any), given back after the commit.
+    Outcome(Outcome, Option<OwnedSemaphorePermit>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -31,17 +37,27 @@ pub struct OutcomeSender(mpsc::Sender<Msg>);
 
 impl OutcomeSender {
     pub async fn send(&self, o: Outcome) -> Result<()> {
+        self.send_holding(o, None).await
+    }
+
+    /// Sends `o`; `permit` is given back once `o` is committed.
+    pub async fn send_holding(
+        &self,
+        o: Outcome,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<()> {
         self.0
-            .send(Msg::Outcome(o))
+            .send(Msg::Outcome(o, permit))
             .await
             .map_err(|_| anyhow!("recorder stopped"))
     }
 }
 
 impl Recorder {
-    pub fn start(store: Arc<dyn Store>, worker: String) -> Self {
+    /// `permits`: the dispatcher's send permits, some of which come back through here.
+    pub fn start(store: Arc<dyn Store>, worker: String, permits: Arc<Semaphore>) -> Self {
         let (tx, rx) = mpsc::channel(2 * MAX_BATCH);
-        let task = tokio::spawn(run(store, worker, rx));
+        let task = tokio::spawn(run(store, worker, rx, permits));
         Self {
             tx: Some(tx),
             task: Some(task),
@@ -73,21 +89,29 @@ impl Recorder {
     }
 }
 
-async fn run(store: Arc<dyn Store>, worker: String, mut rx: mpsc::Receiver<Msg>) -> Result<()> {
+async fn run(
+    store: Arc<dyn Store>,
+    worker: String,
+    mut rx: mpsc::Receiver<Msg>,
+    permits: Arc<Semaphore>,
+) -> Result<()> {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut held = Vec::new();
     let mut waiters = Vec::new();
     while let Some(first) = rx.recv().await {
-        push(first, &mut batch, &mut waiters);
+        push(first, &mut batch, &mut held, &mut waiters);
         let deadline = tokio::time::Instant::now() + LINGER;
-        while batch.len() < MAX_BATCH && waiters.is_empty() {
+        // Nobody can send until something is committed: lingering would only stall the sends.
+        let starved = |held: &Vec<_>| !held.is_empty() && permits.available_permits() == 0;
+        while batch.len() < MAX_BATCH && waiters.is_empty() && !starved(&held) {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(m)) => push(m, &mut batch, &mut waiters),
+                Ok(Some(m)) => push(m, &mut batch, &mut held, &mut waiters),
                 _ => break,
             }
         }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(m) => push(m, &mut batch, &mut waiters),
+                Ok(m) => push(m, &mut batch, &mut held, &mut waiters),
                 Err(_) => break,
             }
         }
@@ -95,6 +119,8 @@ async fn run(store: Arc<dyn Store>, worker: String, mut rx: mpsc::Receiver<Msg>)
             write_with_retry(&*store, &worker, &batch).await?;
             batch.clear();
         }
+        // Committed: these rows are settled, their permits free for the next sends.
+        held.clear();
         for w in waiters.drain(..) {
             let _ = w.send(());
         }
@@ -102,9 +128,17 @@ async fn run(store: Arc<dyn Store>, worker: String, mut rx: mpsc::Receiver<Msg>)
     Ok(())
 }
 
-fn push(m: Msg, batch: &mut Vec<Outcome>, waiters: &mut Vec<oneshot::Sender<()>>) {
+fn push(
+    m: Msg,
+    batch: &mut Vec<Outcome>,
+    held: &mut Vec<OwnedSemaphorePermit>,
+    waiters: &mut Vec<oneshot::Sender<()>>,
+) {
     match m {
-        Msg::Outcome(o) => batch.push(o),
+        Msg::Outcome(o, permit) => {
+            batch.push(o);
+            held.extend(permit);
+        }
         Msg::Flush(w) => waiters.push(w),
     }
 }

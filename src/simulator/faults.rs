@@ -9,8 +9,10 @@ use rand::Rng;
 pub struct Faults {
     /// 503: the gateway did not take the message.
     pub server_error: f64,
-    /// 429 with `Retry-After: 1`.
+    /// 429 with `Retry-After: 1` (or `retry_after_secs`).
     pub throttle: f64,
+    /// The `Retry-After` of a throttle, in seconds, when not 1: a long hold (up to an hour).
+    pub retry_after_secs: Option<u64>,
     /// The gateway takes the message, then answers only after `hang` (clients time out: in doubt).
     pub hang: f64,
     pub hang_for: Duration,

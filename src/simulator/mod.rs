@@ -231,9 +231,10 @@ async fn send(
         }
         Fault::Throttle => {
             sim.throttled.fetch_add(1, Ordering::Relaxed);
+            let wait = sim.opts.faults.retry_after_secs.unwrap_or(1).to_string();
             return (
                 StatusCode::TOO_MANY_REQUESTS,
-                [(header::RETRY_AFTER, "1")],
+                [(header::RETRY_AFTER, wait)],
                 Json(serde_json::json!({"code": 20429, "message": "Too Many Requests"})),
             )
                 .into_response();
