@@ -739,7 +739,7 @@ impl Dispatcher {
         let mut group: Vec<Claimed> = self.buffer.drain(..take).collect();
         if self.routes.counts_parts() {
             // A personalised text is charged its own parts: rendered before its pace.
-            self.render(&mut group).await?;
+            self.render(&mut group).await?; // a row without a value is rejected once marked
         }
         // While this group is paced, the previous one is marked in the background and goes out
         // as soon as it is: the mark's commit never stalls the pace.
@@ -950,11 +950,12 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Fills each row's text from its placeholders where every one has a value (a row without
-    /// one keeps no text, and [`Self::personalise`] rejects it once marked).
-    async fn render(&self, rows: &mut [Claimed]) -> Result<()> {
+    /// Fills each row's text from its placeholders where every one has a value; returns, for
+    /// each row left without text, the placeholder that had none.
+    async fn render(&self, rows: &mut [Claimed]) -> Result<HashMap<i64, String>> {
+        let mut missing = HashMap::new();
         let Some(template) = &self.template else {
-            return Ok(());
+            return Ok(missing);
         };
         let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
         let attributes: HashMap<i64, Option<String>> = self
@@ -972,69 +973,58 @@ impl Dispatcher {
                 district: row.district.as_deref(),
                 attributes: attrs.as_ref(),
             };
-            row.text = template.render(&fields, fold).ok();
+            match template.render(&fields, fold) {
+                Ok(text) => row.text = Some(text),
+                Err(name) => {
+                    row.text = None;
+                    missing.insert(row.id, name.to_string());
+                }
+            }
         }
-        Ok(())
+        Ok(missing)
     }
 
     /// Fills each row's text from its placeholders; a row without a value is rejected with
     /// the reason instead of being sent with a hole in it.
     async fn personalise(&self, batch: Vec<(Claimed, Turn)>) -> Result<Vec<(Claimed, Turn)>> {
-        let Some(template) = &self.template else {
+        if self.template.is_none() {
             return Ok(batch);
-        };
-        let ids: Vec<i64> = batch.iter().map(|(c, _)| c.id).collect();
-        let attributes: HashMap<i64, Option<String>> = self
-            .store
-            .delivery_attributes(&ids)
-            .await?
-            .into_iter()
-            .collect();
-        let fold = self.campaign.encoding == "GSM-7";
+        }
+        let (mut rows, turns): (Vec<Claimed>, Vec<Turn>) = batch.into_iter().unzip();
+        let missing = self.render(&mut rows).await?;
         let recorder = self.recorder.sender();
-        let mut ready = Vec::with_capacity(batch.len());
-        for (mut row, permit) in batch {
-            let attrs = crate::template::parse_attributes(
-                attributes.get(&row.id).cloned().flatten().as_deref(),
-            );
-            let fields = crate::template::Fields {
-                district: row.district.as_deref(),
-                attributes: attrs.as_ref(),
+        let mut ready = Vec::with_capacity(rows.len());
+        for (row, permit) in rows.into_iter().zip(turns) {
+            let Some(missing) = missing.get(&row.id) else {
+                ready.push((row, permit));
+                continue;
             };
-            match template.render(&fields, fold) {
-                Ok(text) => {
-                    row.text = Some(text);
-                    ready.push((row, permit));
-                }
-                Err(missing) => {
-                    self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                    let now = now_ms();
-                    recorder
-                        .send_holding(
-                            Outcome {
-                                delivery_id: row.id,
-                                attempt_no: row.attempts + 1,
-                                started_ms: now,
-                                latency_ms: 0,
-                                http_status: None,
-                                gateway: self
-                                    .routes
-                                    .for_carrier(&row.carrier)
-                                    .gateway
-                                    .name()
-                                    .to_string(),
-                                gateway_code: None,
-                                kind: OutcomeKind::Rejected,
-                                error: Some(format!(
-                                    "no value for the placeholder {{{missing}}}: not sent"
-                                )),
-                                text: None,
-                            },
-                            Some(permit.permit),
-                        )
-                        .await?;
-                }
-            }
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            let now = now_ms();
+            recorder
+                .send_holding(
+                    Outcome {
+                        delivery_id: row.id,
+                        attempt_no: row.attempts + 1,
+                        started_ms: now,
+                        latency_ms: 0,
+                        http_status: None,
+                        gateway: self
+                            .routes
+                            .for_carrier(&row.carrier)
+                            .gateway
+                            .name()
+                            .to_string(),
+                        gateway_code: None,
+                        kind: OutcomeKind::Rejected,
+                        error: Some(format!(
+                            "no value for the placeholder {{{missing}}}: not sent"
+                        )),
+                        text: None,
+                    },
+                    Some(permit.permit),
+                )
+                .await?;
         }
         Ok(ready)
     }

@@ -479,7 +479,58 @@ macro_rules! launch_chunk_for {
         pub(crate) mod launch_chunk {
             use anyhow::Result;
 
-            use crate::store::LaunchChunk;
+            use crate::store::{CampaignMove, LaunchChunk, LaunchProgress, now_ms};
+
+            /// The Launch move and the first chunk, in the caller's transaction (committed on
+            /// success); `None` when the move was refused (the caller says why).
+            pub(crate) async fn begin(
+                mut tx: sqlx::Transaction<'static, $db>,
+                campaign_id: i64,
+                chunk: i64,
+            ) -> Result<Option<LaunchChunk>> {
+                let launched = sqlx::query(CampaignMove::Launch.statement())
+                    .bind(campaign_id)
+                    .bind(None::<String>)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if launched == 0 {
+                    return Ok(None);
+                }
+                let list_id: i64 =
+                    sqlx::query_scalar("SELECT list_id FROM campaigns WHERE id = $1")
+                        .bind(campaign_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let first = copy(&mut tx, campaign_id, list_id, 0, chunk).await?;
+                tx.commit().await?;
+                Ok(Some(first))
+            }
+
+            /// The next chunk of a launch in progress. `lock` reads `list_id, launch_after`
+            /// of campaign `$1` and holds it for the transaction (no row: another worker holds
+            /// it).
+            pub(crate) async fn next(
+                mut tx: sqlx::Transaction<'static, $db>,
+                lock: &'static str,
+                campaign_id: i64,
+                chunk: i64,
+            ) -> Result<LaunchProgress> {
+                let Some((list_id, after)): Option<(i64, Option<i64>)> = sqlx::query_as(lock)
+                    .bind(campaign_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                else {
+                    return Ok(LaunchProgress::Busy);
+                };
+                let Some(after) = after else {
+                    return Ok(LaunchProgress::Done);
+                };
+                let copied = copy(&mut tx, campaign_id, list_id, after, chunk).await?;
+                tx.commit().await?;
+                Ok(LaunchProgress::Copied(copied))
+            }
 
             pub(crate) async fn copy(
                 tx: &mut sqlx::Transaction<'static, $db>,

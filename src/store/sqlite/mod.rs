@@ -337,50 +337,22 @@ impl Store for SqliteStore {
     }
 
     async fn begin_launch(&self, campaign_id: i64, chunk: i64) -> Result<Option<LaunchChunk>> {
-        let mut tx = self.write_tx().await?;
-        let launched = sqlx::query(CampaignMove::Launch.statement())
-            .bind(campaign_id)
-            .bind(None::<String>)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if launched == 0 {
-            drop(tx);
-            let refused =
-                campaigns::refused(&self.writer, campaign_id, CampaignMove::Launch).await?;
-            if refused.found == Some(CampaignState::Running) {
-                // Another process launched it a moment ago: join it.
-                return Ok(None);
-            }
-            return Err(refused.into());
+        if let Some(first) = launch_chunk::begin(self.write_tx().await?, campaign_id, chunk).await?
+        {
+            return Ok(Some(first));
         }
-        let list_id: i64 = sqlx::query_scalar("SELECT list_id FROM campaigns WHERE id = $1")
-            .bind(campaign_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let first = launch_chunk::copy(&mut tx, campaign_id, list_id, 0, chunk).await?;
-        tx.commit().await?;
-        Ok(Some(first))
+        let refused = campaigns::refused(&self.writer, campaign_id, CampaignMove::Launch).await?;
+        if refused.found == Some(CampaignState::Running) {
+            // Another process launched it a moment ago: join it.
+            return Ok(None);
+        }
+        Err(refused.into())
     }
 
     async fn continue_launch(&self, campaign_id: i64, chunk: i64) -> Result<LaunchProgress> {
-        let mut tx = self.write_tx().await?;
         // One file has one writer: the write transaction is the lock.
-        let Some((list_id, after)): Option<(i64, Option<i64>)> =
-            sqlx::query_as("SELECT list_id, launch_after FROM campaigns WHERE id = $1")
-                .bind(campaign_id)
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
-            return Ok(LaunchProgress::Busy);
-        };
-        let Some(after) = after else {
-            return Ok(LaunchProgress::Done);
-        };
-        let copied = launch_chunk::copy(&mut tx, campaign_id, list_id, after, chunk).await?;
-        tx.commit().await?;
-        Ok(LaunchProgress::Copied(copied))
+        let lock = "SELECT list_id, launch_after FROM campaigns WHERE id = $1";
+        launch_chunk::next(self.write_tx().await?, lock, campaign_id, chunk).await
     }
 
     async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
