@@ -415,18 +415,28 @@ pub const SENDING_STOPS: &str =
 /// on the way out; a second Ctrl-C exits at once (130; still safe: what was on the wire stays
 /// `sending` and is recovered as in doubt).
 pub fn spawn_signal_handler(tx: watch::Sender<bool>, stopping: &'static str) {
+    // Registered before returning, not when the task first runs: a signal that arrives the
+    // moment after the caller says it is ready is already ours.
+    #[cfg(unix)]
+    let (mut int, mut term) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
     tokio::spawn(async move {
-        #[cfg(unix)]
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         loop {
             #[cfg(unix)]
             let got = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = t.recv() => {} }
+                match (int.as_mut(), term.as_mut()) {
+                    (Some(i), Some(t)) => {
+                        tokio::select! { _ = i.recv() => {}, _ = t.recv() => {} }
                     }
-                    None => {
+                    (Some(i), None) => {
+                        i.recv().await;
+                    }
+                    _ => {
                         let _ = tokio::signal::ctrl_c().await;
                     }
                 }
@@ -558,6 +568,8 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
         },
     )
     .await?;
+    let (tx, mut rx) = watch::channel(false);
+    spawn_signal_handler(tx, "stopping the simulator");
     println!("simulator listening on {}", sim.base_url());
     println!(
         "  send:  POST {}/2010-04-01/Accounts/{{sid}}/Messages.json (any Basic auth)",
@@ -571,8 +583,6 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
         "  for smscast.toml (any credentials are accepted):\n\n[gateways.sim]\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"ACsimulator\"\nauth_token = \"any\"\n",
         sim.base_url()
     );
-    let (tx, mut rx) = watch::channel(false);
-    spawn_signal_handler(tx, "stopping the simulator");
     let _ = rx.changed().await;
     sim.stop().await;
     Ok(Exit::Ok)
