@@ -440,13 +440,13 @@ impl Dispatcher {
     ) -> Self {
         let rate = opts.rate;
         let concurrency = opts.concurrency.max(1);
-        // A group is paced, then marked in one commit, then sent: about 20 ms of traffic at
-        // the allowed rate, so its requests leave close to their turn, and half the
-        // concurrency at most, so the sends of earlier groups keep going while it is marked
-        // (a quarter cost a third of the unlimited rate in commits, the whole concurrency a
-        // fifth in waits for the last permit). Each row holds a send permit from before its
-        // mark until its outcome is committed, so whatever the group size, a crash leaves at
-        // most the concurrency in doubt.
+        // A group is paced, then marked (in the recorder's next commit, beside the outcomes
+        // it settles), then sent: about 20 ms of traffic at the allowed rate, so its requests
+        // leave close to their turn, and half the concurrency at most, so the sends of earlier
+        // groups keep going while it is marked; a group takes only the permits free when its
+        // first row has one, so it never waits for the slowest send of the one before. Each
+        // row holds a send permit from before its mark until its outcome is committed, so
+        // whatever the group size, a crash leaves at most the concurrency in doubt.
         let most = (concurrency / 2).max(1);
         let mark_batch = match rate {
             Some(r) => ((r / 50.0) as usize).clamp(1, most),
@@ -776,15 +776,21 @@ impl Dispatcher {
                 return Ok(StepOutcome::Idle(Duration::ZERO));
             }
         };
+        // The rows that found no free permit wait for the next group, first in line.
+        for row in group.split_off(permits.len()).into_iter().rev() {
+            self.buffer.push_front(row);
+        }
         let ids: Vec<i64> = group.iter().map(|c| c.id).collect();
         let lease_until = now_ms() + self.opts.lease.as_millis() as i64;
-        let store = self.store.clone();
-        let worker = self.opts.worker_id.clone();
-        let cap_ms = self.campaign.cap_hours * 3_600_000;
+        let recorder = self.recorder.sender();
+        let mark = crate::store::Mark {
+            ids,
+            cap_ms: self.campaign.cap_hours * 3_600_000,
+            lease_until_ms: lease_until,
+        };
+        // Marked with the recorder's next commit, beside the outcomes it settles.
         self.marking = Some(tokio::spawn(async move {
-            let sending = store
-                .mark_in_flight(&worker, &ids, cap_ms, lease_until)
-                .await;
+            let sending = recorder.mark(mark).await;
             (group, permits, sending)
         }));
         Ok(StepOutcome::Sent(sent))
@@ -847,21 +853,29 @@ impl Dispatcher {
         Ok(sent)
     }
 
-    /// Takes each row's turn, in order: its pace at the limiters, then a send permit. When this
-    /// returns, every row of the group may go out now.
+    /// Takes each row's turn, in order: its pace at the limiters and a send permit. When this
+    /// returns, every row that has a turn may go out now. The first row waits for a permit;
+    /// the group then takes only permits free at once and ends at the first it cannot have,
+    /// so it never waits for the slowest send of the group before (the rows without a turn are
+    /// the next group's).
     async fn pace_group(&self, group: &[Claimed]) -> Vec<Turn> {
         let mut turns = Vec::with_capacity(group.len());
         for row in group {
+            let permit = if turns.is_empty() {
+                self.permits.clone().acquire_owned().await
+            } else {
+                match self.permits.clone().try_acquire_owned() {
+                    Ok(permit) => Ok(permit),
+                    Err(_) => break,
+                }
+            }
+            .expect("semaphore open");
             let route = self.routes.for_carrier(&row.carrier);
             self.pace(route, self.parts(route, row)).await;
-            let at = Instant::now();
-            let permit = self
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore open");
-            turns.push(Turn { permit, at });
+            turns.push(Turn {
+                permit,
+                at: Instant::now(),
+            });
         }
         turns
     }

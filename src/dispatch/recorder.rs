@@ -1,6 +1,8 @@
 //! The one writer task of a worker: outcomes go in through a channel and are committed in
 //! batches (group commit), so a thousand sends a second cost a few transactions, not a
-//! thousand fsyncs.
+//! thousand fsyncs. The next group to go out is marked `sending` in the same commit
+//! ([`Store::write_cycle`]): a cycle of the dispatcher costs one commit, and never waits for
+//! the other writer's.
 //!
 //! An outcome comes with its row's send permit, given back only once the outcome is
 //! committed: a row stays `sending` in the database until then, and the permits are what
@@ -13,16 +15,21 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use crate::store::{Outcome, Store};
+use crate::store::{Mark, Outcome, Store};
 
 /// Outcomes per commit at most; at high rates the batches fill up to this.
 const MAX_BATCH: usize = 1_024;
 /// How long a lone outcome may wait for company before it is written.
 const LINGER: Duration = Duration::from_millis(20);
 
+/// Where a mark's rows go once committed: each with its attempt number.
+type MarkedReply = oneshot::Sender<Vec<(i64, i64)>>;
+
 enum Msg {
     /// An outcome, and the send permit its row held (if any), given back after the commit.
     Outcome(Outcome, Option<OwnedSemaphorePermit>),
+    /// A paced group to mark in flight with the next commit; answered with the rows marked.
+    Mark(Mark, MarkedReply),
     Flush(oneshot::Sender<()>),
 }
 
@@ -50,6 +57,19 @@ impl OutcomeSender {
             .send(Msg::Outcome(o, permit))
             .await
             .map_err(|_| anyhow!("recorder stopped"))
+    }
+
+    /// Marks a paced group in flight with the next commit (see [`Store::mark_in_flight`]);
+    /// its rows' permits are already held.
+    pub async fn mark(&self, mark: Mark) -> Result<Vec<(i64, i64)>> {
+        let (done, marked) = oneshot::channel();
+        self.0
+            .send(Msg::Mark(mark, done))
+            .await
+            .map_err(|_| anyhow!("recorder stopped"))?;
+        marked
+            .await
+            .map_err(|_| anyhow!("the group could not be marked: the recorder stopped"))
     }
 }
 
@@ -95,66 +115,109 @@ async fn run(
     mut rx: mpsc::Receiver<Msg>,
     permits: Arc<Semaphore>,
 ) -> Result<()> {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut held = Vec::new();
-    let mut waiters = Vec::new();
+    let mut cycle = Cycle::default();
     while let Some(first) = rx.recv().await {
-        push(first, &mut batch, &mut held, &mut waiters);
+        cycle.push(first);
         let deadline = tokio::time::Instant::now() + LINGER;
-        // Nobody can send until something is committed: lingering would only stall the sends.
-        let starved = |held: &Vec<_>| !held.is_empty() && permits.available_permits() == 0;
-        while batch.len() < MAX_BATCH && waiters.is_empty() && !starved(&held) {
+        // Nobody can send until something is committed, or a group waits to go out:
+        // lingering would only stall the sends.
+        let urgent = |c: &Cycle| {
+            !c.waiters.is_empty()
+                || !c.marks.is_empty()
+                || (!c.held.is_empty() && permits.available_permits() == 0)
+        };
+        while cycle.batch.len() < MAX_BATCH && !urgent(&cycle) {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(m)) => push(m, &mut batch, &mut held, &mut waiters),
+                Ok(Some(m)) => cycle.push(m),
                 _ => break,
             }
         }
-        while batch.len() < MAX_BATCH {
+        while cycle.batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(m) => push(m, &mut batch, &mut held, &mut waiters),
+                Ok(m) => cycle.push(m),
                 Err(_) => break,
             }
         }
-        if !batch.is_empty() {
-            write_with_retry(&*store, &worker, &batch).await?;
-            batch.clear();
-        }
-        // Committed: these rows are settled, their permits free for the next sends.
-        held.clear();
-        for w in waiters.drain(..) {
-            let _ = w.send(());
-        }
+        cycle.commit(&*store, &worker).await?;
     }
     Ok(())
 }
 
-fn push(
-    m: Msg,
-    batch: &mut Vec<Outcome>,
-    held: &mut Vec<OwnedSemaphorePermit>,
-    waiters: &mut Vec<oneshot::Sender<()>>,
-) {
-    match m {
-        Msg::Outcome(o, permit) => {
-            batch.push(o);
-            held.extend(permit);
+/// What one commit carries, and who waits for it.
+#[derive(Default)]
+struct Cycle {
+    batch: Vec<Outcome>,
+    held: Vec<OwnedSemaphorePermit>,
+    marks: Vec<(Mark, MarkedReply)>,
+    waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl Cycle {
+    fn push(&mut self, m: Msg) {
+        match m {
+            Msg::Outcome(o, permit) => {
+                self.batch.push(o);
+                self.held.extend(permit);
+            }
+            Msg::Mark(mark, done) => self.marks.push((mark, done)),
+            Msg::Flush(w) => self.waiters.push(w),
         }
-        Msg::Flush(w) => waiters.push(w),
+    }
+
+    async fn commit(&mut self, store: &dyn Store, worker: &str) -> Result<()> {
+        // The groups waiting go out as one mark (the cap's locks then taken in one order).
+        let mark = (!self.marks.is_empty()).then(|| Mark {
+            ids: self.marks.iter().flat_map(|(m, _)| m.ids.clone()).collect(),
+            cap_ms: self.marks.iter().map(|(m, _)| m.cap_ms).max().unwrap_or(0),
+            lease_until_ms: self
+                .marks
+                .iter()
+                .map(|(m, _)| m.lease_until_ms)
+                .max()
+                .unwrap_or(0),
+        });
+        if !self.batch.is_empty() || mark.is_some() {
+            let mut marked: std::collections::HashMap<i64, i64> =
+                write_with_retry(store, worker, &self.batch, mark.as_ref())
+                    .await?
+                    .into_iter()
+                    .collect();
+            self.batch.clear();
+            for (m, done) in self.marks.drain(..) {
+                let mine = m
+                    .ids
+                    .iter()
+                    .filter_map(|id| Some((*id, marked.remove(id)?)))
+                    .collect();
+                let _ = done.send(mine);
+            }
+        }
+        // Committed: these rows are settled, their permits free for the next sends.
+        self.held.clear();
+        for w in self.waiters.drain(..) {
+            let _ = w.send(());
+        }
+        Ok(())
     }
 }
 
 /// A busy database is waited out; giving up would leave sent messages looking unsent.
-async fn write_with_retry(store: &dyn Store, worker: &str, batch: &[Outcome]) -> Result<()> {
+async fn write_with_retry(
+    store: &dyn Store,
+    worker: &str,
+    batch: &[Outcome],
+    mark: Option<&Mark>,
+) -> Result<Vec<(i64, i64)>> {
     let mut delay = Duration::from_millis(50);
     for attempt in 1.. {
-        match store.record(worker, batch).await {
-            Ok(stale) => {
+        match store.write_cycle(worker, batch, mark).await {
+            Ok((stale, marked)) => {
                 if stale > 0 {
                     tracing::warn!(
                         "{stale} outcome(s) came back after their message was taken over by another worker (or finalised by a receipt): kept as attempts, nothing else changed"
                     );
                 }
-                return Ok(());
+                return Ok(marked);
             }
             Err(e) if attempt < 20 => {
                 tracing::warn!(

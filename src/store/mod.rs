@@ -460,6 +460,15 @@ pub struct MemberFields {
     pub attributes: Option<String>,
 }
 
+/// A group of claimed rows to mark in flight (see [`Store::mark_in_flight`]).
+#[derive(Clone, Debug, Default)]
+pub struct Mark {
+    pub ids: Vec<i64>,
+    /// The campaign's per-number cap, in ms (0: none).
+    pub cap_ms: i64,
+    pub lease_until_ms: i64,
+}
+
 /// What happened to one submission try; recorded with its `attempts` row.
 #[derive(Clone, Debug)]
 pub struct Outcome {
@@ -791,6 +800,17 @@ pub trait Store: Send + Sync {
         now_ms: i64,
         lease_until_ms: i64,
     ) -> Result<Vec<Claimed>>;
+    /// One commit of the dispatcher's cycle: records `outcomes` (as [`Store::record`]), then
+    /// marks the group `mark` in flight (as [`Store::mark_in_flight`]). The outcomes' rows
+    /// leave `sending` in the same commit as the next group's rows enter it, so the rows in
+    /// flight stay within the send permits, and the cycle costs one commit, not two.
+    /// Returns the stale outcomes and the rows marked.
+    async fn write_cycle(
+        &self,
+        worker: &str,
+        outcomes: &[Outcome],
+        mark: Option<&Mark>,
+    ) -> Result<(u64, Vec<(i64, i64)>)>;
     /// Claimed rows → `sending` (durably, leased until `lease_until_ms`) just before the
     /// requests go out. Rows whose number opted out since the claim become `suppressed`; rows
     /// whose number had a message from another campaign within `cap_ms` go back to the queue
@@ -803,13 +823,22 @@ pub trait Store: Send + Sync {
         ids: &[i64],
         cap_ms: i64,
         lease_until_ms: i64,
-    ) -> Result<Vec<(i64, i64)>>;
+    ) -> Result<Vec<(i64, i64)>> {
+        let mark = Mark {
+            ids: ids.to_vec(),
+            cap_ms,
+            lease_until_ms,
+        };
+        Ok(self.write_cycle(worker, &[], Some(&mark)).await?.1)
+    }
     /// Records outcomes and their `attempts` rows in one transaction, and counts the
     /// submissions toward the worker's `sent`. An outcome settles its row only if the row is
     /// still at the attempt that produced it ([`DeliveryMove::Settle`]); returns how many
     /// outcomes were stale (kept as `attempts` rows only: another worker took the row over, or
     /// a receipt finalised it).
-    async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<u64>;
+    async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<u64> {
+        Ok(self.write_cycle(worker, outcomes, None).await?.0)
+    }
     /// Gives this worker's unsent claims of the campaign back to the queue.
     async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64>;
     /// Rows marked in flight whose requests never went out (a stop came first): back to the

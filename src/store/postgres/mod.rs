@@ -137,6 +137,141 @@ async fn lock_ids(tx: &mut Transaction<'static, Postgres>, ids: &[i64]) -> Resul
     Ok(())
 }
 
+/// Marks one group in flight inside `tx`, its rows locked (see [`Store::mark_in_flight`]).
+/// Claimed rows are leased already, and the heartbeat extends the lease.
+async fn mark_in(
+    tx: &mut Transaction<'static, Postgres>,
+    worker: &str,
+    m: &Mark,
+    now: i64,
+) -> Result<Vec<(i64, i64)>> {
+    if m.cap_ms > 0 {
+        // Numbers are locked (in order) for the rest of the transaction, so two workers
+        // marking the same number for two campaigns at once take turns, and the second
+        // sees the first's row in flight.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtext(msisdn)) FROM
+                     (SELECT DISTINCT msisdn FROM deliveries WHERE id = ANY($1) ORDER BY msisdn) n",
+        )
+        .bind(&m.ids)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(contract::cap_hold_sql(
+            "id = ANY($1) AND lease_owner = $2",
+            "$3",
+            "$4",
+            "state = 'queued', lease_owner = NULL, lease_expires_ms = NULL,",
+        )))
+        .bind(&m.ids)
+        .bind(worker)
+        .bind(m.cap_ms)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE deliveries SET state = 'suppressed', lease_owner = NULL, lease_expires_ms = NULL,
+                 final_ms = $3, last_error = 'opted out after launch'
+             WHERE id = ANY($1) AND lease_owner = $2 AND {}
+               AND msisdn IN (SELECT msisdn FROM opt_outs)",
+        DeliveryMove::SuppressOptedOut.guard()
+    )))
+    .bind(&m.ids)
+    .bind(worker)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let sending: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE deliveries SET state = 'sending', attempts = attempts + 1
+             WHERE id = ANY($1) AND lease_owner = $2 AND {}
+             RETURNING id, attempts",
+        DeliveryMove::Mark.guard()
+    )))
+    .bind(&m.ids)
+    .bind(worker)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(sending)
+}
+
+/// Records a batch of outcomes inside `tx`, their rows locked (see [`Store::record`]); returns
+/// the stale ones. The batch travels as one bound array per column: two statements per batch,
+/// not two per message.
+async fn record_in(
+    tx: &mut Transaction<'static, Postgres>,
+    worker: &str,
+    outcomes: &[Outcome],
+    now: i64,
+) -> Result<u64> {
+    let c = OutcomeColumns::new(outcomes, now);
+    sqlx::query(
+        "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
+                 latency_ms, http_status, gateway_code, outcome, error)
+             SELECT d.campaign_id, d.id, o.attempt_no, $2, o.started_ms, o.latency_ms,
+                    o.http_status, o.gateway_code, o.outcome, o.error
+             FROM UNNEST($1::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+                         $7::text[], $8::text[], $9::text[])
+                  WITH ORDINALITY AS o(id, attempt_no, started_ms, latency_ms, http_status,
+                                       gateway_code, outcome, error, ord)
+             JOIN deliveries d ON d.id = o.id
+             ORDER BY o.ord",
+    )
+    .bind(&c.id)
+    .bind(worker)
+    .bind(&c.attempt_no)
+    .bind(&c.started_ms)
+    .bind(&c.latency_ms)
+    .bind(&c.http_status)
+    .bind(&c.gateway_code)
+    .bind(&c.outcome)
+    .bind(&c.error)
+    .execute(&mut **tx)
+    .await?;
+    // Only a row still in flight at this attempt moves: a receipt may have finalised it
+    // already, or another worker taken it over after this one's lease expired.
+    let settled = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE deliveries SET state = o.state, gateway = o.gateway,
+                 gateway_id = COALESCE(o.gateway_id, deliveries.gateway_id),
+                 next_attempt_ms = COALESCE(o.next_attempt_ms, deliveries.next_attempt_ms),
+                 final_ms = COALESCE(o.final_ms, deliveries.final_ms),
+                 submitted_ms = CASE WHEN o.state = 'submitted' THEN o.done_ms ELSE deliveries.submitted_ms END,
+                 message_text = COALESCE(o.text, deliveries.message_text),
+                 last_error = o.error, lease_owner = NULL, lease_expires_ms = NULL
+             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                         $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::bigint[])
+                  AS o(id, state, gateway, gateway_id, next_attempt_ms, final_ms, done_ms, error,
+                       text, attempt_no)
+             WHERE deliveries.id = o.id AND deliveries.attempts = o.attempt_no
+               AND deliveries.{}
+             RETURNING o.state",
+            DeliveryMove::Settle.guard()
+        )))
+        .bind(&c.id)
+        .bind(&c.state)
+        .bind(&c.gateway)
+        .bind(&c.gateway_id)
+        .bind(&c.next_attempt_ms)
+        .bind(&c.final_ms)
+        .bind(&c.done_ms)
+        .bind(&c.error)
+        .bind(&c.text)
+        .bind(&c.attempt_no)
+        .fetch_all(&mut **tx)
+        .await?;
+    let submitted = settled
+        .iter()
+        .filter(|r| r.get::<&str, _>(0) == "submitted")
+        .count() as i64;
+    if submitted > 0 {
+        sqlx::query("UPDATE workers SET sent = sent + $1 WHERE id = $2")
+            .bind(submitted)
+            .bind(worker)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok((outcomes.len() - settled.len()) as u64)
+}
+
 crate::store::campaigns::launch_chunk_for!(sqlx::Postgres);
 crate::store::campaigns::campaigns_for!(sqlx::PgPool);
 
@@ -469,140 +604,31 @@ impl Store for PostgresStore {
         Ok(claimed)
     }
 
-    async fn mark_in_flight(
+    async fn write_cycle(
         &self,
         worker: &str,
-        ids: &[i64],
-        cap_ms: i64,
-        // Claimed rows are leased already, and the heartbeat extends the lease.
-        _lease_until_ms: i64,
-    ) -> Result<Vec<(i64, i64)>> {
+        outcomes: &[Outcome],
+        mark: Option<&Mark>,
+    ) -> Result<(u64, Vec<(i64, i64)>)> {
+        // The dispatcher's hot path: what came back, and what goes out next, in one commit.
+        // Every row of the cycle is locked first, in one order, so two cycles (or a cycle and
+        // a receipt) never wait on each other in a circle.
         let now = now_ms();
         let mut tx = self.tx().await?;
-        lock_ids(&mut tx, ids).await?;
-        if cap_ms > 0 {
-            // Numbers are locked (in order) for the rest of the transaction, so two workers
-            // marking the same number for two campaigns at once take turns, and the second
-            // sees the first's row in flight.
-            sqlx::query(
-                "SELECT pg_advisory_xact_lock(hashtext(msisdn)) FROM
-                     (SELECT DISTINCT msisdn FROM deliveries WHERE id = ANY($1) ORDER BY msisdn) n",
-            )
-            .bind(ids)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(sqlx::AssertSqlSafe(contract::cap_hold_sql(
-                "id = ANY($1) AND lease_owner = $2",
-                "$3",
-                "$4",
-                "state = 'queued', lease_owner = NULL, lease_expires_ms = NULL,",
-            )))
-            .bind(ids)
-            .bind(worker)
-            .bind(cap_ms)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET state = 'suppressed', lease_owner = NULL, lease_expires_ms = NULL,
-                 final_ms = $3, last_error = 'opted out after launch'
-             WHERE id = ANY($1) AND lease_owner = $2 AND {}
-               AND msisdn IN (SELECT msisdn FROM opt_outs)",
-            DeliveryMove::SuppressOptedOut.guard()
-        )))
-        .bind(ids)
-        .bind(worker)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let sending: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1
-             WHERE id = ANY($1) AND lease_owner = $2 AND {}
-             RETURNING id, attempts",
-            DeliveryMove::Mark.guard()
-        )))
-        .bind(ids)
-        .bind(worker)
-        .fetch_all(&mut *tx)
-        .await?;
+        let mut ids: Vec<i64> = outcomes.iter().map(|o| o.delivery_id).collect();
+        ids.extend(mark.iter().flat_map(|m| m.ids.iter().copied()));
+        lock_ids(&mut tx, &ids).await?;
+        let stale = if outcomes.is_empty() {
+            0
+        } else {
+            record_in(&mut tx, worker, outcomes, now).await?
+        };
+        let marked = match mark {
+            Some(m) => mark_in(&mut tx, worker, m, now).await?,
+            None => Vec::new(),
+        };
         tx.commit().await?;
-        Ok(sending)
-    }
-
-    async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<u64> {
-        // The batch travels as one bound array per column: two statements per batch, not two
-        // per message (this is the dispatcher's hot path).
-        let c = OutcomeColumns::new(outcomes, now_ms());
-        let mut tx = self.tx().await?;
-        lock_ids(&mut tx, &c.id).await?;
-        sqlx::query(
-            "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
-                 latency_ms, http_status, gateway_code, outcome, error)
-             SELECT d.campaign_id, d.id, o.attempt_no, $2, o.started_ms, o.latency_ms,
-                    o.http_status, o.gateway_code, o.outcome, o.error
-             FROM UNNEST($1::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-                         $7::text[], $8::text[], $9::text[])
-                  WITH ORDINALITY AS o(id, attempt_no, started_ms, latency_ms, http_status,
-                                       gateway_code, outcome, error, ord)
-             JOIN deliveries d ON d.id = o.id
-             ORDER BY o.ord",
-        )
-        .bind(&c.id)
-        .bind(worker)
-        .bind(&c.attempt_no)
-        .bind(&c.started_ms)
-        .bind(&c.latency_ms)
-        .bind(&c.http_status)
-        .bind(&c.gateway_code)
-        .bind(&c.outcome)
-        .bind(&c.error)
-        .execute(&mut *tx)
-        .await?;
-        // Only a row still in flight at this attempt moves: a receipt may have finalised it
-        // already, or another worker taken it over after this one's lease expired.
-        let settled = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET state = o.state, gateway = o.gateway,
-                 gateway_id = COALESCE(o.gateway_id, deliveries.gateway_id),
-                 next_attempt_ms = COALESCE(o.next_attempt_ms, deliveries.next_attempt_ms),
-                 final_ms = COALESCE(o.final_ms, deliveries.final_ms),
-                 submitted_ms = CASE WHEN o.state = 'submitted' THEN o.done_ms ELSE deliveries.submitted_ms END,
-                 message_text = COALESCE(o.text, deliveries.message_text),
-                 last_error = o.error, lease_owner = NULL, lease_expires_ms = NULL
-             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
-                         $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::bigint[])
-                  AS o(id, state, gateway, gateway_id, next_attempt_ms, final_ms, done_ms, error,
-                       text, attempt_no)
-             WHERE deliveries.id = o.id AND deliveries.attempts = o.attempt_no
-               AND deliveries.{}
-             RETURNING o.state",
-            DeliveryMove::Settle.guard()
-        )))
-        .bind(&c.id)
-        .bind(&c.state)
-        .bind(&c.gateway)
-        .bind(&c.gateway_id)
-        .bind(&c.next_attempt_ms)
-        .bind(&c.final_ms)
-        .bind(&c.done_ms)
-        .bind(&c.error)
-        .bind(&c.text)
-        .bind(&c.attempt_no)
-        .fetch_all(&mut *tx)
-        .await?;
-        let submitted = settled
-            .iter()
-            .filter(|r| r.get::<&str, _>(0) == "submitted")
-            .count() as i64;
-        if submitted > 0 {
-            sqlx::query("UPDATE workers SET sent = sent + $1 WHERE id = $2")
-                .bind(submitted)
-                .bind(worker)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok((outcomes.len() - settled.len()) as u64)
+        Ok((stale, marked))
     }
 
     async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64> {

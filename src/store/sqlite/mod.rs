@@ -183,6 +183,142 @@ impl SqliteStore {
     }
 }
 
+/// Marks one group in flight inside `tx` (see [`Store::mark_in_flight`]).
+async fn mark_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    worker: &str,
+    m: &Mark,
+    now: i64,
+) -> Result<Vec<(i64, i64)>> {
+    let ids = json_ids(&m.ids);
+    if m.cap_ms > 0 {
+        sqlx::query(sqlx::AssertSqlSafe(contract::cap_hold_sql(
+            "id IN (SELECT value FROM json_each($1))",
+            "$2",
+            "$3",
+            "",
+        )))
+        .bind(&ids)
+        .bind(m.cap_ms)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE deliveries SET state = 'suppressed', final_ms = $2,
+                 last_error = 'opted out after launch'
+             WHERE id IN (SELECT value FROM json_each($1)) AND {}
+               AND msisdn IN (SELECT msisdn FROM opt_outs)",
+        DeliveryMove::SuppressOptedOut.guard()
+    )))
+    .bind(&ids)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let sending: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,
+                 lease_owner = $2, lease_expires_ms = $3
+             WHERE id IN (SELECT value FROM json_each($1)) AND {}
+               AND next_attempt_ms <= $4
+             RETURNING id, attempts",
+        DeliveryMove::Mark.guard()
+    )))
+    .bind(&ids)
+    .bind(worker)
+    .bind(m.lease_until_ms)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(sending)
+}
+
+/// Records a batch of outcomes inside `tx` (see [`Store::record`]); returns the stale ones.
+/// Two prepared statements run once per outcome, bound through SQLite's C API (see
+/// `with_raw_connection`).
+async fn record_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    worker: &str,
+    outcomes: &[Outcome],
+    now: i64,
+) -> Result<u64> {
+    let settle_sql = format!(
+        "UPDATE deliveries SET state = ?2, gateway = ?3,
+                 gateway_id = COALESCE(?4, gateway_id),
+                 next_attempt_ms = COALESCE(?5, next_attempt_ms),
+                 final_ms = COALESCE(?6, final_ms),
+                 submitted_ms = CASE WHEN ?2 = 'submitted' THEN ?7 ELSE submitted_ms END,
+                 message_text = COALESCE(?8, message_text),
+                 last_error = ?9, lease_owner = NULL, lease_expires_ms = NULL
+             WHERE id = ?1 AND attempts = ?10 AND {}",
+        DeliveryMove::Settle.guard()
+    );
+    let (stale, submitted) = with_raw_connection(tx, |db| {
+        // Every try leaves an `attempts` row, in the order the outcomes came.
+        let mut attempt = db.prepare(
+            "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
+                     latency_ms, http_status, gateway_code, outcome, error)
+                 SELECT campaign_id, id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+                 FROM deliveries WHERE id = ?1",
+        )?;
+        // Only a row still in flight at this attempt moves: a receipt may have finalised
+        // it already, or another worker taken it over after this one's lease expired.
+        let mut settle = db.prepare(&settle_sql)?;
+        let (mut stale, mut submitted) = (0u64, 0i64);
+        for o in outcomes {
+            let (state, gateway_id, next_attempt, final_ms) = match &o.kind {
+                OutcomeKind::Submitted { gateway_id } => {
+                    ("submitted", Some(gateway_id.as_str()), None, None)
+                }
+                OutcomeKind::Retry { next_attempt_ms } => {
+                    ("queued", None, Some(*next_attempt_ms), None)
+                }
+                OutcomeKind::GaveUp => ("failed", None, None, Some(now)),
+                OutcomeKind::Rejected => ("rejected", None, None, Some(now)),
+                OutcomeKind::InDoubt => ("unknown", None, None, None),
+            };
+            attempt.execute(rusqlite::params![
+                o.delivery_id,
+                o.attempt_no,
+                worker,
+                o.started_ms,
+                o.latency_ms,
+                o.http_status,
+                o.gateway_code.as_deref(),
+                o.kind.label(),
+                o.error.as_deref(),
+            ])?;
+            let settled = settle.execute(rusqlite::params![
+                o.delivery_id,
+                state,
+                o.gateway.as_str(),
+                gateway_id,
+                next_attempt,
+                final_ms,
+                o.started_ms + o.latency_ms,
+                o.text.as_deref(),
+                o.error.as_deref(),
+                o.attempt_no,
+            ])?;
+            if settled == 0 {
+                stale += 1;
+            } else if state == "submitted" {
+                submitted += 1;
+            }
+        }
+        Ok((stale, submitted))
+    })
+    .await
+    .context("Cannot record the outcomes of a batch")?;
+    if submitted > 0 {
+        sqlx::query("UPDATE workers SET sent = sent + $1 WHERE id = $2")
+            .bind(submitted)
+            .bind(worker)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(stale)
+}
+
 /// An exclusive `flock` on `<db>.lock` while a process opens (creates, migrates) the file.
 /// Released when dropped, or by the kernel if the process dies. SQLite's own locks are POSIX
 /// record locks on the database file, independent of this one.
@@ -541,140 +677,26 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn mark_in_flight(
+    async fn write_cycle(
         &self,
         worker: &str,
-        ids: &[i64],
-        cap_ms: i64,
-        lease_until_ms: i64,
-    ) -> Result<Vec<(i64, i64)>> {
-        let ids = json_ids(ids);
+        outcomes: &[Outcome],
+        mark: Option<&Mark>,
+    ) -> Result<(u64, Vec<(i64, i64)>)> {
+        // The dispatcher's hot path: what came back, and what goes out next, in one commit.
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        if cap_ms > 0 {
-            sqlx::query(sqlx::AssertSqlSafe(contract::cap_hold_sql(
-                "id IN (SELECT value FROM json_each($1))",
-                "$2",
-                "$3",
-                "",
-            )))
-            .bind(&ids)
-            .bind(cap_ms)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET state = 'suppressed', final_ms = $2,
-                 last_error = 'opted out after launch'
-             WHERE id IN (SELECT value FROM json_each($1)) AND {}
-               AND msisdn IN (SELECT msisdn FROM opt_outs)",
-            DeliveryMove::SuppressOptedOut.guard()
-        )))
-        .bind(&ids)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let sending: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,
-                 lease_owner = $2, lease_expires_ms = $3
-             WHERE id IN (SELECT value FROM json_each($1)) AND {}
-               AND next_attempt_ms <= $4
-             RETURNING id, attempts",
-            DeliveryMove::Mark.guard()
-        )))
-        .bind(&ids)
-        .bind(worker)
-        .bind(lease_until_ms)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
+        let stale = if outcomes.is_empty() {
+            0
+        } else {
+            record_in(&mut tx, worker, outcomes, now).await?
+        };
+        let marked = match mark {
+            Some(m) => mark_in(&mut tx, worker, m, now).await?,
+            None => Vec::new(),
+        };
         tx.commit().await?;
-        Ok(sending)
-    }
-
-    async fn record(&self, worker: &str, outcomes: &[Outcome]) -> Result<u64> {
-        // The dispatcher's hot path: one transaction per batch, two prepared statements run
-        // once per outcome, bound through SQLite's C API (see `with_raw_connection`).
-        let now = now_ms();
-        let mut tx = self.write_tx().await?;
-        let settle_sql = format!(
-            "UPDATE deliveries SET state = ?2, gateway = ?3,
-                 gateway_id = COALESCE(?4, gateway_id),
-                 next_attempt_ms = COALESCE(?5, next_attempt_ms),
-                 final_ms = COALESCE(?6, final_ms),
-                 submitted_ms = CASE WHEN ?2 = 'submitted' THEN ?7 ELSE submitted_ms END,
-                 message_text = COALESCE(?8, message_text),
-                 last_error = ?9, lease_owner = NULL, lease_expires_ms = NULL
-             WHERE id = ?1 AND attempts = ?10 AND {}",
-            DeliveryMove::Settle.guard()
-        );
-        let (stale, submitted) = with_raw_connection(&mut tx, |db| {
-            // Every try leaves an `attempts` row, in the order the outcomes came.
-            let mut attempt = db.prepare(
-                "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
-                     latency_ms, http_status, gateway_code, outcome, error)
-                 SELECT campaign_id, id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
-                 FROM deliveries WHERE id = ?1",
-            )?;
-            // Only a row still in flight at this attempt moves: a receipt may have finalised
-            // it already, or another worker taken it over after this one's lease expired.
-            let mut settle = db.prepare(&settle_sql)?;
-            let (mut stale, mut submitted) = (0u64, 0i64);
-            for o in outcomes {
-                let (state, gateway_id, next_attempt, final_ms) = match &o.kind {
-                    OutcomeKind::Submitted { gateway_id } => {
-                        ("submitted", Some(gateway_id.as_str()), None, None)
-                    }
-                    OutcomeKind::Retry { next_attempt_ms } => {
-                        ("queued", None, Some(*next_attempt_ms), None)
-                    }
-                    OutcomeKind::GaveUp => ("failed", None, None, Some(now)),
-                    OutcomeKind::Rejected => ("rejected", None, None, Some(now)),
-                    OutcomeKind::InDoubt => ("unknown", None, None, None),
-                };
-                attempt.execute(rusqlite::params![
-                    o.delivery_id,
-                    o.attempt_no,
-                    worker,
-                    o.started_ms,
-                    o.latency_ms,
-                    o.http_status,
-                    o.gateway_code.as_deref(),
-                    o.kind.label(),
-                    o.error.as_deref(),
-                ])?;
-                let settled = settle.execute(rusqlite::params![
-                    o.delivery_id,
-                    state,
-                    o.gateway.as_str(),
-                    gateway_id,
-                    next_attempt,
-                    final_ms,
-                    o.started_ms + o.latency_ms,
-                    o.text.as_deref(),
-                    o.error.as_deref(),
-                    o.attempt_no,
-                ])?;
-                if settled == 0 {
-                    stale += 1;
-                } else if state == "submitted" {
-                    submitted += 1;
-                }
-            }
-            Ok((stale, submitted))
-        })
-        .await
-        .context("Cannot record the outcomes of a batch")?;
-        if submitted > 0 {
-            sqlx::query("UPDATE workers SET sent = sent + $1 WHERE id = $2")
-                .bind(submitted)
-                .bind(worker)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(stale)
+        Ok((stale, marked))
     }
 
     async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64> {
