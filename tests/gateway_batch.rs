@@ -364,3 +364,65 @@ async fn a_gateway_without_batches_sends_one_request_per_recipient() {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert_eq!(get(&sim, "/stats").await["requests"], 3);
 }
+
+#[tokio::test]
+async fn twenty_thousand_recipients_in_batches_of_500_reach_the_gateway_exactly_once() {
+    let sim = sim(Faults::default(), Duration::ZERO).await;
+    let gw = esms(&sim.base_url(), "KEY1", Duration::from_secs(60));
+    let rows: Vec<Rows> = (0..40).map(|b| Rows::new("8491", b * 500, 500)).collect();
+    // Four requests at a time, as a dispatcher with concurrency 4 would send them.
+    let rows = Arc::new(rows);
+    for four in (0..40).collect::<Vec<usize>>().chunks(4) {
+        let mut sent = tokio::task::JoinSet::new();
+        for &b in four {
+            let (gw, rows) = (gw.clone(), rows.clone());
+            sent.spawn(async move { gw.submit_batch(&rows[b].batch()).await });
+        }
+        while let Some(results) = sent.join_next().await {
+            assert!(results.unwrap().iter().all(Result::is_ok));
+        }
+    }
+    let stats = get(&sim, "/stats").await;
+    assert_eq!(stats["requests"], 40);
+    assert_eq!(stats["accepted"], 20_000);
+    let recipients = get(&sim, "/stats/recipients").await;
+    let recipients = recipients.as_object().unwrap();
+    assert_eq!(recipients.len(), 20_000);
+    assert!(recipients.values().all(|n| n == 1), "everyone exactly once");
+}
+
+#[tokio::test]
+async fn a_redirect_or_an_oversized_answer_to_a_batch_is_everyones() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(307).insert_header("Location", "http://127.0.0.1:9/elsewhere"),
+        )
+        .mount(&server)
+        .await;
+    let gw = esms(&server.uri(), "KEY1", Duration::from_secs(5));
+    let results = gw.submit_batch(&Rows::new("8491", 0, 3).batch()).await;
+    for r in &results {
+        assert!(
+            matches!(
+                r,
+                Err(SubmitError::Unusable {
+                    http_status: Some(307),
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+    let huge = format!(
+        "{{\"CodeResult\": \"100\", \"pad\": \"{}\"}}",
+        "x".repeat(100_000)
+    );
+    let server = answering(200, &huge).await;
+    let gw = esms(&server.uri(), "KEY1", Duration::from_secs(5));
+    let results = gw.submit_batch(&Rows::new("8491", 0, 3).batch()).await;
+    assert_eq!(results.len(), 3);
+    for r in &results {
+        assert!(matches!(r, Err(SubmitError::InDoubt { .. })), "{r:?}");
+    }
+}
