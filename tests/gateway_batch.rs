@@ -81,6 +81,17 @@ async fn get(sim: &Simulator, what: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// The simulator took `recipients` numbers in `requests` requests, each number exactly once.
+async fn everyone_once(sim: &Simulator, requests: u64, recipients: usize) {
+    let stats = get(sim, "/stats").await;
+    assert_eq!(stats["requests"], requests);
+    assert_eq!(stats["accepted"], recipients as u64);
+    let books = get(sim, "/stats/recipients").await;
+    let books = books.as_object().unwrap();
+    assert_eq!(books.len(), recipients);
+    assert!(books.values().all(|n| n == 1), "everyone exactly once");
+}
+
 #[tokio::test]
 async fn five_hundred_recipients_go_in_one_request_each_accepted_once_with_its_own_id() {
     let sim = sim(Faults::default(), Duration::ZERO).await;
@@ -94,12 +105,8 @@ async fn five_hundred_recipients_go_in_one_request_each_accepted_once_with_its_o
         .map(|r| r.as_ref().unwrap().gateway_id.clone())
         .collect();
     assert_eq!(ids.len(), 500, "distinct gateway ids");
-    let stats = get(&sim, "/stats").await;
-    assert_eq!(stats["requests"], 1);
-    assert_eq!(stats["accepted"], 500);
+    everyone_once(&sim, 1, 500).await;
     let recipients = get(&sim, "/stats/recipients").await;
-    let recipients = recipients.as_object().unwrap();
-    assert_eq!(recipients.len(), 500);
     assert!(rows.numbers.iter().all(|n| recipients[n] == 1));
     assert_eq!(
         get(&sim, "/stats/arrivals").await.as_array().unwrap().len(),
@@ -382,13 +389,7 @@ async fn twenty_thousand_recipients_in_batches_of_500_reach_the_gateway_exactly_
             assert!(results.unwrap().iter().all(Result::is_ok));
         }
     }
-    let stats = get(&sim, "/stats").await;
-    assert_eq!(stats["requests"], 40);
-    assert_eq!(stats["accepted"], 20_000);
-    let recipients = get(&sim, "/stats/recipients").await;
-    let recipients = recipients.as_object().unwrap();
-    assert_eq!(recipients.len(), 20_000);
-    assert!(recipients.values().all(|n| n == 1), "everyone exactly once");
+    everyone_once(&sim, 40, 20_000).await;
 }
 
 #[tokio::test]
