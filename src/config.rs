@@ -419,6 +419,9 @@ pub struct HttpJsonConfig {
     /// Other codes that mean "this message, never".
     #[serde(default)]
     pub permanent_codes: Vec<String>,
+    /// Codes that mean "this number is not our subscriber" (ported to another carrier).
+    #[serde(default)]
+    pub not_ours_codes: Vec<String>,
     /// Codes to retry later.
     #[serde(default)]
     pub retryable_codes: Vec<String>,
@@ -434,6 +437,120 @@ pub struct HttpJsonConfig {
     pub rate: Option<f64>,
     /// SMS parts per second this gateway allows (a 3-part message counts 3).
     pub sms_per_second: Option<f64>,
+    /// Most recipients per request, 1 to 10,000; more than 1 needs a `batch` section.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// How a request for many recipients is written and its answer read.
+    pub batch: Option<HttpJsonBatch>,
+}
+
+/// The largest `batch_size` accepted: aggregators take up to a few thousand numbers a request.
+pub const MAX_BATCH_SIZE: usize = 10_000;
+
+fn default_batch_size() -> usize {
+    1
+}
+
+/// A request for many recipients (`[gateways.NAME.batch]`): a body template with one field
+/// holding the list, and where the answer says what became of each recipient.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpJsonBatch {
+    /// The batch endpoint, when not the gateway's `url`.
+    pub url: Option<String>,
+    /// The request fields for the whole batch: `{text}`, `{from}`, `{unicode}`,
+    /// `{batch_reference}`, `{dlr_url}`, `{secret.NAME}`; never `{to}` or `{reference}`.
+    pub template: toml::Table,
+    /// Dotted path in `template` where the list of recipients goes.
+    pub list_field: String,
+    /// One recipient: a table (`{ Phone = "{to}", RequestId = "{reference}" }`) or a string
+    /// (`"{to}"`), with every placeholder of the single-message template.
+    pub item: toml::Value,
+    /// Joins the items (strings) into one string with this separator (`","`).
+    pub join: Option<String>,
+    /// Dotted path of the answer's array of per-recipient results.
+    pub results_path: Option<String>,
+    /// Field of a result with the number (as we wrote it) or our reference: how a result
+    /// finds its recipient.
+    pub result_to: Option<String>,
+    pub result_reference: Option<String>,
+    /// Fields of a result: its code (read with the gateway's code lists), message id, error.
+    pub result_code: Option<String>,
+    pub result_message_id: Option<String>,
+    pub result_error: Option<String>,
+    /// Without per-recipient results: dotted path of the list of numbers the gateway refused
+    /// (e.g. SpeedSMS's `data.invalidPhone`); they are rejected for the recipient.
+    pub rejected_path: Option<String>,
+    /// Requests per second the gateway allows (SpeedSMS: 60 a minute is 1).
+    pub requests_per_second: Option<f64>,
+}
+
+impl HttpJsonBatch {
+    /// Whether a string of the batch-level `template` holds `placeholder` (e.g. `{text}`).
+    pub fn mentions(&self, placeholder: &str) -> bool {
+        fn walk(v: &toml::Value, p: &str) -> bool {
+            match v {
+                toml::Value::String(s) => s.contains(p),
+                toml::Value::Array(a) => a.iter().any(|x| walk(x, p)),
+                toml::Value::Table(t) => t.values().any(|x| walk(x, p)),
+                _ => false,
+            }
+        }
+        self.template.values().any(|v| walk(v, placeholder))
+    }
+}
+
+impl HttpJsonConfig {
+    /// Checks `batch_size` and the `batch` section, naming the key to fix.
+    pub fn check_batch(&self, name: &str) -> Result<()> {
+        let at = format!("[gateways.{name}]");
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            bail!(
+                "{at} batch_size = {}: must be from 1 to {MAX_BATCH_SIZE} recipients per request",
+                self.batch_size
+            );
+        }
+        let Some(b) = &self.batch else {
+            if self.batch_size > 1 {
+                bail!(
+                    "{at} batch_size = {} needs a [gateways.{name}.batch] section saying how a request for many recipients is written (see examples/esms.toml)",
+                    self.batch_size
+                );
+            }
+            return Ok(());
+        };
+        let at = format!("[gateways.{name}.batch]");
+        if let Some(p) = ["{to}", "{reference}"].iter().find(|p| b.mentions(p)) {
+            bail!("{at} template uses {p}, which differs per recipient: put it in `item`");
+        }
+        if b.list_field.is_empty() || b.list_field.split('.').any(str::is_empty) {
+            bail!("{at} list_field must name the field that takes the recipients, e.g. \"Phones\"");
+        }
+        match (&b.item, &b.join) {
+            (toml::Value::String(_), _) | (toml::Value::Table(_), None) => {}
+            (toml::Value::Table(_), Some(_)) => {
+                bail!("{at} join needs item to be a string such as \"{{to}}\"")
+            }
+            _ => bail!("{at} item must be a table of fields or a string such as \"{{to}}\""),
+        }
+        if self.body != BodyStyle::Json && b.join.is_none() {
+            bail!(
+                "{at} a {:?} body has flat fields only: set join = \",\" to send the numbers as one string, or body = \"json\"",
+                self.body
+            );
+        }
+        if b.results_path.is_some() && b.result_to.is_none() && b.result_reference.is_none() {
+            bail!(
+                "{at} results_path needs result_to or result_reference: how a result names its recipient"
+            );
+        }
+        if let Some(rps) = b.requests_per_second
+            && let Err(e) = check_rate(rps)
+        {
+            bail!("{at} requests_per_second: {e}");
+        }
+        Ok(())
+    }
 }
 
 fn default_method() -> String {
@@ -654,6 +771,9 @@ impl Config {
             {
                 bail!("[gateways.{name}] sms_per_second: {e}");
             }
+            if let GatewayConfig::HttpJson(h) = gw {
+                h.check_batch(name)?;
+            }
             if name.is_empty()
                 || !name
                     .bytes()
@@ -837,6 +957,51 @@ mod tests {
         assert!(
             Config::parse("[prices]\ncurrency = \"VND\"\nViettel = 800\nviettel = 900\n").is_err()
         );
+    }
+
+    #[test]
+    fn every_example_parses() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                Config::parse(&text).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 3, "examples found: {seen}");
+    }
+
+    fn http_json_with(extra: &str) -> String {
+        format!(
+            "[gateways.agg]\nkind = \"http-json\"\nurl = \"https://agg.example\"\n{extra}\n\
+             [gateways.agg.template]\nto = \"{{to}}\"\n"
+        )
+    }
+
+    #[test]
+    fn batch_size_is_checked_and_needs_a_batch_section() {
+        let err = |extra: &str| format!("{:#}", Config::parse(&http_json_with(extra)).unwrap_err());
+        assert!(err("batch_size = 0").contains("from 1 to 10000"));
+        assert!(err("batch_size = 10001").contains("from 1 to 10000"));
+        assert!(err("batch_size = 500").contains("[gateways.agg.batch]"));
+        let batch = |b: &str| {
+            format!(
+                "batch_size = 500\n[gateways.agg.batch]\nlist_field = \"to\"\n{b}\n\
+                 [gateways.agg.batch.template]\ntext = \"{{text}}\""
+            )
+        };
+        Config::parse(&http_json_with(&batch("item = \"{to}\""))).unwrap();
+        assert!(err(&batch("item = { n = \"{to}\" }\njoin = \",\"")).contains("join needs item"));
+        assert!(
+            err(&batch("item = \"{to}\"\nresults_path = \"r\""))
+                .contains("result_to or result_reference")
+        );
+        let per_recipient_in_batch = "batch_size = 2\n[gateways.agg.batch]\nlist_field = \"l\"\n\
+            item = \"{to}\"\n[gateways.agg.batch.template]\nid = \"{reference}\"";
+        assert!(err(per_recipient_in_batch).contains("put it in `item`"));
     }
 
     #[test]

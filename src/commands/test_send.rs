@@ -98,6 +98,7 @@ pub async fn run(ctx: &Ctx, args: TestArgs) -> Result<Exit> {
                 let class = match e {
                     crate::gateway::SubmitError::Transient { .. } => "failed (transient)",
                     crate::gateway::SubmitError::Permanent { .. } => "rejected",
+                    crate::gateway::SubmitError::NotOurs { .. } => "rejected (not our subscriber)",
                     crate::gateway::SubmitError::InDoubt { .. } => "in doubt",
                     crate::gateway::SubmitError::Unusable { .. } => "failed (gateway unusable)",
                 };

@@ -345,7 +345,8 @@ impl Counters {
         };
         let class = match e {
             SubmitError::Transient { .. } => "transient",
-            SubmitError::Permanent { .. } => "rejected",
+            // TODO(lead): re-route
+            SubmitError::Permanent { .. } | SubmitError::NotOurs { .. } => "rejected",
             SubmitError::InDoubt { .. } => "in doubt",
             SubmitError::Unusable { .. } => "unusable",
         };
@@ -1380,7 +1381,8 @@ async fn classify(
         }
     };
     match e {
-        SubmitError::Permanent { .. } => {
+        // TODO(lead): re-route
+        SubmitError::Permanent { .. } | SubmitError::NotOurs { .. } => {
             counters.settled(delivery);
             counters.rejected.fetch_add(1, Ordering::Relaxed);
             OutcomeKind::Rejected

@@ -5,7 +5,10 @@
 //! Placeholders in template strings: `{to}` (in `number_format`), `{text}`, `{from}`,
 //! `{unicode}` (a string that is exactly `{unicode}` becomes the configured value with its
 //! type), `{reference}` (our id, the request id for gateways that deduplicate), `{dlr_url}`
-//! (our receipt URL with the token and the reference), `{secret.NAME}`.
+//! (our receipt URL with the token and the reference), `{secret.NAME}`; in a batch request
+//! (`[gateways.NAME.batch]`, see [`batch`]) also `{batch_reference}`.
+
+mod batch;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +20,33 @@ use serde_json::Value;
 
 use super::{Accepted, Gateway, OutboundSms, SubmitError, classify_transport, retry_after};
 use crate::config::{AuthStyle, BodyStyle, HttpJsonConfig, Secret, resolve_secret};
+
+/// What a template is filled from: one message, and for a batch request its reference.
+#[derive(Clone, Copy)]
+struct Ctx<'a, 'b> {
+    sms: &'a OutboundSms<'b>,
+    /// `Some` for the batch-level fields: `{to}` and `{reference}` are left as they are, and
+    /// `{dlr_url}` carries the batch reference.
+    batch_reference: Option<&'a str>,
+}
+
+impl<'a, 'b> Ctx<'a, 'b> {
+    fn one(sms: &'a OutboundSms<'b>) -> Self {
+        Self {
+            sms,
+            batch_reference: None,
+        }
+    }
+}
+
+/// An answer (or one recipient's result in a batch answer), read by the configured paths.
+struct Answer {
+    /// The answer code, and the path it is read at (`None`: no code is expected).
+    code: Option<String>,
+    code_path: Option<String>,
+    message_id: Option<String>,
+    detail: String,
+}
 
 pub struct HttpJson {
     name: String,
@@ -68,8 +98,8 @@ impl HttpJson {
     }
 
     /// Replaces the placeholders of one template string.
-    fn fill(&self, s: &str, sms: &OutboundSms<'_>) -> String {
-        let mut out = String::with_capacity(s.len() + sms.text.len());
+    fn fill(&self, s: &str, cx: Ctx<'_, '_>) -> String {
+        let mut out = String::with_capacity(s.len() + cx.sms.text.len());
         let mut rest = s;
         while let Some(open) = rest.find('{') {
             out.push_str(&rest[..open]);
@@ -79,7 +109,7 @@ impl HttpJson {
                 return out;
             };
             let key = &after[..close];
-            match self.value_of(key, sms) {
+            match self.value_of(key, cx) {
                 Some(v) => out.push_str(&v),
                 None => {
                     out.push('{');
@@ -93,13 +123,16 @@ impl HttpJson {
         out
     }
 
-    fn value_of(&self, key: &str, sms: &OutboundSms<'_>) -> Option<String> {
+    fn value_of(&self, key: &str, cx: Ctx<'_, '_>) -> Option<String> {
+        let sms = cx.sms;
         Some(match key {
+            "to" | "reference" if cx.batch_reference.is_some() => return None,
+            "batch_reference" => cx.batch_reference?.to_string(),
             "to" => self.c.number_format.format(sms.to),
             "text" => sms.text.to_string(),
             "from" => sms.from.to_string(),
             "reference" => sms.reference.to_string(),
-            "unicode" => match self.render(&toml::Value::String("{unicode}".into()), sms) {
+            "unicode" => match self.render(&toml::Value::String("{unicode}".into()), cx) {
                 Value::String(s) => s,
                 other => other.to_string(),
             },
@@ -109,7 +142,7 @@ impl HttpJson {
                     "http-json",
                     &self.name,
                     token.as_ref(),
-                    sms.reference,
+                    cx.batch_reference.unwrap_or(sms.reference),
                 ),
                 _ => String::new(),
             },
@@ -121,38 +154,49 @@ impl HttpJson {
         })
     }
 
-    fn render(&self, v: &toml::Value, sms: &OutboundSms<'_>) -> Value {
+    fn render(&self, v: &toml::Value, cx: Ctx<'_, '_>) -> Value {
         match v {
             toml::Value::String(s) if s == "{unicode}" => {
-                match &self.c.unicode_values[usize::from(sms.unicode)] {
+                match &self.c.unicode_values[usize::from(cx.sms.unicode)] {
                     // Taken as it is: never a template itself.
                     toml::Value::String(u) => Value::String(u.clone()),
-                    other => self.render(other, sms),
+                    other => self.render(other, cx),
                 }
             }
-            toml::Value::String(s) => Value::String(self.fill(s, sms)),
+            toml::Value::String(s) => Value::String(self.fill(s, cx)),
             toml::Value::Integer(i) => Value::from(*i),
             toml::Value::Float(f) => Value::from(*f),
             toml::Value::Boolean(b) => Value::Bool(*b),
             toml::Value::Datetime(d) => Value::String(d.to_string()),
-            toml::Value::Array(a) => Value::Array(a.iter().map(|x| self.render(x, sms)).collect()),
+            toml::Value::Array(a) => Value::Array(a.iter().map(|x| self.render(x, cx)).collect()),
             toml::Value::Table(t) => Value::Object(
                 t.iter()
-                    .map(|(k, x)| (k.clone(), self.render(x, sms)))
+                    .map(|(k, x)| (k.clone(), self.render(x, cx)))
                     .collect(),
             ),
         }
     }
 
     fn request(&self, sms: &OutboundSms<'_>) -> reqwest::RequestBuilder {
-        let url = self.fill(&self.c.url, sms);
-        let mut req = self.client.request(self.method.clone(), url);
-        let fields: Vec<(String, Value)> = self
+        let cx = Ctx::one(sms);
+        let fields = self
             .c
             .template
             .iter()
-            .map(|(k, v)| (k.clone(), self.render(v, sms)))
+            .map(|(k, v)| (k.clone(), self.render(v, cx)))
             .collect();
+        self.request_with(&self.c.url, fields, cx)
+    }
+
+    /// A request to `url` (a template) with these body fields, written in the body style and
+    /// with the authentication configured.
+    fn request_with(
+        &self,
+        url: &str,
+        fields: serde_json::Map<String, Value>,
+        cx: Ctx<'_, '_>,
+    ) -> reqwest::RequestBuilder {
+        let mut req = self.client.request(self.method.clone(), self.fill(url, cx));
         let flat = || -> Vec<(String, String)> {
             fields
                 .iter()
@@ -166,11 +210,11 @@ impl HttpJson {
                 .collect()
         };
         req = match self.c.body {
-            BodyStyle::Json => req.json(&Value::Object(fields.into_iter().collect())),
+            BodyStyle::Json => req.json(&fields),
             BodyStyle::Form => req.form(&flat()),
             BodyStyle::Query => req.query(&flat()),
         };
-        let opt = |s: &Option<String>| s.as_deref().map(|v| self.fill(v, sms));
+        let opt = |s: &Option<String>| s.as_deref().map(|v| self.fill(v, cx));
         match self.c.auth {
             AuthStyle::None => req,
             AuthStyle::Basic => req.basic_auth(
@@ -203,8 +247,8 @@ impl HttpJson {
     }
 }
 
-/// The value at a dotted path (`data.tranId`, `items.0.id`), numbers and strings as text.
-pub fn at_path(v: &Value, path: &str) -> Option<String> {
+/// The value at a dotted path (`data.tranId`, `items.0.id`).
+pub fn value_at<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
     let mut cur = v;
     for part in path.split('.') {
         cur = match cur {
@@ -213,7 +257,12 @@ pub fn at_path(v: &Value, path: &str) -> Option<String> {
             _ => return None,
         };
     }
-    match cur {
+    Some(cur)
+}
+
+/// The value at a dotted path (`data.tranId`, `items.0.id`), numbers and strings as text.
+pub fn at_path(v: &Value, path: &str) -> Option<String> {
+    match value_at(v, path)? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
@@ -245,29 +294,53 @@ impl Gateway for HttpJson {
         let body = super::answer_body("the gateway", status, resp)
             .await?
             .unwrap_or_default();
-        self.classify(status, wait, &String::from_utf8_lossy(&body), sms.reference)
+        let body = String::from_utf8_lossy(&body);
+        let json: Option<Value> = serde_json::from_str(&body).ok();
+        let answer = self.read_answer(json.as_ref(), &body);
+        self.verdict(status, wait, &answer, sms.reference)
+    }
+
+    fn batch_size(&self) -> usize {
+        self.c.batch_size
+    }
+
+    fn requests_per_second(&self) -> Option<f64> {
+        self.c.batch.as_ref()?.requests_per_second
+    }
+
+    async fn submit_batch(&self, batch: &[OutboundSms<'_>]) -> Vec<Result<Accepted, SubmitError>> {
+        match &self.c.batch {
+            Some(b) => batch::submit(self, b, batch).await,
+            None => super::one_by_one(self, batch).await,
+        }
     }
 }
 
 impl HttpJson {
-    fn classify(
+    /// The whole answer, read by the gateway's `code_path`, `message_id_path`, `error_path`.
+    fn read_answer(&self, json: Option<&Value>, body: &str) -> Answer {
+        let c = &self.c;
+        Answer::read(
+            json,
+            body,
+            c.code_path.as_deref(),
+            c.message_id_path.as_deref(),
+            c.error_path.as_deref(),
+        )
+    }
+
+    /// The verdict on an answer with HTTP `status`, by the configured code lists; `reference`
+    /// stands for the message id when the answer has none.
+    fn verdict(
         &self,
         status: StatusCode,
         wait: Option<Duration>,
-        body: &str,
+        a: &Answer,
         reference: &str,
     ) -> Result<Accepted, SubmitError> {
         let c = &self.c;
-        let json: Option<Value> = serde_json::from_str(body).ok();
-        let code = match (&json, &c.code_path) {
-            (Some(j), Some(p)) => at_path(j, p),
-            _ => None,
-        };
-        let detail = json
-            .as_ref()
-            .zip(c.error_path.as_deref())
-            .and_then(|(j, p)| at_path(j, p))
-            .unwrap_or_else(|| body.trim().chars().take(200).collect());
+        let code = &a.code;
+        let detail = &a.detail;
         let http_status = Some(status.as_u16());
         let s = status.as_u16();
         let with_code = code
@@ -275,9 +348,8 @@ impl HttpJson {
             .map(|c| format!(", code {c}"))
             .unwrap_or_default();
         let id = || {
-            json.as_ref()
-                .zip(c.message_id_path.as_deref())
-                .and_then(|(j, p)| at_path(j, p))
+            a.message_id
+                .clone()
                 .unwrap_or_else(|| reference.to_string())
         };
         let is = |list: &[String]| code.as_ref().is_some_and(|x| list.contains(x));
@@ -295,7 +367,7 @@ impl HttpJson {
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(transient("throttled by the gateway"));
         }
-        if let Some(e) = super::classify_status(&self.name, status, wait, &detail) {
+        if let Some(e) = super::classify_status(&self.name, status, wait, detail) {
             return Err(e);
         }
         if is(&c.unusable_codes) || status == StatusCode::UNAUTHORIZED || s == 403 {
@@ -305,6 +377,15 @@ impl HttpJson {
                     self.name
                 ),
                 http_status,
+            });
+        }
+        if is(&c.not_ours_codes) {
+            return Err(SubmitError::NotOurs {
+                reason: format!(
+                    "not this gateway's subscriber, the number may have moved to another carrier (HTTP {s}{with_code}): {detail}"
+                ),
+                http_status,
+                code: code.clone(),
             });
         }
         if is(&c.recipient_codes) {
@@ -334,15 +415,12 @@ impl HttpJson {
                 http_status,
             });
         }
-        let accepted = match (&c.code_path, &code) {
+        let accepted = match (&a.code_path, code) {
             (None, _) => true,
             // A 2xx without the code we read answers by: we cannot tell whether it was taken.
-            (Some(_), None) => {
+            (Some(path), None) => {
                 return Err(SubmitError::InDoubt {
-                    reason: format!(
-                        "HTTP {s} without an answer code at {:?}: {detail}",
-                        c.code_path.as_deref().unwrap_or_default()
-                    ),
+                    reason: format!("HTTP {s} without an answer code at {path:?}: {detail}"),
                     http_status,
                     code: None,
                 });
@@ -364,6 +442,26 @@ impl HttpJson {
                 http_status,
                 code: code.clone(),
             })
+        }
+    }
+}
+
+impl Answer {
+    /// Reads a code, a message id and an error text at these paths; the detail is the error
+    /// text, else the start of `body`.
+    fn read(
+        json: Option<&Value>,
+        body: &str,
+        code_path: Option<&str>,
+        id_path: Option<&str>,
+        error_path: Option<&str>,
+    ) -> Self {
+        let get = |p: Option<&str>| json.zip(p).and_then(|(j, p)| at_path(j, p));
+        Self {
+            code: get(code_path),
+            code_path: code_path.map(str::to_string),
+            message_id: get(id_path),
+            detail: get(error_path).unwrap_or_else(|| body.trim().chars().take(200).collect()),
         }
     }
 }

@@ -3,7 +3,11 @@
 //! Every answer is classified once, here, so the dispatcher never guesses: accepted (with the
 //! gateway's id), transient (retry later, maybe after `retry_after`), permanent (never retry),
 //! in doubt (the request went out and no answer came back: the gateway may have taken it), or
-//! unusable (credentials or configuration: stop the campaign, do not burn through the list).
+//! unusable (credentials or configuration: stop the campaign, do not burn through the list),
+//! or not ours (the number has moved to another carrier: route it elsewhere).
+//!
+//! Aggregators take many recipients per request: [`Gateway::submit_batch`] gives one verdict
+//! per recipient, in the batch's order.
 
 pub mod http_json;
 pub mod kannel;
@@ -64,6 +68,14 @@ pub enum SubmitError {
         reason: String,
         http_status: Option<u16>,
     },
+    /// The number is not this gateway's subscriber (ported to another carrier): never for
+    /// this gateway, perhaps for another one.
+    #[error("{reason}")]
+    NotOurs {
+        reason: String,
+        http_status: Option<u16>,
+        code: Option<String>,
+    },
 }
 
 impl SubmitError {
@@ -72,14 +84,16 @@ impl SubmitError {
             Self::Transient { http_status, .. }
             | Self::Permanent { http_status, .. }
             | Self::InDoubt { http_status, .. }
-            | Self::Unusable { http_status, .. } => *http_status,
+            | Self::Unusable { http_status, .. }
+            | Self::NotOurs { http_status, .. } => *http_status,
         }
     }
     pub fn code(&self) -> Option<&str> {
         match self {
             Self::Transient { code, .. }
             | Self::Permanent { code, .. }
-            | Self::InDoubt { code, .. } => code.as_deref(),
+            | Self::InDoubt { code, .. }
+            | Self::NotOurs { code, .. } => code.as_deref(),
             Self::Unusable { .. } => None,
         }
     }
@@ -273,6 +287,37 @@ pub trait Gateway: Send + Sync {
         None
     }
     async fn submit(&self, sms: &OutboundSms<'_>) -> Result<Accepted, SubmitError>;
+
+    /// The most recipients one [`Gateway::submit_batch`] request takes (1: one per request).
+    fn batch_size(&self) -> usize {
+        1
+    }
+
+    /// Requests per second the gateway allows, if configured: a batch request counts 1
+    /// however many recipients it carries (SpeedSMS counts requests per minute).
+    fn requests_per_second(&self) -> Option<f64> {
+        None
+    }
+
+    /// Submits up to [`Gateway::batch_size`] messages; always exactly one verdict per message,
+    /// in the batch's order. A failure of the whole request (timeout, credentials, throttling,
+    /// an answer that cannot be read) is every recipient's verdict; a recipient the answer does
+    /// not mention is in doubt. By default each message is submitted in turn.
+    async fn submit_batch(&self, batch: &[OutboundSms<'_>]) -> Vec<Result<Accepted, SubmitError>> {
+        one_by_one(self, batch).await
+    }
+}
+
+/// Submits each message of `batch` in turn: the batch of a gateway without batch requests.
+pub async fn one_by_one<G: Gateway + ?Sized>(
+    gateway: &G,
+    batch: &[OutboundSms<'_>],
+) -> Vec<Result<Accepted, SubmitError>> {
+    let mut out = Vec::with_capacity(batch.len());
+    for sms in batch {
+        out.push(gateway.submit(sms).await);
+    }
+    out
 }
 
 /// Builds the adapter for the gateway named `name` in the configuration.

@@ -18,6 +18,9 @@ pub struct Faults {
     pub hang_for: Duration,
     /// Numbers ending with one of these suffixes are rejected permanently (21211), every time.
     pub reject_suffixes: Vec<String>,
+    /// Numbers (canonical `84…`, or prefixes of them) ported to another carrier: the batch
+    /// endpoint answers them "not our subscriber" (`super::batch::NOT_OURS_CODE`).
+    pub ported: Vec<String>,
     /// Extra latency drawn uniformly from 0..jitter on top of the base latency.
     pub jitter: Duration,
     /// A misconfigured gateway: every request gets this answer (HTTP status, and Twilio error

@@ -1,6 +1,7 @@
 //! The built-in gateway simulator: a real HTTP server speaking the Twilio Messages API, and
 //! Kannel's `sendsms` interface (`GET /cgi-bin/sendsms`, any username and password) for
-//! Kannel's delivery receipts (see [`receipts`]).
+//! Kannel's delivery receipts (see [`receipts`]), and an eSMS-style batch endpoint
+//! (`POST /batch/send`, many recipients per request, see [`batch`]).
 //!
 //! It keeps its own books (accepted submissions per recipient, arrival times), so tests can
 //! check "nothing sent twice" and "never over the rate" against the gateway's count, not ours:
@@ -8,6 +9,7 @@
 //!
 //! With [`SimOptions::receipts`] it also sends delivery receipts ([`receipts`]).
 
+pub mod batch;
 pub mod receipts;
 
 use std::collections::HashMap;
@@ -150,6 +152,7 @@ fn router(opts: SimOptions) -> Router {
     Router::new()
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(send))
         .route("/cgi-bin/sendsms", get(kannel_sendsms))
+        .route(batch::PATH, post(batch::send))
         .route("/stats", get(stats))
         .route("/stats/recipients", get(recipients))
         .route("/stats/arrivals", get(arrivals))
@@ -173,46 +176,17 @@ async fn send(
         )
             .into_response();
     }
-    if let Some((status, code)) = &sim.opts.faults.answer_all {
-        sim.rejected.fetch_add(1, Ordering::Relaxed);
-        let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::NOT_FOUND);
-        let body = match code {
-            Some(c) => {
-                serde_json::json!({"code": c, "message": "simulated answer", "status": status.as_u16()})
-            }
-            None => serde_json::json!({"message": "simulated answer", "status": status.as_u16()}),
-        };
-        return (status, Json(body)).into_response();
+    let path = format!("/2010-04-01/Accounts/{sid}/Messages.json");
+    if let Some(r) = misconfigured(&sim, &path, "code") {
+        return r;
     }
-    if let Some((status, base)) = &sim.opts.faults.redirect_all {
-        sim.rejected.fetch_add(1, Ordering::Relaxed);
-        let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
-        let location = format!(
-            "{}/2010-04-01/Accounts/{sid}/Messages.json",
-            base.trim_end_matches('/')
-        );
-        return (status, [(header::LOCATION, location)]).into_response();
-    }
-    {
-        let mut b = sim.books.lock().await;
-        b.arrivals_ms.push(now);
-        if let Some(max) = sim.opts.max_rps {
-            if now - b.window_start_ms >= 1000 {
-                b.window_start_ms = now;
-                b.window_count = 0;
-            }
-            b.window_count += 1;
-            if b.window_count > max {
-                drop(b);
-                sim.throttled.fetch_add(1, Ordering::Relaxed);
-                return (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [(header::RETRY_AFTER, "1")],
-                    Json(serde_json::json!({"code": 20429, "message": "Too Many Requests"})),
-                )
-                    .into_response();
-            }
-        }
+    if over_rate(&sim, now, 1).await {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            Json(serde_json::json!({"code": 20429, "message": "Too Many Requests"})),
+        )
+            .into_response();
     }
     let latency = sim.opts.latency + sim.opts.faults.extra_latency();
     if !latency.is_zero() {
@@ -301,6 +275,49 @@ async fn send(
             .into_response();
     }
     created(&sid, &msg_sid, &form)
+}
+
+/// The answer of a misconfigured gateway ([`Faults::answer_all`], [`Faults::redirect_all`] to
+/// the same `path` elsewhere), with the error code in the JSON field `code_field`; nothing taken.
+fn misconfigured(sim: &Sim, path: &str, code_field: &str) -> Option<Response> {
+    if let Some((status, code)) = &sim.opts.faults.answer_all {
+        sim.rejected.fetch_add(1, Ordering::Relaxed);
+        let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::NOT_FOUND);
+        let mut body =
+            serde_json::json!({"message": "simulated answer", "status": status.as_u16()});
+        if let Some(c) = code {
+            body[code_field] = serde_json::json!(c);
+        }
+        return Some((status, Json(body)).into_response());
+    }
+    if let Some((status, base)) = &sim.opts.faults.redirect_all {
+        sim.rejected.fetch_add(1, Ordering::Relaxed);
+        let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+        let location = format!("{}{path}", base.trim_end_matches('/'));
+        return Some((status, [(header::LOCATION, location)]).into_response());
+    }
+    None
+}
+
+/// Books the arrival of a request for `recipients` numbers at `now`, and tells whether it is
+/// over [`SimOptions::max_rps`] (requests per second; then it is counted as throttled).
+async fn over_rate(sim: &Sim, now: i64, recipients: usize) -> bool {
+    let mut b = sim.books.lock().await;
+    b.arrivals_ms.extend(std::iter::repeat_n(now, recipients));
+    let Some(max) = sim.opts.max_rps else {
+        return false;
+    };
+    if now - b.window_start_ms >= 1000 {
+        b.window_start_ms = now;
+        b.window_count = 0;
+    }
+    b.window_count += 1;
+    let over = b.window_count > max;
+    drop(b);
+    if over {
+        sim.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+    over
 }
 
 /// Kannel's sendsms, enough for receipts: `202 0: Accepted for delivery`, then the dlr-url

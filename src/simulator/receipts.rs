@@ -179,6 +179,37 @@ impl Receipts {
         }
     }
 
+    /// Schedules an aggregator's receipt for one accepted message of a batch: its callback URL
+    /// called by GET with `SMSID` and `SendStatus` (2 delivered, 3 failed), as eSMS does.
+    pub fn schedule_http_json(self: &Arc<Self>, callback: &str, msg_id: &str, to: &str) {
+        let fails = self.opts.undelivered.contains(to);
+        if fails {
+            self.undelivered.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut rng = rand::rng();
+        let copies = if rng.random::<f64>() < self.opts.duplicate_rate {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+            2
+        } else {
+            1
+        };
+        let sep = if callback.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{callback}{sep}SMSID={}&SendStatus={}",
+            crate::dlr::encode(msg_id),
+            if fails { 3 } else { 2 }
+        );
+        for _ in 0..copies {
+            self.scheduled.fetch_add(1, Ordering::Relaxed);
+            let delay = self.opts.max_delay.mul_f64(rng.random::<f64>());
+            let (me, url) = (self.clone(), url.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                me.get(&url).await;
+            });
+        }
+    }
+
     /// Calls one dlr-url, retrying a few times like Kannel does.
     async fn get(&self, url: &str) {
         for attempt in 0..4u32 {
