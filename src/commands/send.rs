@@ -205,7 +205,7 @@ pub async fn run_campaign(
         campaign.name,
         campaign.gateway,
         opts.rate.map_or("unlimited".to_string(), |r| r.to_string()),
-        opts.concurrency,
+        dispatcher.concurrency(),
         crate::window::Hours {
             start: campaign.window_start,
             end: campaign.window_end

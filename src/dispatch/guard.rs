@@ -30,11 +30,6 @@ impl WindowGuard {
         }
     }
 
-    /// Waits until one more request fits in the window, and counts it.
-    pub async fn admit(&self) {
-        self.admit_n(1).await
-    }
-
     /// Waits until `n` more units (a message's SMS parts) fit in the window, and counts them.
     /// A message of more parts than the limit goes alone in an empty window: it can never
     /// fit, and holding it for ever would stop the campaign.
@@ -73,7 +68,7 @@ mod tests {
         let start = tokio::time::Instant::now();
         let mut admitted = Vec::new();
         for _ in 0..35 {
-            g.admit().await;
+            g.admit_n(1).await;
             admitted.push(start.elapsed());
         }
         // 10 at once, then the next 10 only when the first ones leave the window, and so on.

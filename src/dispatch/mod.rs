@@ -45,7 +45,7 @@ use crate::store::{
 };
 use crate::window::Hours;
 use guard::WindowGuard;
-use recorder::Recorder;
+use recorder::{OutcomeSender, Recorder};
 
 /// Consecutive failed submissions (no success in between) that pause the campaign.
 const BREAKER_THRESHOLD: u32 = 50;
@@ -106,6 +106,8 @@ pub struct Route {
     /// requests leave, a message of `n` parts counting `n`.
     parts_limiter: Option<DefaultDirectRateLimiter>,
     parts_guard: Option<WindowGuard>,
+    /// The gateway's limit in requests (`requests_per_second`): a batch counts one.
+    requests: Option<DefaultDirectRateLimiter>,
 }
 
 /// Seconds to ramp from half the rate back to the full rate after a throttle.
@@ -118,13 +120,14 @@ impl Route {
         let parts_limiter = gateway.sms_per_second().map(self::limiter);
         let parts_guard = gateway.sms_per_second().map(WindowGuard::new);
         Self {
-            gateway,
             limiter,
             hold_until: Mutex::new(None),
             slowdown: std::sync::Mutex::new((1.0, Instant::now())),
             guard,
             parts_limiter,
             parts_guard,
+            requests: gateway.requests_per_second().map(self::limiter),
+            gateway,
         }
     }
 
@@ -178,6 +181,14 @@ impl Routes {
             .collect()
     }
     /// The route a message to `carrier` takes (the default when `[routing]` names none).
+    /// The most recipients any of the gateways takes per request (1: none batches).
+    fn largest_batch(&self) -> usize {
+        std::iter::once(&self.default)
+            .chain(self.by_carrier.values())
+            .map(|r| r.gateway.batch_size())
+            .max()
+            .unwrap_or(1)
+    }
     pub fn for_carrier(&self, carrier: &str) -> &Arc<Route> {
         self.by_carrier.get(carrier).unwrap_or(&self.default)
     }
@@ -276,31 +287,144 @@ impl Halted {
 /// A send task's row, for when the task dies: (delivery id, attempt number, gateway).
 type InSend = (i64, i64, String);
 
+/// What a send task needs to turn a gateway's answer into a row's outcome.
+struct SendCtx {
+    max_attempts: i64,
+    recorder: OutcomeSender,
+    counters: Arc<Counters>,
+    halt: Arc<Mutex<Option<Stop>>>,
+    halted: Arc<Halted>,
+}
+
+impl SendCtx {
+    /// The outcome of `row`'s request: classified, counted, and tripping the breaker or
+    /// the same-answer pause when the answers say the gateway (not the recipient) is wrong.
+    async fn outcome(
+        &self,
+        route: &Route,
+        row: Claimed,
+        result: std::result::Result<crate::gateway::Accepted, SubmitError>,
+        started_ms: i64,
+        latency_ms: i64,
+    ) -> Outcome {
+        let counters = &*self.counters;
+        let attempt_no = row.attempts + 1;
+        let (kind, error) = match &result {
+            Ok(a) => {
+                counters.submitted.fetch_add(1, Ordering::Relaxed);
+                counters.consecutive_failures.store(0, Ordering::Relaxed);
+                counters.same_answer(None);
+                counters.settled(row.id);
+                (
+                    OutcomeKind::Submitted {
+                        gateway_id: a.gateway_id.clone(),
+                    },
+                    None,
+                )
+            }
+            Err(e) => {
+                let failures = counters
+                    .consecutive_failures
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                let same = counters.same_answer(Some(e));
+                let kind = classify(
+                    e,
+                    &row,
+                    self.max_attempts,
+                    route.gateway.dedups_by_reference(),
+                    route,
+                    counters,
+                )
+                .await;
+                let (halt, halted) = (&self.halt, &self.halted);
+                if let SubmitError::Unusable { reason, .. } = e {
+                    trip(counters, halted, halt, reason.clone()).await;
+                } else if let Some((answer, run)) = same
+                    && run >= SAME_ANSWER_THRESHOLD
+                    && matches!(
+                        e,
+                        SubmitError::Permanent { .. }
+                            | SubmitError::InDoubt { .. }
+                            | SubmitError::NotOurs { .. }
+                    )
+                {
+                    trip(counters, halted, halt, format!(
+                        "the gateway gave the same answer {run} times in a row ({answer}): {e}; check the gateway and its settings, then `smscast campaign resume`"
+                    ))
+                    .await;
+                } else if failures >= u64::from(BREAKER_THRESHOLD)
+                    && !matches!(
+                        e,
+                        SubmitError::Permanent { .. } | SubmitError::NotOurs { .. }
+                    )
+                {
+                    trip(counters, halted, halt, format!(
+                        "{failures} submissions in a row failed (last: {e}); check the gateway, then `smscast campaign resume`"
+                    ))
+                    .await;
+                }
+                (kind, Some(e.to_string()))
+            }
+        };
+        crate::observe::submission(
+            route.gateway.name(),
+            kind.label(),
+            Duration::from_millis(latency_ms.max(0) as u64),
+        );
+        Outcome {
+            delivery_id: row.id,
+            attempt_no,
+            started_ms,
+            latency_ms,
+            http_status: match &result {
+                Ok(a) => Some(i64::from(a.http_status)),
+                Err(e) => e.http_status().map(i64::from),
+            },
+            gateway: route.gateway.name().to_string(),
+            gateway_code: result
+                .as_ref()
+                .err()
+                .and_then(|e| e.code())
+                .map(str::to_string),
+            kind,
+            error,
+            text: row.text,
+        }
+    }
+}
+
+/// A batch being filled for one gateway: its route, rows, and its last row's turn.
+type Filling = (Arc<Route>, Vec<(Claimed, OwnedSemaphorePermit)>, Instant);
+
 /// A row's turn to send: its send permit, and when its pace came.
 struct Turn {
     permit: OwnedSemaphorePermit,
     at: Instant,
 }
 
-/// The send tasks, and the row each one is sending.
+/// The send tasks, and the rows each one is sending (several for a batch request).
 #[derive(Default)]
 struct Sends {
     set: JoinSet<()>,
-    rows: HashMap<tokio::task::Id, InSend>,
+    rows: HashMap<tokio::task::Id, Vec<InSend>>,
 }
 
 impl Sends {
-    /// Forgets a task that ended; returns its row and the reason if it died.
+    /// Forgets a task that ended; returns its rows and the reason if it died.
     fn settle(
         &mut self,
         done: std::result::Result<(tokio::task::Id, ()), tokio::task::JoinError>,
-    ) -> Option<(InSend, String)> {
+    ) -> Vec<(InSend, String)> {
         let (id, failed) = match done {
             Ok((id, ())) => (id, None),
             Err(e) => (e.id(), Some(e)),
         };
-        let row = self.rows.remove(&id)?;
-        Some((row, failed?.to_string()))
+        let rows = self.rows.remove(&id).unwrap_or_default();
+        match failed {
+            Some(e) => rows.into_iter().map(|r| (r, e.to_string())).collect(),
+            None => Vec::new(),
+        }
     }
 }
 
@@ -439,7 +563,20 @@ impl Dispatcher {
         opts: Options,
         counters: Arc<Counters>,
     ) -> Self {
+        let mut opts = opts;
         let rate = opts.rate;
+        // A gateway that takes many recipients per request needs a batch's worth of permits
+        // for each request, and a second batch's while the first is out: the concurrency (and
+        // with it what a crash may leave in doubt) is raised to two batches, and said so.
+        let batch = routes.largest_batch();
+        if batch > 1 && opts.concurrency < 2 * batch {
+            eprintln!(
+                "gateway batches of {batch} recipients: concurrency raised from {} to {} (a crash leaves at most that many in doubt)",
+                opts.concurrency,
+                2 * batch
+            );
+            opts.concurrency = 2 * batch;
+        }
         let concurrency = opts.concurrency.max(1);
         // A group is paced, then marked (in the recorder's next commit, beside the outcomes
         // it settles), then sent: about 20 ms of traffic at the allowed rate, so its requests
@@ -450,6 +587,8 @@ impl Dispatcher {
         // whatever the group size, a crash leaves at most the concurrency in doubt.
         let most = (concurrency / 2).max(1);
         let mark_batch = match rate {
+            // A batching gateway's group is one request.
+            _ if batch > 1 => batch,
             Some(r) => ((r / 50.0) as usize).clamp(1, most),
             None => most,
         };
@@ -500,6 +639,12 @@ impl Dispatcher {
             },
             template: template.ok().filter(|t| t.is_personalised()),
         }
+    }
+
+    /// Requests in flight at once: the asked concurrency, or two batches for a gateway that
+    /// takes many recipients per request.
+    pub fn concurrency(&self) -> usize {
+        self.opts.concurrency
     }
 
     pub fn campaign(&self) -> &Campaign {
@@ -831,19 +976,44 @@ impl Dispatcher {
         // the same lag (the rest of the group's pace, and its mark): not bunched at the
         // gateway, where a bunch would meet the window guard and lose its slots.
         let lag = batch.first().map(|(_, t)| t.at.elapsed());
+        // Rows for a gateway that takes many recipients per request wait here for a full
+        // batch (or the group's end), by gateway; a batch leaves when its last row's turn came.
+        let mut batches: HashMap<String, Filling> = HashMap::new();
+        let leave_at = |route: &Route, at: Instant| match (&self.limiter, &route.limiter) {
+            (None, None) => Instant::now(),
+            _ => at + lag.unwrap_or_default(),
+        };
         for (row, turn) in batch {
             if !go {
                 unsent.push(row.id);
                 unsent_permits.push(turn.permit);
                 continue;
             }
-            let route = self.routes.for_carrier(&row.carrier).clone();
-            let leave = match (&self.limiter, &route.limiter) {
-                (None, None) => Instant::now(),
-                _ => turn.at + lag.unwrap_or_default(),
-            };
-            self.spawn_send(route, row, turn.permit, leave);
             sent += 1;
+            let route = self.routes.for_carrier(&row.carrier).clone();
+            let size = route.gateway.batch_size();
+            if size <= 1 {
+                self.spawn_request(
+                    route.clone(),
+                    vec![(row, turn.permit)],
+                    leave_at(&route, turn.at),
+                );
+                continue;
+            }
+            let name = route.gateway.name().to_string();
+            let (_, rows, last) = batches
+                .entry(name.clone())
+                .or_insert_with(|| (route.clone(), Vec::new(), turn.at));
+            rows.push((row, turn.permit));
+            *last = turn.at;
+            if rows.len() >= size
+                && let Some((route, rows, last)) = batches.remove(&name)
+            {
+                self.spawn_request(route.clone(), rows, leave_at(&route, last));
+            }
+        }
+        for (route, rows, last) in batches.into_values() {
+            self.spawn_request(route.clone(), rows, leave_at(&route, last));
         }
         if !unsent.is_empty() {
             self.store
@@ -1097,140 +1267,94 @@ impl Dispatcher {
         }
     }
 
-    fn spawn_send(
+    /// Sends one request: a row, or a batch of rows for a gateway that takes many recipients
+    /// per request. Each row keeps its permit until its outcome is committed.
+    fn spawn_request(
         &self,
         route: Arc<Route>,
-        row: Claimed,
-        permit: OwnedSemaphorePermit,
+        rows: Vec<(Claimed, OwnedSemaphorePermit)>,
         leave: Instant,
     ) {
         let campaign_id = self.campaign.id;
-        let parts = self.parts(&route, &row);
-        let personal = row.text.clone();
-        let unicode = unicode(&self.campaign, personal.as_deref());
-        let text = personal.clone().unwrap_or_else(|| self.plain_text.clone());
+        let parts: u32 = rows.iter().map(|(r, _)| self.parts(&route, r)).sum();
+        let texts: Vec<(String, bool)> = rows
+            .iter()
+            .map(|(row, _)| {
+                let unicode = unicode(&self.campaign, row.text.as_deref());
+                let text = row.text.clone().unwrap_or_else(|| self.plain_text.clone());
+                (text, unicode)
+            })
+            .collect();
         let from = self.campaign.sender.clone();
-        let max_attempts = self.campaign.max_attempts;
-        let recorder = self.recorder.sender();
-        let counters = self.counters.clone();
-        let halt = self.halt.clone();
-        let halted = self.halted.clone();
+        let ctx = SendCtx {
+            max_attempts: self.campaign.max_attempts,
+            recorder: self.recorder.sender(),
+            counters: self.counters.clone(),
+            halt: self.halt.clone(),
+            halted: self.halted.clone(),
+        };
         let guard = self.guard.clone();
         let store = self.store.clone();
-        let in_send = (row.id, row.attempts + 1, route.gateway.name().to_string());
+        let in_send: Vec<InSend> = rows
+            .iter()
+            .map(|(row, _)| (row.id, row.attempts + 1, route.gateway.name().to_string()))
+            .collect();
+        let n = u32::try_from(rows.len()).unwrap_or(u32::MAX);
         let mut sends = self.sends.lock().expect("not poisoned");
         let task = sends.set.spawn(async move {
             // (Under a millisecond, the timer could not keep the spacing anyway.)
             if leave > Instant::now() + Duration::from_millis(1) {
                 tokio::time::sleep_until(leave.into()).await;
             }
+            // A batch counts every recipient against the rates; one larger than a rate's
+            // second goes alone in an empty window.
             if let Some(g) = &guard {
-                g.admit().await;
+                g.admit_n(n).await;
             }
             if let Some(g) = &route.guard {
-                g.admit().await;
+                g.admit_n(n).await;
             }
             if let Some(g) = &route.parts_guard {
                 g.admit_n(parts).await;
             }
-            let reference = store.reference(campaign_id, row.id);
-            let attempt_no = row.attempts + 1;
+            if let Some(l) = &route.requests {
+                l.until_ready().await;
+            }
+            let references: Vec<String> = rows
+                .iter()
+                .map(|(row, _)| store.reference(campaign_id, row.id))
+                .collect();
+            let sms: Vec<OutboundSms> = rows
+                .iter()
+                .zip(&references)
+                .zip(&texts)
+                .map(|(((row, _), reference), (text, unicode))| OutboundSms {
+                    reference,
+                    to: &row.msisdn,
+                    from: &from,
+                    text,
+                    unicode: *unicode,
+                })
+                .collect();
             let started_ms = now_ms();
             let started = Instant::now();
             crate::observe::submitting(route.gateway.name());
-            let result = route
-                .gateway
-                .submit(&OutboundSms {
-                    reference: &reference,
-                    to: &row.msisdn,
-                    from: &from,
-                    text: &text,
-                    unicode,
-                })
-                .await;
+            // A batching gateway takes even one recipient through its batch request.
+            let results = match sms.as_slice() {
+                [one] if route.gateway.batch_size() <= 1 => vec![route.gateway.submit(one).await],
+                many => route.gateway.submit_batch(many).await,
+            };
             let latency_ms = started.elapsed().as_millis() as i64;
-            let dedups = route.gateway.dedups_by_reference();
-            let (kind, error) = match &result {
-                Ok(a) => {
-                    counters.submitted.fetch_add(1, Ordering::Relaxed);
-                    counters.consecutive_failures.store(0, Ordering::Relaxed);
-                    counters.same_answer(None);
-                    counters.settled(row.id);
-                    (
-                        OutcomeKind::Submitted {
-                            gateway_id: a.gateway_id.clone(),
-                        },
-                        None,
-                    )
-                }
-                Err(e) => {
-                    let failures = counters
-                        .consecutive_failures
-                        .fetch_add(1, Ordering::Relaxed)
-                        + 1;
-                    let same = counters.same_answer(Some(e));
-                    let kind = classify(
-                        e,
-                        row.id,
-                        attempt_no,
-                        max_attempts,
-                        dedups,
-                        &route,
-                        &counters,
-                    )
+            drop(sms);
+            for ((row, permit), result) in rows.into_iter().zip(results) {
+                let outcome = ctx
+                    .outcome(&route, row, result, started_ms, latency_ms)
                     .await;
-                    if let SubmitError::Unusable { reason, .. } = e {
-                        trip(&counters, &halted, &halt, reason.clone()).await;
-                    } else if let Some((answer, run)) = same
-                        && run >= SAME_ANSWER_THRESHOLD
-                        && matches!(
-                            e,
-                            SubmitError::Permanent { .. } | SubmitError::InDoubt { .. }
-                        )
-                    {
-                        trip(&counters, &halted, &halt, format!(
-                            "the gateway gave the same answer {run} times in a row ({answer}): {e}; check the gateway and its settings, then `smscast campaign resume`"
-                        ))
-                        .await;
-                    } else if failures >= u64::from(BREAKER_THRESHOLD)
-                        && !matches!(e, SubmitError::Permanent { .. })
-                    {
-                        trip(&counters, &halted, &halt, format!(
-                            "{failures} submissions in a row failed (last: {e}); check the gateway, then `smscast campaign resume`"
-                        ))
-                        .await;
-                    }
-                    (kind, Some(e.to_string()))
-                }
-            };
-            crate::observe::submission(
-                route.gateway.name(),
-                kind.label(),
-                Duration::from_millis(latency_ms.max(0) as u64),
-            );
-            let outcome = Outcome {
-                delivery_id: row.id,
-                attempt_no,
-                started_ms,
-                latency_ms,
-                http_status: match &result {
-                    Ok(a) => Some(i64::from(a.http_status)),
-                    Err(e) => e.http_status().map(i64::from),
-                },
-                gateway: route.gateway.name().to_string(),
-                gateway_code: result
-                    .as_ref()
-                    .err()
-                    .and_then(|e| e.code())
-                    .map(str::to_string),
-                kind,
-                error,
-                text: personal,
-            };
-            // The recorder outlives every send task; a closed channel means the process is
-            // going down and the row stays `sending`, in doubt — which is the truth. The
-            // permit goes back once the outcome is committed.
-            let _ = recorder.send_holding(outcome, Some(permit)).await;
+                // The recorder outlives every send task; a closed channel means the process
+                // is going down and the row stays `sending`, in doubt — which is the truth.
+                // The permit goes back once the outcome is committed.
+                let _ = ctx.recorder.send_holding(outcome, Some(permit)).await;
+            }
         });
         sends.rows.insert(task.id(), in_send);
     }
@@ -1349,7 +1473,7 @@ impl Dispatcher {
         let mut sends = std::mem::take(&mut *self.sends.lock().expect("not poisoned"));
         let mut lost = Vec::new();
         while let Some(done) = sends.set.join_next_with_id().await {
-            lost.extend(sends.settle(done).map(|l| self.lost(l)));
+            lost.extend(sends.settle(done).into_iter().map(|l| self.lost(l)));
         }
         self.record_lost(lost).await?;
         self.recorder
@@ -1367,13 +1491,13 @@ impl Dispatcher {
 /// Turns a failed submission into what happens to the row next.
 async fn classify(
     e: &SubmitError,
-    delivery: i64,
-    attempt_no: i64,
+    row: &Claimed,
     max_attempts: i64,
     dedups: bool,
     route: &Route,
     counters: &Counters,
 ) -> OutcomeKind {
+    let (delivery, attempt_no) = (row.id, row.attempts + 1);
     let retry = |delay: Duration| {
         counters.retried.fetch_add(1, Ordering::Relaxed);
         OutcomeKind::Retry {
@@ -1550,19 +1674,28 @@ mod tests {
             reason: "HTTP 401".into(),
             http_status: Some(401),
         };
+        // Row `id` at its attempt `n`.
+        let row = |id: i64, n: i64| Claimed {
+            id,
+            msisdn: "84912345678".into(),
+            carrier: "viettel".into(),
+            district: None,
+            attempts: n - 1,
+            text: None,
+        };
         let retried = |k: &OutcomeKind| matches!(k, OutcomeKind::Retry { .. });
         // max_attempts 2: five throttles and an unusable answer cost nothing, then two 503s.
         for n in 1..=5 {
-            let k = classify(&transient(429), 7, n, 2, false, &route, &c).await;
+            let k = classify(&transient(429), &row(7, n), 2, false, &route, &c).await;
             assert!(retried(&k), "throttle {n}: {k:?}");
         }
         assert!(retried(
-            &classify(&unusable, 7, 6, 2, false, &route, &c).await
+            &classify(&unusable, &row(7, 6), 2, false, &route, &c).await
         ));
         assert!(retried(
-            &classify(&transient(503), 7, 7, 2, false, &route, &c).await
+            &classify(&transient(503), &row(7, 7), 2, false, &route, &c).await
         ));
-        let k = classify(&transient(503), 7, 8, 2, false, &route, &c).await;
+        let k = classify(&transient(503), &row(7, 8), 2, false, &route, &c).await;
         assert!(matches!(k, OutcomeKind::GaveUp), "{k:?}");
         // In-doubt resends through a deduplicating gateway are capped by max_attempts too.
         let doubt = SubmitError::InDoubt {
@@ -1570,8 +1703,8 @@ mod tests {
             http_status: None,
             code: None,
         };
-        assert!(retried(&classify(&doubt, 8, 1, 2, true, &route, &c).await));
-        let k = classify(&doubt, 8, 2, 2, true, &route, &c).await;
+        assert!(retried(&classify(&doubt, &row(8, 1), 2, true, &route, &c).await));
+        let k = classify(&doubt, &row(8, 2), 2, true, &route, &c).await;
         assert!(matches!(k, OutcomeKind::InDoubt), "{k:?}");
     }
 
