@@ -645,6 +645,10 @@ pub struct SimulateArgs {
     /// Reject numbers ending with this suffix permanently (error 21211); repeatable
     #[arg(long)]
     pub reject_suffix: Vec<String>,
+    /// Numbers (84…, or prefixes of them) ported to another carrier: the batch endpoint
+    /// answers them "not our subscriber" (code 133); repeatable
+    #[arg(long)]
+    pub ported: Vec<String>,
     /// Answer 429 with Retry-After above this many requests per second
     #[arg(long)]
     pub max_rps: Option<u32>,

@@ -686,28 +686,42 @@ fn check_dlr_url(name: &str, format: &str, url: &str) -> Result<()> {
     Ok(())
 }
 
+/// The `[routing]` key for numbers their prefix's carrier says are not its subscribers (ported
+/// away): they are sent once more through this route (else the default route).
+pub const PORTED: &str = "ported";
+
 /// The keys of `[routing]` and `[prices]`, checked and in the stored form: `default` or a
 /// carrier as [`Carrier::as_str`] spells it (any case is accepted). A typo would otherwise
 /// silently send that carrier to the default route (or price), so it is refused.
+/// `[routing]` also takes `ported`: where a number goes once its carrier's gateway answered
+/// "not our subscriber" (see [`PORTED`]).
 fn carrier_keys<V>(section: &str, map: BTreeMap<String, V>) -> Result<BTreeMap<String, V>> {
     let mut out = BTreeMap::new();
+    let extra: &[&str] = if section == "[routing]" {
+        &["default", PORTED]
+    } else {
+        &["default"]
+    };
     for (key, value) in map {
         let name = match key.trim().parse::<Carrier>() {
             Ok(c) => c.as_str().to_string(),
-            Err(_) if key.trim().eq_ignore_ascii_case("default") => "default".to_string(),
-            Err(_) => {
-                let known = Carrier::ALL.map(|c| c.as_str());
-                let hint = crate::commands::did_you_mean(
-                    &key.trim().to_lowercase(),
-                    known.iter().copied().chain(["default"]),
-                )
-                .map(|s| format!(" (did you mean {s}?)"))
-                .unwrap_or_default();
-                bail!(
-                    "{section} names {key:?}, which is not a carrier{hint}: use one of {}, or default",
-                    known.join(", ")
-                );
-            }
+            Err(_) => match extra.iter().find(|e| key.trim().eq_ignore_ascii_case(e)) {
+                Some(e) => e.to_string(),
+                None => {
+                    let known = Carrier::ALL.map(|c| c.as_str());
+                    let hint = crate::commands::did_you_mean(
+                        &key.trim().to_lowercase(),
+                        known.iter().chain(extra).copied(),
+                    )
+                    .map(|s| format!(" (did you mean {s}?)"))
+                    .unwrap_or_default();
+                    bail!(
+                        "{section} names {key:?}, which is not a carrier{hint}: use one of {}, or {}",
+                        known.join(", "),
+                        extra.join(" or ")
+                    );
+                }
+            },
         };
         if out.insert(name.clone(), value).is_some() {
             bail!("{section} gives {name} twice (names are compared without case): keep one");

@@ -135,3 +135,71 @@ fn killed_mid_batch_ten_times_nobody_gets_two_and_doubt_stays_within_two_batches
     assert_eq!(r["by_state"]["submitted"], numbers.len(), "{r}");
     assert_eq!(r["possible_duplicates"], 0, "{r}");
 }
+
+#[test]
+fn a_ported_number_goes_once_more_through_the_ported_route() {
+    let env = Env::new("batch-ported");
+    let sim = Sim::start(&[]);
+    let numbers = campaign(&env, &sim, 400, "100000");
+    // Every number in one prefix has moved to another carrier: the aggregator refuses them.
+    let prefix = &numbers[0][..5];
+    let ported: Vec<&String> = numbers.iter().filter(|n| n.starts_with(prefix)).collect();
+    drop(sim);
+    let sim = Sim::start(&["--ported", prefix]);
+    let routed = |ported_route: &str| {
+        esms_config(&env, &sim);
+        let mut text = std::fs::read_to_string(env.path("smscast.toml")).unwrap();
+        text.push_str(&format!(
+            "\n[gateways.sim]\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"ACtest\"\nauth_token = \"secret\"\n\n[routing]\ndefault = \"esms\"\n{ported_route}\n",
+            sim.url
+        ));
+        std::fs::write(env.path("smscast.toml"), text).unwrap();
+    };
+
+    // No route for ported numbers: the default (the aggregator itself) has nowhere else to go.
+    routed("");
+    env.ok(&["send", "june", "--plain"]);
+    let r = report(&env);
+    assert_eq!(r["by_state"]["rejected"], ported.len(), "{r}");
+    let history = env.json(&["lookup", ported[0], "--json"]).to_string();
+    assert!(
+        history.contains("no other route for ported numbers: set [routing] ported"),
+        "{history}"
+    );
+
+    // With `[routing] ported = "sim"`, a new campaign's ported numbers go there, once.
+    routed("ported = \"sim\"");
+    let msg = env.message();
+    env.ok(&[
+        "campaign",
+        "create",
+        "july",
+        "--list",
+        "la",
+        "--message",
+        &msg,
+        "--hours",
+        "00:00-24:00",
+        "--rate",
+        "100000",
+        "--cap-hours",
+        "0",
+    ]);
+    env.ok(&["send", "july", "--plain"]);
+    let r = env.json(&["report", "july", "--json"]);
+    assert_eq!(r["by_state"]["submitted"], numbers.len(), "{r}");
+    let got = sim.recipients();
+    assert!(
+        numbers
+            .iter()
+            .all(|n| got.get(n) == Some(&2) || got.get(n) == Some(&1)),
+        "everyone reached"
+    );
+    // june reached the others, july everyone: the ported numbers only once (july's re-route).
+    assert!(ported.iter().all(|n| got[*n] == 1), "ported numbers once");
+    let history = env.json(&["lookup", ported[0], "--json"]).to_string();
+    assert!(
+        history.contains("sent again through gateway \\\"sim\\\""),
+        "{history}"
+    );
+}

@@ -542,6 +542,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit> {
                 hang: args.hang_rate,
                 hang_for: Duration::from_millis(args.hang_ms),
                 reject_suffixes: args.reject_suffix,
+                ported: args.ported,
                 jitter: Duration::from_millis(args.jitter_ms),
                 ..Default::default()
             },

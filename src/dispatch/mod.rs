@@ -192,6 +192,11 @@ impl Routes {
     pub fn for_carrier(&self, carrier: &str) -> &Arc<Route> {
         self.by_carrier.get(carrier).unwrap_or(&self.default)
     }
+    /// Where a number goes once its carrier's gateway said it is not its subscriber:
+    /// `[routing] ported`, else the default route.
+    pub fn ported(&self) -> &Arc<Route> {
+        self.for_carrier(crate::config::PORTED)
+    }
     fn all_dedup(&self) -> bool {
         self.default.gateway.dedups_by_reference()
             && self
@@ -290,6 +295,8 @@ type InSend = (i64, i64, String);
 /// What a send task needs to turn a gateway's answer into a row's outcome.
 struct SendCtx {
     max_attempts: i64,
+    /// The gateway of the `ported` route.
+    ported: String,
     recorder: OutcomeSender,
     counters: Arc<Counters>,
     halt: Arc<Mutex<Option<Stop>>>,
@@ -328,6 +335,7 @@ impl SendCtx {
                     .fetch_add(1, Ordering::Relaxed)
                     + 1;
                 let same = counters.same_answer(Some(e));
+                let was_rerouted = counters.is_rerouted(row.id);
                 let kind = classify(
                     e,
                     &row,
@@ -335,6 +343,7 @@ impl SendCtx {
                     route.gateway.dedups_by_reference(),
                     route,
                     counters,
+                    &self.ported,
                 )
                 .await;
                 let (halt, halted) = (&self.halt, &self.halted);
@@ -364,7 +373,24 @@ impl SendCtx {
                     ))
                     .await;
                 }
-                (kind, Some(e.to_string()))
+                let error = match (e, &kind) {
+                    (SubmitError::NotOurs { .. }, OutcomeKind::Retry { .. }) => {
+                        format!(
+                            "{e}; sent again through gateway {:?} (the ported route)",
+                            self.ported
+                        )
+                    }
+                    (SubmitError::NotOurs { .. }, _) if was_rerouted => {
+                        format!("{e}; the ported route's gateway said so too")
+                    }
+                    (SubmitError::NotOurs { .. }, _) => {
+                        format!(
+                            "{e}; no other route for ported numbers: set [routing] ported = \"GATEWAY\" (one that reaches every carrier) and `smscast campaign resume`"
+                        )
+                    }
+                    _ => e.to_string(),
+                };
+                (kind, Some(error))
             }
         };
         crate::observe::submission(
@@ -450,6 +476,10 @@ pub struct Counters {
     /// are taken off here. Entries go when the row settles; a restart forgets them (the
     /// message may then give up earlier, never later).
     free_tries: std::sync::Mutex<HashMap<i64, i64>>,
+    /// Deliveries whose carrier's gateway answered "not our subscriber": they go once more,
+    /// through the `ported` route. A restart forgets them (the first gateway is asked again,
+    /// which sends nothing and costs no attempt).
+    rerouted: std::sync::Mutex<std::collections::HashSet<i64>>,
     /// Set when this worker paused the campaign itself (breaker, or an unusable gateway).
     tripped: AtomicBool,
 }
@@ -507,6 +537,17 @@ impl Counters {
             .lock()
             .expect("not poisoned")
             .remove(&delivery);
+        self.rerouted
+            .lock()
+            .expect("not poisoned")
+            .remove(&delivery);
+    }
+
+    fn is_rerouted(&self, delivery: i64) -> bool {
+        self.rerouted
+            .lock()
+            .expect("not poisoned")
+            .contains(&delivery)
     }
 }
 
@@ -638,6 +679,16 @@ impl Dispatcher {
                 _ => campaign_text,
             },
             template: template.ok().filter(|t| t.is_personalised()),
+        }
+    }
+
+    /// The route of `row`: by its carrier, or the `ported` route once its carrier's gateway
+    /// said the number is not its subscriber.
+    fn route(&self, row: &Claimed) -> &Arc<Route> {
+        if self.counters.is_rerouted(row.id) {
+            self.routes.ported()
+        } else {
+            self.routes.for_carrier(&row.carrier)
         }
     }
 
@@ -990,7 +1041,7 @@ impl Dispatcher {
                 continue;
             }
             sent += 1;
-            let route = self.routes.for_carrier(&row.carrier).clone();
+            let route = self.route(&row).clone();
             let size = route.gateway.batch_size();
             if size <= 1 {
                 self.spawn_request(
@@ -1041,7 +1092,7 @@ impl Dispatcher {
                 }
             }
             .expect("semaphore open");
-            let route = self.routes.for_carrier(&row.carrier);
+            let route = self.route(row);
             self.pace(route, self.parts(route, row)).await;
             turns.push(Turn {
                 permit,
@@ -1288,6 +1339,7 @@ impl Dispatcher {
         let from = self.campaign.sender.clone();
         let ctx = SendCtx {
             max_attempts: self.campaign.max_attempts,
+            ported: self.routes.ported().gateway.name().to_string(),
             recorder: self.recorder.sender(),
             counters: self.counters.clone(),
             halt: self.halt.clone(),
@@ -1496,6 +1548,7 @@ async fn classify(
     dedups: bool,
     route: &Route,
     counters: &Counters,
+    ported: &str,
 ) -> OutcomeKind {
     let (delivery, attempt_no) = (row.id, row.attempts + 1);
     let retry = |delay: Duration| {
@@ -1505,7 +1558,19 @@ async fn classify(
         }
     };
     match e {
-        // TODO(lead): re-route
+        // Not this carrier's subscriber (ported away): once more through the ported route,
+        // at no attempt's cost, when that is another gateway; else final like any refusal.
+        SubmitError::NotOurs { .. }
+            if route.gateway.name() != ported && !counters.is_rerouted(delivery) =>
+        {
+            counters
+                .rerouted
+                .lock()
+                .expect("not poisoned")
+                .insert(delivery);
+            counters.free_try(delivery);
+            retry(Duration::ZERO)
+        }
         SubmitError::Permanent { .. } | SubmitError::NotOurs { .. } => {
             counters.settled(delivery);
             counters.rejected.fetch_add(1, Ordering::Relaxed);
@@ -1686,16 +1751,16 @@ mod tests {
         let retried = |k: &OutcomeKind| matches!(k, OutcomeKind::Retry { .. });
         // max_attempts 2: five throttles and an unusable answer cost nothing, then two 503s.
         for n in 1..=5 {
-            let k = classify(&transient(429), &row(7, n), 2, false, &route, &c).await;
+            let k = classify(&transient(429), &row(7, n), 2, false, &route, &c, "other").await;
             assert!(retried(&k), "throttle {n}: {k:?}");
         }
         assert!(retried(
-            &classify(&unusable, &row(7, 6), 2, false, &route, &c).await
+            &classify(&unusable, &row(7, 6), 2, false, &route, &c, "other").await
         ));
         assert!(retried(
-            &classify(&transient(503), &row(7, 7), 2, false, &route, &c).await
+            &classify(&transient(503), &row(7, 7), 2, false, &route, &c, "other").await
         ));
-        let k = classify(&transient(503), &row(7, 8), 2, false, &route, &c).await;
+        let k = classify(&transient(503), &row(7, 8), 2, false, &route, &c, "other").await;
         assert!(matches!(k, OutcomeKind::GaveUp), "{k:?}");
         // In-doubt resends through a deduplicating gateway are capped by max_attempts too.
         let doubt = SubmitError::InDoubt {
@@ -1703,8 +1768,10 @@ mod tests {
             http_status: None,
             code: None,
         };
-        assert!(retried(&classify(&doubt, &row(8, 1), 2, true, &route, &c).await));
-        let k = classify(&doubt, &row(8, 2), 2, true, &route, &c).await;
+        assert!(retried(
+            &classify(&doubt, &row(8, 1), 2, true, &route, &c, "other").await
+        ));
+        let k = classify(&doubt, &row(8, 2), 2, true, &route, &c, "other").await;
         assert!(matches!(k, OutcomeKind::InDoubt), "{k:?}");
     }
 
