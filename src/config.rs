@@ -954,6 +954,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.routing.keys().collect::<Vec<_>>(), ["default", "viettel"]);
+        // `ported` is a route, not a carrier: [routing] takes it, [prices] does not.
+        let gw = "[gateways.x]\nkind = \"kannel\"\nurl = \"http://127.0.0.1:13013/cgi-bin/sendsms\"\nusername = \"u\"\n";
+        let c = Config::parse(&format!("{gw}[routing]\nPorted = \"x\"\n")).unwrap();
+        assert_eq!(c.routing.keys().collect::<Vec<_>>(), ["ported"]);
+        let err = Config::parse(&format!("{gw}[prices]\ncurrency = \"VND\"\nported = 1.0\n"))
+            .unwrap_err();
+        assert!(err.to_string().contains("\"ported\""), "{err}");
     }
 
     #[test]
