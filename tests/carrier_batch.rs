@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{Env, Sim, signal};
@@ -81,9 +80,10 @@ fn twenty_thousand_recipients_go_out_in_batches_of_500_each_exactly_once() {
     assert!(got.values().all(|n| *n == 1), "nobody got two");
     let stats = sim.stats();
     let requests = stats["requests"].as_u64().unwrap();
-    // 40 full batches; a group cut short by the permits free at the time makes a partial one.
+    eprintln!("requests for 20,000 recipients in batches of 500: {requests}");
+    // 40 full batches; the last claim's rows may end in a short one.
     assert!(
-        (40..=80).contains(&requests),
+        (40..=41).contains(&requests),
         "{requests} requests for 20,000 recipients in batches of 500"
     );
     let r = report(&env);
@@ -101,14 +101,22 @@ fn killed_mid_batch_ten_times_nobody_gets_two_and_doubt_stays_within_two_batches
     let deadline = Instant::now() + Duration::from_secs(180);
     while kills < 10 {
         assert!(Instant::now() < deadline, "the kill loop took too long");
-        let before = sim.accepted();
+        let log = env.path("send.log");
         let mut child = env
             .cmd()
             .args(["send", "june", "--plain"])
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.random_range(300..900)));
+        // Killed only once it has recovered the last kill's rows and started sending: on a
+        // loaded machine a start can take longer than the pause, and the simulator may still
+        // be booking the last kill's requests.
+        common::wait_for(Duration::from_secs(60), "send to start sending", || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("sending \"june\""))
+                || child.try_wait().unwrap().is_some()
+        });
+        let before = sim.accepted();
+        std::thread::sleep(Duration::from_millis(rng.random_range(200..700)));
         if child.try_wait().unwrap().is_some() {
             break;
         }

@@ -579,6 +579,8 @@ pub struct Dispatcher {
     halted: Arc<Halted>,
     /// Rows paced, then marked and sent, together: at most the concurrency.
     mark_batch: usize,
+    /// Whether a gateway takes many recipients per request.
+    batching: bool,
     claim_batch: u32,
     announced_wait: Option<i64>,
     /// The text to send when the message has no placeholders.
@@ -637,6 +639,11 @@ impl Dispatcher {
             Some(r) => ((r * 2.0) as u32).clamp(mark_batch as u32, 4_096),
             None => 4_096,
         };
+        // Whole batches per claim: a claim's remainder would go as a short request.
+        let claim_batch = match batch {
+            1 => claim_batch,
+            b => (claim_batch / b as u32).max(1) * b as u32,
+        };
         let permits = Arc::new(Semaphore::new(concurrency));
         let recorder = Recorder::start(store.clone(), opts.worker_id.clone(), permits.clone());
         let campaign_text = campaign.message_text.clone();
@@ -661,6 +668,7 @@ impl Dispatcher {
             halt: Arc::new(Mutex::new(None)),
             halted: Arc::new(Halted::default()),
             mark_batch,
+            batching: batch > 1,
             claim_batch,
             announced_wait: None,
             launcher: None,
@@ -1083,7 +1091,9 @@ impl Dispatcher {
     async fn pace_group(&self, group: &[Claimed]) -> Vec<Turn> {
         let mut turns = Vec::with_capacity(group.len());
         for row in group {
-            let permit = if turns.is_empty() {
+            // A batching gateway's group is one request: it waits for every permit, since a
+            // short batch would cost a whole request (aggregators count requests).
+            let permit = if turns.is_empty() || self.mark_batch > 1 && self.batching {
                 self.permits.clone().acquire_owned().await
             } else {
                 match self.permits.clone().try_acquire_owned() {
