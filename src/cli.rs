@@ -438,7 +438,8 @@ pub struct SendArgs {
     /// Messages per second for this run (lower than the campaign's; never higher)
     #[arg(long, value_parser = crate::config::parse_rate)]
     pub rate: Option<f64>,
-    /// Requests in flight at once [default: defaults.concurrency, 32]
+    /// Messages in flight at once: also the most a crash can leave in doubt [default:
+    /// defaults.concurrency, 32; at least two batches for a gateway with `batch_size`]
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Outside the sending window, exit saying when to resume instead of waiting
