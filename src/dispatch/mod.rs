@@ -1703,7 +1703,9 @@ mod tests {
             http_status: None,
             code: None,
         };
-        assert!(retried(&classify(&doubt, &row(8, 1), 2, true, &route, &c).await));
+        assert!(retried(
+            &classify(&doubt, &row(8, 1), 2, true, &route, &c).await
+        ));
         let k = classify(&doubt, &row(8, 2), 2, true, &route, &c).await;
         assert!(matches!(k, OutcomeKind::InDoubt), "{k:?}");
     }

@@ -9,6 +9,7 @@ mod campaigns;
 pub mod contract;
 pub mod handover;
 mod postgres;
+mod queue;
 mod receipts;
 mod reference;
 mod report_query;

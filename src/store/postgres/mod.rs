@@ -22,7 +22,6 @@ mod receipts;
 mod report;
 
 use super::*;
-use crate::audit;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -274,6 +273,37 @@ async fn record_in(
 
 crate::store::campaigns::launch_chunk_for!(sqlx::Postgres);
 crate::store::campaigns::campaigns_for!(sqlx::PgPool);
+crate::store::queue::queue_for!(
+    sqlx::Postgres,
+    sqlx::PgPool,
+    " FOR UPDATE",
+    " FOR UPDATE SKIP LOCKED"
+);
+
+/// "Is in the list bound as `param`" (an array).
+fn id_in(param: &str) -> String {
+    format!("= ANY({param})")
+}
+
+/// A list as [`id_in`] and [`rows`] bind it.
+fn list<T>(items: &[T]) -> &[T] {
+    items
+}
+
+/// The list bound as `param` (an array of `sql_type`) as a table of one column, `value`.
+fn rows(param: &str, sql_type: &str) -> String {
+    format!("UNNEST({param}::{sql_type}[]) AS l(value)")
+}
+
+/// One appender at a time across every process, until the transaction ends: the audit
+/// chain stays a line.
+async fn serialise_audit(tx: &mut Transaction<'static, Postgres>) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(AUDIT_LOCK)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
 
 /// The columns of a batch of outcomes, one bound array each, for `UNNEST`.
 #[derive(Default)]
@@ -361,36 +391,15 @@ impl Store for PostgresStore {
         &self,
         delivery_ids: &[i64],
     ) -> Result<Vec<(i64, Option<String>)>> {
-        Ok(sqlx::query_as(
-            "SELECT d.id, s.attributes FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
-             WHERE d.id = ANY($1)",
-        )
-        .bind(delivery_ids)
-        .fetch_all(&self.pool)
-        .await?)
+        queue::delivery_attributes(&self.pool, delivery_ids).await
     }
 
     async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64> {
-        let n = sqlx::query(
-            "INSERT INTO opt_outs (msisdn, source, created_ms)
-             SELECT m, $2, $3 FROM UNNEST($1::text[]) AS m ON CONFLICT DO NOTHING",
-        )
-        .bind(msisdns)
-        .bind(source)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n)
+        queue::add_opt_outs(&self.pool, msisdns, source).await
     }
 
     async fn remove_opt_outs(&self, msisdns: &[String]) -> Result<u64> {
-        let n = sqlx::query("DELETE FROM opt_outs WHERE msisdn = ANY($1)")
-            .bind(msisdns)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n)
+        queue::remove_opt_outs(&self.pool, msisdns).await
     }
 
     async fn create_campaign(&self, c: &NewCampaign) -> Result<i64> {
@@ -429,22 +438,11 @@ impl Store for PostgresStore {
     }
 
     async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT state, COUNT(*) FROM deliveries WHERE campaign_id = $1 GROUP BY state",
-        )
-        .bind(campaign_id)
-        .fetch_all(&self.pool)
-        .await?)
+        queue::state_counts(&self.pool, campaign_id).await
     }
 
     async fn in_flight_count(&self, campaign_id: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM deliveries
-             WHERE campaign_id = $1 AND state IN ('claimed', 'sending')",
-        )
-        .bind(campaign_id)
-        .fetch_one(&self.pool)
-        .await?)
+        queue::in_flight_count(&self.pool, campaign_id).await
     }
 
     async fn held_by_cap(&self, campaign_id: i64) -> Result<(i64, Option<i64>)> {
@@ -485,82 +483,8 @@ impl Store for PostgresStore {
         dead_workers: &[String],
         gateway_dedups: bool,
     ) -> Result<Recovered> {
-        let mut tx = self.tx().await?;
-        // SKIP LOCKED: a row locked now belongs to a live worker recording it, or to another
-        // worker recovering it; either way it is not ours to touch.
-        let requeued = sqlx::query(concat!(
-            "WITH dead AS (SELECT id FROM deliveries
-                           WHERE campaign_id = $1 AND state = 'claimed'
-                             AND (lease_owner = ANY($3) OR ",
-            crate::store::campaigns::lease_run_out!(),
-            ")
-                           ORDER BY id FOR UPDATE SKIP LOCKED)
-             UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
-             FROM dead WHERE deliveries.id = dead.id"
-        ))
-        .bind(campaign_id)
-        .bind(now_ms)
-        .bind(dead_workers)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let (outcome, next_state, note) = if gateway_dedups {
-            (
-                "recovered_resend",
-                "queued",
-                "worker stopped while the request may have been on the wire; resending with the same reference (the gateway deduplicates)",
-            )
-        } else {
-            (
-                "recovered_in_doubt",
-                "unknown",
-                "worker stopped while the request may have been on the wire; the gateway may have taken it (smscast reconcile decides)",
-            )
-        };
-        // One statement, so the attempts rows are exactly the rows this call moved.
-        let in_doubt = sqlx::query(concat!(
-            "WITH dead AS (SELECT id, campaign_id, attempts, lease_owner FROM deliveries
-                           WHERE campaign_id = $1 AND state = 'sending'
-                             AND (lease_owner = ANY($3) OR ",
-            crate::store::campaigns::lease_run_out!(),
-            ")
-                           ORDER BY id FOR UPDATE SKIP LOCKED),
-                  noted AS (INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker,
-                                                  started_ms, outcome, error)
-                            SELECT campaign_id, id, attempts, lease_owner, $2, $4, $5
-                            FROM dead ORDER BY id)
-             UPDATE deliveries SET state = $6, lease_owner = NULL, lease_expires_ms = NULL,
-                 last_error = $5
-             FROM dead WHERE deliveries.id = dead.id"
-        ))
-        .bind(campaign_id)
-        .bind(now_ms)
-        .bind(dead_workers)
-        .bind(outcome)
-        .bind(note)
-        .bind(next_state)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query("UPDATE workers SET stopped_ms = COALESCE(stopped_ms, $1) WHERE id = ANY($2)")
-            .bind(now_ms)
-            .bind(dead_workers)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(if gateway_dedups {
-            Recovered {
-                requeued,
-                resend: in_doubt,
-                unknown: 0,
-            }
-        } else {
-            Recovered {
-                requeued,
-                resend: 0,
-                unknown: in_doubt,
-            }
-        })
+        let tx = self.tx().await?;
+        queue::recover(tx, campaign_id, now_ms, dead_workers, gateway_dedups).await
     }
 
     async fn claim(
@@ -632,38 +556,11 @@ impl Store for PostgresStore {
     }
 
     async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64> {
-        Ok(sqlx::query(
-            // Found through the in-flight index of the worker's campaign.
-            "WITH mine AS (SELECT id FROM deliveries
-                           WHERE campaign_id = $2 AND lease_owner = $1 AND state = 'claimed'
-                           ORDER BY id FOR UPDATE)
-             UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
-             FROM mine WHERE deliveries.id = mine.id AND deliveries.lease_owner = $1
-               AND deliveries.state IN ('claimed')",
-        )
-        .bind(worker)
-        .bind(campaign_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        queue::release(&self.pool, campaign_id, worker).await
     }
 
     async fn release_unsent(&self, worker: &str, ids: &[i64]) -> Result<u64> {
-        let mut tx = self.tx().await?;
-        lock_ids(&mut tx, ids).await?;
-        let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET state = 'queued', attempts = attempts - 1,
-                     lease_owner = NULL, lease_expires_ms = NULL
-                 WHERE id = ANY($1) AND lease_owner = $2 AND {}",
-            DeliveryMove::ReleaseUnsent.guard()
-        )))
-        .bind(ids)
-        .bind(worker)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(n)
+        queue::release_unsent(&self.pool, worker, ids).await
     }
 
     async fn next_due_ms(&self, campaign_id: i64) -> Result<Option<i64>> {
@@ -671,72 +568,11 @@ impl Store for PostgresStore {
     }
 
     async fn complete_if_done(&self, campaign_id: i64) -> Result<bool> {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{}
-               AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
-                               AND state IN ('queued', 'claimed', 'sending'))",
-            CampaignMove::Complete.statement()
-        )))
-        .bind(campaign_id)
-        .bind(None::<String>)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(done > 0)
+        queue::complete_if_done(&self.pool, campaign_id).await
     }
 
     async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64> {
-        let mut tx = self.tx().await?;
-        let (outcome, sql) = if resend {
-            (
-                "reconciled_resend",
-                "UPDATE deliveries SET state = 'queued', next_attempt_ms = 0
-                 WHERE campaign_id = $1 AND state = 'unknown'",
-            )
-        } else {
-            (
-                "reconciled_give_up",
-                "UPDATE deliveries SET state = 'failed', final_ms = $2,
-                     last_error = 'in doubt; the operator chose not to resend'
-                 WHERE campaign_id = $1 AND state = 'unknown'",
-            )
-        };
-        // The rows decided on are locked first, so the attempts rows and the update agree even
-        // with a worker recovering the same campaign.
-        sqlx::query(
-            "SELECT id FROM deliveries WHERE campaign_id = $1 AND state = 'unknown'
-             ORDER BY id FOR UPDATE",
-        )
-        .bind(campaign_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms, outcome, error)
-             SELECT campaign_id, id, attempts, 'operator', $2, $3, 'smscast reconcile'
-             FROM deliveries WHERE campaign_id = $1 AND state = 'unknown' ORDER BY id",
-        )
-        .bind(campaign_id)
-        .bind(now_ms())
-        .bind(outcome)
-        .execute(&mut *tx)
-        .await?;
-        let mut decide = sqlx::query(sql).bind(campaign_id);
-        if !resend {
-            decide = decide.bind(now_ms());
-        }
-        let n = decide.execute(&mut *tx).await?.rows_affected();
-        if resend && n > 0 {
-            // Only a completed campaign reopens; a paused or cancelled one stays as it is.
-            sqlx::query(CampaignMove::Reopen.statement())
-                .bind(campaign_id)
-                .bind(None::<String>)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(n)
+        queue::reconcile(self.tx().await?, campaign_id, resend).await
     }
 
     async fn report_data(&self, filter: &ReportFilter) -> Result<ReportData> {
@@ -762,45 +598,7 @@ impl Store for PostgresStore {
         subject: &str,
         details: &serde_json::Value,
     ) -> Result<AuditEntry> {
-        let details = details.to_string();
-        let mut tx = self.tx().await?;
-        // One appender at a time across every process, until this transaction ends: the chain
-        // stays a line.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(AUDIT_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let prev: Option<String> =
-            sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?;
-        let prev_hash = prev.unwrap_or_else(|| audit::GENESIS.to_string());
-        let at_ms = now_ms();
-        let hash = audit::entry_hash(&prev_hash, at_ms, actor, action, subject, &details);
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO audit_log (at_ms, actor, action, subject, details, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        )
-        .bind(at_ms)
-        .bind(actor)
-        .bind(action)
-        .bind(subject)
-        .bind(&details)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(AuditEntry {
-            id,
-            at_ms,
-            actor: actor.into(),
-            action: action.into(),
-            subject: subject.into(),
-            details,
-            prev_hash,
-            hash,
-        })
+        queue::audit_append(self.tx().await?, actor, action, subject, details).await
     }
 
     async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
