@@ -8,6 +8,7 @@
 mod campaigns;
 pub mod contract;
 pub mod handover;
+mod import_record;
 mod postgres;
 mod queue;
 mod receipts;
