@@ -15,6 +15,7 @@ mod receipts;
 mod reference;
 mod report_query;
 mod sqlite;
+mod store_impl;
 
 use std::sync::Arc;
 use std::time::Duration;

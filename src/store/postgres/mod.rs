@@ -12,7 +12,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Postgres, Row, Transaction};
 
@@ -360,74 +359,10 @@ impl OutcomeColumns {
     }
 }
 
-#[async_trait]
-impl Store for PostgresStore {
+/// What differs per dialect; the rest of `Store` is written once (src/store/store_impl.rs).
+impl PostgresStore {
     async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
         import::begin(self.tx().await?, list).await
-    }
-
-    async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
-        campaigns::previous_import(&self.pool, list, sha256).await
-    }
-
-    async fn lists(&self) -> Result<Vec<ListSummary>> {
-        campaigns::lists(&self.pool).await
-    }
-
-    async fn list_size(&self, list: &str) -> Result<Option<i64>> {
-        campaigns::list_size(&self.pool, list).await
-    }
-
-    async fn list_members_page(
-        &self,
-        list: &str,
-        after_subscriber_id: i64,
-        limit: u32,
-    ) -> Result<Vec<MemberFields>> {
-        campaigns::list_members_page(&self.pool, list, after_subscriber_id, limit).await
-    }
-
-    async fn delivery_attributes(
-        &self,
-        delivery_ids: &[i64],
-    ) -> Result<Vec<(i64, Option<String>)>> {
-        queue::delivery_attributes(&self.pool, delivery_ids).await
-    }
-
-    async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64> {
-        queue::add_opt_outs(&self.pool, msisdns, source).await
-    }
-
-    async fn remove_opt_outs(&self, msisdns: &[String]) -> Result<u64> {
-        queue::remove_opt_outs(&self.pool, msisdns).await
-    }
-
-    async fn create_campaign(&self, c: &NewCampaign) -> Result<i64> {
-        campaigns::create_campaign(&self.pool, c).await
-    }
-
-    async fn campaign(&self, key: &str) -> Result<Option<Campaign>> {
-        campaigns::by_key(&self.pool, key).await
-    }
-
-    async fn campaigns(&self) -> Result<Vec<Campaign>> {
-        campaigns::all(&self.pool).await
-    }
-
-    async fn move_campaign(&self, id: i64, m: CampaignMove, reason: Option<&str>) -> Result<()> {
-        campaigns::move_campaign(&self.pool, id, m, reason).await
-    }
-
-    async fn begin_launch(&self, campaign_id: i64, chunk: i64) -> Result<Option<LaunchChunk>> {
-        if let Some(first) = launch_chunk::begin(self.tx().await?, campaign_id, chunk).await? {
-            return Ok(Some(first));
-        }
-        let refused = campaigns::refused(&self.pool, campaign_id, CampaignMove::Launch).await?;
-        if refused.found == Some(CampaignState::Running) {
-            // Another process launched it a moment ago: join it.
-            return Ok(None);
-        }
-        Err(refused.into())
     }
 
     async fn continue_launch(&self, campaign_id: i64, chunk: i64) -> Result<LaunchProgress> {
@@ -435,56 +370,6 @@ impl Store for PostgresStore {
         // KEY lock: readers of the campaign and writers of other tables never wait for it.
         let lock = "SELECT list_id, launch_after FROM campaigns WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED";
         launch_chunk::next(self.tx().await?, lock, campaign_id, chunk).await
-    }
-
-    async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
-        queue::state_counts(&self.pool, campaign_id).await
-    }
-
-    async fn in_flight_count(&self, campaign_id: i64) -> Result<i64> {
-        queue::in_flight_count(&self.pool, campaign_id).await
-    }
-
-    async fn held_by_cap(&self, campaign_id: i64) -> Result<(i64, Option<i64>)> {
-        campaigns::held_by_cap(&self.pool, campaign_id).await
-    }
-
-    async fn cap_conflicts(&self, campaign_id: i64, cap_ms: i64) -> Result<i64> {
-        campaigns::cap_conflicts(&self.pool, campaign_id, cap_ms).await
-    }
-
-    async fn register_worker(
-        &self,
-        id: &str,
-        campaign_id: i64,
-        host: &str,
-        pid: i64,
-        process: Option<&str>,
-    ) -> Result<()> {
-        campaigns::register_worker(&self.pool, id, campaign_id, host, pid, process).await
-    }
-
-    async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()> {
-        campaigns::heartbeat(&self.pool, worker, lease_until_ms).await
-    }
-
-    async fn stop_worker(&self, worker: &str) -> Result<()> {
-        campaigns::stop_worker(&self.pool, worker).await
-    }
-
-    async fn workers(&self, campaign_id: i64) -> Result<Vec<WorkerInfo>> {
-        campaigns::workers(&self.pool, campaign_id).await
-    }
-
-    async fn recover(
-        &self,
-        campaign_id: i64,
-        now_ms: i64,
-        dead_workers: &[String],
-        gateway_dedups: bool,
-    ) -> Result<Recovered> {
-        let tx = self.tx().await?;
-        queue::recover(tx, campaign_id, now_ms, dead_workers, gateway_dedups).await
     }
 
     async fn claim(
@@ -555,56 +440,6 @@ impl Store for PostgresStore {
         Ok((stale, marked))
     }
 
-    async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64> {
-        queue::release(&self.pool, campaign_id, worker).await
-    }
-
-    async fn release_unsent(&self, worker: &str, ids: &[i64]) -> Result<u64> {
-        queue::release_unsent(&self.pool, worker, ids).await
-    }
-
-    async fn next_due_ms(&self, campaign_id: i64) -> Result<Option<i64>> {
-        campaigns::next_due_ms(&self.pool, campaign_id).await
-    }
-
-    async fn complete_if_done(&self, campaign_id: i64) -> Result<bool> {
-        queue::complete_if_done(&self.pool, campaign_id).await
-    }
-
-    async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64> {
-        queue::reconcile(self.tx().await?, campaign_id, resend).await
-    }
-
-    async fn report_data(&self, filter: &ReportFilter) -> Result<ReportData> {
-        report::report_data(&self.pool, filter).await
-    }
-
-    async fn report_recipients(&self, filter: &ReportFilter) -> Result<Vec<RecipientRow>> {
-        report::recipients(&self.pool, filter).await
-    }
-
-    fn is_read_only(&self) -> bool {
-        self.read_only
-    }
-
-    async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>> {
-        report::lookup(&self.pool, msisdn).await
-    }
-
-    async fn audit_append(
-        &self,
-        actor: &str,
-        action: &str,
-        subject: &str,
-        details: &serde_json::Value,
-    ) -> Result<AuditEntry> {
-        queue::audit_append(self.tx().await?, actor, action, subject, details).await
-    }
-
-    async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
-        campaigns::audit_entries(&self.pool).await
-    }
-
     // receipts
     async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>> {
         // Receipts apply in arrival order, so two receivers' batches may lock the same
@@ -617,44 +452,6 @@ impl Store for PostgresStore {
                 result => return result,
             }
         }
-    }
-
-    async fn match_pending_receipts(&self, unmatched_before_ms: i64) -> Result<MatchedReceipts> {
-        receipts::match_pending(&self.pool, &self.refs, unmatched_before_ms).await
-    }
-
-    async fn expire_submitted(
-        &self,
-        submitted_before_ms: i64,
-        now_ms: i64,
-        gateways: &[String],
-    ) -> Result<u64> {
-        receipts::expire(&self.pool, submitted_before_ms, now_ms, gateways).await
-    }
-
-    fn reference(&self, campaign_id: i64, delivery_id: i64) -> String {
-        self.refs.make(campaign_id, delivery_id)
-    }
-
-    async fn receipt_counts(&self) -> Result<ReceiptCounts> {
-        receipts::counts(&self.pool).await
-    }
-
-    async fn hand_over(&self, campaign_id: i64, carrier: &str) -> Result<u64> {
-        handover::hand_over(self.tx().await?, campaign_id, carrier).await
-    }
-
-    async fn handed_share(&self, campaign_id: i64, carrier: &str) -> Result<Vec<HandedRow>> {
-        handover::share(&self.pool, campaign_id, carrier).await
-    }
-
-    async fn record_carrier_results(
-        &self,
-        campaign_id: i64,
-        carrier: &str,
-        results: &[CarrierResult],
-    ) -> Result<Vec<ResultEffect>> {
-        handover::record_results(self.tx().await?, campaign_id, carrier, results).await
     }
 
     async fn rate_grant(
@@ -703,3 +500,9 @@ impl Store for PostgresStore {
         }))
     }
 }
+
+crate::store::store_impl::store_impl_for!(PostgresStore, read: pool, write: pool, tx: tx, {
+    async fn rate_grant(&self, scope: &str, rate: f64, burst: f64, want: u32) -> Result<Option<RateGrant>> {
+        PostgresStore::rate_grant(self, scope, rate, burst, want).await
+    }
+});
