@@ -1,14 +1,18 @@
 //! `impl Store` written once for both backends: [`store_impl_for!`] delegates each method to
 //! the shared statements (`campaigns_for!`, `queue_for!`, `receipts_for!`, `report_for!`,
 //! handover, launch) over the backend's pools, and the few that really differ per dialect
-//! (import, claim, the dispatcher's write cycle, the launch's lock, receipts' retries) to the
+//! (import, claim, the dispatcher's write cycle, receipts' retries) to the
 //! backend's own inherent methods of the same name.
 
 /// Writes `impl Store for $store`. `read`/`write`: the pool fields reads and single-statement
-/// writes go through; `tx`: the method opening a write transaction; then any methods only
-/// this backend overrides.
+/// writes go through; `tx`: the method opening a write transaction; `launch_lock`: reads
+/// `list_id, launch_after` of campaign `$1` and holds it for the transaction, no row when
+/// another worker holds it; then any methods only this backend overrides.
 macro_rules! store_impl_for {
-    ($store:ident, read: $r:ident, write: $w:ident, tx: $tx:ident, { $($own:tt)* }) => {
+    (
+        $store:ident, read: $r:ident, write: $w:ident, tx: $tx:ident, launch_lock: $lock:literal,
+        { $($own:tt)* }
+    ) => {
         #[async_trait::async_trait]
         impl crate::store::Store for $store {
             async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
@@ -59,7 +63,7 @@ macro_rules! store_impl_for {
                 Err(refused.into())
             }
             async fn continue_launch(&self, campaign_id: i64, chunk: i64) -> Result<LaunchProgress> {
-                $store::continue_launch(self, campaign_id, chunk).await
+                launch_chunk::next(self.$tx().await?, $lock, campaign_id, chunk).await
             }
             async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
                 queue::state_counts(&self.$r, campaign_id).await

@@ -365,13 +365,6 @@ impl PostgresStore {
         import::begin(self.tx().await?, list).await
     }
 
-    async fn continue_launch(&self, campaign_id: i64, chunk: i64) -> Result<LaunchProgress> {
-        // One worker copies at a time: the others are told to come back (SKIP LOCKED). A NO
-        // KEY lock: readers of the campaign and writers of other tables never wait for it.
-        let lock = "SELECT list_id, launch_after FROM campaigns WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED";
-        launch_chunk::next(self.tx().await?, lock, campaign_id, chunk).await
-    }
-
     async fn claim(
         &self,
         campaign_id: i64,
@@ -501,7 +494,13 @@ impl PostgresStore {
     }
 }
 
-crate::store::store_impl::store_impl_for!(PostgresStore, read: pool, write: pool, tx: tx, {
+crate::store::store_impl::store_impl_for!(
+    PostgresStore, read: pool, write: pool, tx: tx,
+    // The launch: one worker copies at a time, the others are told to come back (SKIP
+    // LOCKED). A NO KEY lock: readers of the campaign and writers of other tables never wait.
+    launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1
+                  FOR NO KEY UPDATE SKIP LOCKED",
+{
     async fn rate_grant(&self, scope: &str, rate: f64, burst: f64, want: u32) -> Result<Option<RateGrant>> {
         PostgresStore::rate_grant(self, scope, rate, burst, want).await
     }

@@ -412,12 +412,6 @@ impl SqliteStore {
         import::begin(self.writer.acquire().await?, list).await
     }
 
-    async fn continue_launch(&self, campaign_id: i64, chunk: i64) -> Result<LaunchProgress> {
-        // One file has one writer: the write transaction is the lock.
-        let lock = "SELECT list_id, launch_after FROM campaigns WHERE id = $1";
-        launch_chunk::next(self.write_tx().await?, lock, campaign_id, chunk).await
-    }
-
     async fn claim(
         &self,
         campaign_id: i64,
@@ -515,7 +509,11 @@ impl SqliteStore {
     }
 }
 
-crate::store::store_impl::store_impl_for!(SqliteStore, read: pool, write: writer, tx: write_tx, {
+crate::store::store_impl::store_impl_for!(
+    SqliteStore, read: pool, write: writer, tx: write_tx,
+    // The launch: one file has one writer, the write transaction is the lock.
+    launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1",
+{
     async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
         SqliteStore::backup_to(self, path).await
     }
