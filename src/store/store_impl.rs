@@ -1,7 +1,7 @@
 //! `impl Store` written once for both backends: [`store_impl_for!`] delegates each method to
 //! the shared statements (`campaigns_for!`, `queue_for!`, `receipts_for!`, `report_for!`,
 //! handover, launch) over the backend's pools, and the few that really differ per dialect
-//! (import, claim, the dispatcher's write cycle, receipts' retries) to the
+//! (import, claim, the dispatcher's write cycle) to the
 //! backend's own inherent methods of the same name.
 
 /// Writes `impl Store for $store`. `read`/`write`: the pool fields reads and single-statement
@@ -141,7 +141,17 @@ macro_rules! store_impl_for {
                 campaigns::audit_entries(&self.$r).await
             }
             async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>> {
-                $store::record_receipts(self, receipts).await
+                // Receipts apply in arrival order, so two receivers' batches may lock the same
+                // messages in opposite orders: PostgreSQL then rolls one back, and it is tried
+                // again.
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    match receipts::record(self.$tx().await?, &self.refs, receipts).await {
+                        Err(e) if tries < 3 && crate::store::receipts::is_retryable(&e) => continue,
+                        result => return result,
+                    }
+                }
             }
             async fn match_pending_receipts(&self, unmatched_before_ms: i64) -> Result<MatchedReceipts> {
                 receipts::match_pending(&self.$r, &self.refs, unmatched_before_ms).await

@@ -434,19 +434,6 @@ impl PostgresStore {
     }
 
     // receipts
-    async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>> {
-        // Receipts apply in arrival order, so two receivers' batches may lock the same
-        // messages in opposite orders: PostgreSQL then rolls one back, and it is tried again.
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match receipts::record(self.tx().await?, &self.refs, receipts).await {
-                Err(e) if tries < 3 && receipts::is_retryable(&e) => continue,
-                result => return result,
-            }
-        }
-    }
-
     async fn rate_grant(
         &self,
         scope: &str,

@@ -470,10 +470,6 @@ impl SqliteStore {
     }
 
     // receipts
-    async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>> {
-        receipts::record(self.write_tx().await?, &self.refs, receipts).await
-    }
-
     async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
         // One read transaction: the copy is the database as of its start, whatever others
         // write meanwhile, in a single file (no write-ahead log beside it).
