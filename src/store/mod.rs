@@ -8,11 +8,14 @@
 mod campaigns;
 pub mod contract;
 pub mod handover;
+mod import_record;
 mod postgres;
+mod queue;
 mod receipts;
 mod reference;
 mod report_query;
 mod sqlite;
+mod store_impl;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -36,6 +36,15 @@ pub(crate) const UNMATCHED: i64 = 2;
 /// Pending receipts looked at per transaction.
 pub(crate) const MATCH_BATCH: i64 = 1_000;
 
+/// A deadlock or serialization failure (PostgreSQL's codes; SQLite, one writer at a time,
+/// never reports them): the transaction was rolled back and may be tried again.
+pub(crate) fn is_retryable(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<sqlx::Error>()
+        .and_then(|e| e.as_database_error())
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "40P01" || c == "40001")
+}
+
 /// A stored receipt, as the match step reads it.
 pub(crate) struct Target<'a> {
     pub gateway: &'a str,

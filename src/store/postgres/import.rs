@@ -18,6 +18,8 @@ use sqlx::{Postgres, Transaction};
 
 use crate::store::{ImportCounts, ImportMeta, ImportSession, NewSubscriber, now_ms};
 
+crate::store::import_record::import_record_for!(sqlx::PgConnection);
+
 /// `pg_advisory_xact_lock` key serialising imports ("import" in ASCII).
 const IMPORT_LOCK: i64 = 0x0000_696d_706f_7274;
 
@@ -45,17 +47,7 @@ pub(super) async fn begin(
     ] {
         sqlx::query(sql).execute(&mut *tx).await?;
     }
-    sqlx::query(
-        "INSERT INTO lists (name, created_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(list)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let list_id: i64 = sqlx::query_scalar("SELECT id FROM lists WHERE name = $1")
-        .bind(list)
-        .fetch_one(&mut *tx)
-        .await?;
+    let (list_id, import_id) = import_record::open(&mut tx, list, now).await?;
     let had_subscribers: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM subscribers)")
         .fetch_one(&mut *tx)
         .await?;
@@ -64,16 +56,6 @@ pub(super) async fn begin(
             .bind(list_id)
             .fetch_one(&mut *tx)
             .await?;
-    // Filled in at commit; nobody sees it before.
-    let import_id: i64 = sqlx::query_scalar(
-        "INSERT INTO imports (list_id, file_name, sha256, rows_read, imported, already_present,
-                              duplicates, rejected, legacy_converted, operator, created_ms)
-         VALUES ($1, '', '', 0, 0, 0, 0, 0, 0, '', $2) RETURNING id",
-    )
-    .bind(list_id)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
     Ok(Box::new(PostgresImport {
         tx,
         now,
@@ -230,24 +212,7 @@ impl ImportSession for PostgresImport {
                 - already_present,
             carrier_changed: self.carrier_changed,
         };
-        sqlx::query(
-            "UPDATE imports SET file_name = $1, sha256 = $2, rows_read = $3, imported = $4,
-                 already_present = $5, duplicates = $6, rejected = $7, legacy_converted = $8,
-                 operator = $9
-             WHERE id = $10",
-        )
-        .bind(&meta.file_name)
-        .bind(&meta.sha256)
-        .bind(meta.rows_read as i64)
-        .bind(counts.imported as i64)
-        .bind(counts.already_present as i64)
-        .bind(counts.duplicates_in_file as i64)
-        .bind(meta.rejected as i64)
-        .bind(meta.legacy_converted as i64)
-        .bind(&meta.operator)
-        .bind(self.import_id)
-        .execute(&mut **tx)
-        .await?;
+        import_record::close(tx, meta, &counts).await?;
         self.tx.commit().await?;
         Ok(counts)
     }

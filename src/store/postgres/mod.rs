@@ -12,7 +12,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Postgres, Row, Transaction};
 
@@ -22,7 +21,6 @@ mod receipts;
 mod report;
 
 use super::*;
-use crate::audit;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -274,6 +272,37 @@ async fn record_in(
 
 crate::store::campaigns::launch_chunk_for!(sqlx::Postgres);
 crate::store::campaigns::campaigns_for!(sqlx::PgPool);
+crate::store::queue::queue_for!(
+    sqlx::Postgres,
+    sqlx::PgPool,
+    " FOR UPDATE",
+    " FOR UPDATE SKIP LOCKED"
+);
+
+/// "Is in the list bound as `param`" (an array).
+fn id_in(param: &str) -> String {
+    format!("= ANY({param})")
+}
+
+/// A list as [`id_in`] and [`rows`] bind it.
+fn list<T>(items: &[T]) -> &[T] {
+    items
+}
+
+/// The list bound as `param` (an array of `sql_type`) as a table of one column, `value`.
+fn rows(param: &str, sql_type: &str) -> String {
+    format!("UNNEST({param}::{sql_type}[]) AS l(value)")
+}
+
+/// One appender at a time across every process, until the transaction ends: the audit
+/// chain stays a line.
+async fn serialise_audit(tx: &mut Transaction<'static, Postgres>) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(AUDIT_LOCK)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
 
 /// The columns of a batch of outcomes, one bound array each, for `UNNEST`.
 #[derive(Default)]
@@ -330,237 +359,10 @@ impl OutcomeColumns {
     }
 }
 
-#[async_trait]
-impl Store for PostgresStore {
+/// What differs per dialect; the rest of `Store` is written once (src/store/store_impl.rs).
+impl PostgresStore {
     async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
         import::begin(self.tx().await?, list).await
-    }
-
-    async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
-        campaigns::previous_import(&self.pool, list, sha256).await
-    }
-
-    async fn lists(&self) -> Result<Vec<ListSummary>> {
-        campaigns::lists(&self.pool).await
-    }
-
-    async fn list_size(&self, list: &str) -> Result<Option<i64>> {
-        campaigns::list_size(&self.pool, list).await
-    }
-
-    async fn list_members_page(
-        &self,
-        list: &str,
-        after_subscriber_id: i64,
-        limit: u32,
-    ) -> Result<Vec<MemberFields>> {
-        campaigns::list_members_page(&self.pool, list, after_subscriber_id, limit).await
-    }
-
-    async fn delivery_attributes(
-        &self,
-        delivery_ids: &[i64],
-    ) -> Result<Vec<(i64, Option<String>)>> {
-        Ok(sqlx::query_as(
-            "SELECT d.id, s.attributes FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
-             WHERE d.id = ANY($1)",
-        )
-        .bind(delivery_ids)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64> {
-        let n = sqlx::query(
-            "INSERT INTO opt_outs (msisdn, source, created_ms)
-             SELECT m, $2, $3 FROM UNNEST($1::text[]) AS m ON CONFLICT DO NOTHING",
-        )
-        .bind(msisdns)
-        .bind(source)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n)
-    }
-
-    async fn remove_opt_outs(&self, msisdns: &[String]) -> Result<u64> {
-        let n = sqlx::query("DELETE FROM opt_outs WHERE msisdn = ANY($1)")
-            .bind(msisdns)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n)
-    }
-
-    async fn create_campaign(&self, c: &NewCampaign) -> Result<i64> {
-        campaigns::create_campaign(&self.pool, c).await
-    }
-
-    async fn campaign(&self, key: &str) -> Result<Option<Campaign>> {
-        campaigns::by_key(&self.pool, key).await
-    }
-
-    async fn campaigns(&self) -> Result<Vec<Campaign>> {
-        campaigns::all(&self.pool).await
-    }
-
-    async fn move_campaign(&self, id: i64, m: CampaignMove, reason: Option<&str>) -> Result<()> {
-        campaigns::move_campaign(&self.pool, id, m, reason).await
-    }
-
-    async fn begin_launch(&self, campaign_id: i64, chunk: i64) -> Result<Option<LaunchChunk>> {
-        if let Some(first) = launch_chunk::begin(self.tx().await?, campaign_id, chunk).await? {
-            return Ok(Some(first));
-        }
-        let refused = campaigns::refused(&self.pool, campaign_id, CampaignMove::Launch).await?;
-        if refused.found == Some(CampaignState::Running) {
-            // Another process launched it a moment ago: join it.
-            return Ok(None);
-        }
-        Err(refused.into())
-    }
-
-    async fn continue_launch(&self, campaign_id: i64, chunk: i64) -> Result<LaunchProgress> {
-        // One worker copies at a time: the others are told to come back (SKIP LOCKED). A NO
-        // KEY lock: readers of the campaign and writers of other tables never wait for it.
-        let lock = "SELECT list_id, launch_after FROM campaigns WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED";
-        launch_chunk::next(self.tx().await?, lock, campaign_id, chunk).await
-    }
-
-    async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT state, COUNT(*) FROM deliveries WHERE campaign_id = $1 GROUP BY state",
-        )
-        .bind(campaign_id)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn in_flight_count(&self, campaign_id: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM deliveries
-             WHERE campaign_id = $1 AND state IN ('claimed', 'sending')",
-        )
-        .bind(campaign_id)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    async fn held_by_cap(&self, campaign_id: i64) -> Result<(i64, Option<i64>)> {
-        campaigns::held_by_cap(&self.pool, campaign_id).await
-    }
-
-    async fn cap_conflicts(&self, campaign_id: i64, cap_ms: i64) -> Result<i64> {
-        campaigns::cap_conflicts(&self.pool, campaign_id, cap_ms).await
-    }
-
-    async fn register_worker(
-        &self,
-        id: &str,
-        campaign_id: i64,
-        host: &str,
-        pid: i64,
-        process: Option<&str>,
-    ) -> Result<()> {
-        campaigns::register_worker(&self.pool, id, campaign_id, host, pid, process).await
-    }
-
-    async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()> {
-        campaigns::heartbeat(&self.pool, worker, lease_until_ms).await
-    }
-
-    async fn stop_worker(&self, worker: &str) -> Result<()> {
-        campaigns::stop_worker(&self.pool, worker).await
-    }
-
-    async fn workers(&self, campaign_id: i64) -> Result<Vec<WorkerInfo>> {
-        campaigns::workers(&self.pool, campaign_id).await
-    }
-
-    async fn recover(
-        &self,
-        campaign_id: i64,
-        now_ms: i64,
-        dead_workers: &[String],
-        gateway_dedups: bool,
-    ) -> Result<Recovered> {
-        let mut tx = self.tx().await?;
-        // SKIP LOCKED: a row locked now belongs to a live worker recording it, or to another
-        // worker recovering it; either way it is not ours to touch.
-        let requeued = sqlx::query(concat!(
-            "WITH dead AS (SELECT id FROM deliveries
-                           WHERE campaign_id = $1 AND state = 'claimed'
-                             AND (lease_owner = ANY($3) OR ",
-            crate::store::campaigns::lease_run_out!(),
-            ")
-                           ORDER BY id FOR UPDATE SKIP LOCKED)
-             UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
-             FROM dead WHERE deliveries.id = dead.id"
-        ))
-        .bind(campaign_id)
-        .bind(now_ms)
-        .bind(dead_workers)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let (outcome, next_state, note) = if gateway_dedups {
-            (
-                "recovered_resend",
-                "queued",
-                "worker stopped while the request may have been on the wire; resending with the same reference (the gateway deduplicates)",
-            )
-        } else {
-            (
-                "recovered_in_doubt",
-                "unknown",
-                "worker stopped while the request may have been on the wire; the gateway may have taken it (smscast reconcile decides)",
-            )
-        };
-        // One statement, so the attempts rows are exactly the rows this call moved.
-        let in_doubt = sqlx::query(concat!(
-            "WITH dead AS (SELECT id, campaign_id, attempts, lease_owner FROM deliveries
-                           WHERE campaign_id = $1 AND state = 'sending'
-                             AND (lease_owner = ANY($3) OR ",
-            crate::store::campaigns::lease_run_out!(),
-            ")
-                           ORDER BY id FOR UPDATE SKIP LOCKED),
-                  noted AS (INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker,
-                                                  started_ms, outcome, error)
-                            SELECT campaign_id, id, attempts, lease_owner, $2, $4, $5
-                            FROM dead ORDER BY id)
-             UPDATE deliveries SET state = $6, lease_owner = NULL, lease_expires_ms = NULL,
-                 last_error = $5
-             FROM dead WHERE deliveries.id = dead.id"
-        ))
-        .bind(campaign_id)
-        .bind(now_ms)
-        .bind(dead_workers)
-        .bind(outcome)
-        .bind(note)
-        .bind(next_state)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query("UPDATE workers SET stopped_ms = COALESCE(stopped_ms, $1) WHERE id = ANY($2)")
-            .bind(now_ms)
-            .bind(dead_workers)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(if gateway_dedups {
-            Recovered {
-                requeued,
-                resend: in_doubt,
-                unknown: 0,
-            }
-        } else {
-            Recovered {
-                requeued,
-                resend: 0,
-                unknown: in_doubt,
-            }
-        })
     }
 
     async fn claim(
@@ -631,234 +433,7 @@ impl Store for PostgresStore {
         Ok((stale, marked))
     }
 
-    async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64> {
-        Ok(sqlx::query(
-            // Found through the in-flight index of the worker's campaign.
-            "WITH mine AS (SELECT id FROM deliveries
-                           WHERE campaign_id = $2 AND lease_owner = $1 AND state = 'claimed'
-                           ORDER BY id FOR UPDATE)
-             UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
-             FROM mine WHERE deliveries.id = mine.id AND deliveries.lease_owner = $1
-               AND deliveries.state IN ('claimed')",
-        )
-        .bind(worker)
-        .bind(campaign_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
-    }
-
-    async fn release_unsent(&self, worker: &str, ids: &[i64]) -> Result<u64> {
-        let mut tx = self.tx().await?;
-        lock_ids(&mut tx, ids).await?;
-        let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET state = 'queued', attempts = attempts - 1,
-                     lease_owner = NULL, lease_expires_ms = NULL
-                 WHERE id = ANY($1) AND lease_owner = $2 AND {}",
-            DeliveryMove::ReleaseUnsent.guard()
-        )))
-        .bind(ids)
-        .bind(worker)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(n)
-    }
-
-    async fn next_due_ms(&self, campaign_id: i64) -> Result<Option<i64>> {
-        campaigns::next_due_ms(&self.pool, campaign_id).await
-    }
-
-    async fn complete_if_done(&self, campaign_id: i64) -> Result<bool> {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{}
-               AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
-                               AND state IN ('queued', 'claimed', 'sending'))",
-            CampaignMove::Complete.statement()
-        )))
-        .bind(campaign_id)
-        .bind(None::<String>)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(done > 0)
-    }
-
-    async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64> {
-        let mut tx = self.tx().await?;
-        let (outcome, sql) = if resend {
-            (
-                "reconciled_resend",
-                "UPDATE deliveries SET state = 'queued', next_attempt_ms = 0
-                 WHERE campaign_id = $1 AND state = 'unknown'",
-            )
-        } else {
-            (
-                "reconciled_give_up",
-                "UPDATE deliveries SET state = 'failed', final_ms = $2,
-                     last_error = 'in doubt; the operator chose not to resend'
-                 WHERE campaign_id = $1 AND state = 'unknown'",
-            )
-        };
-        // The rows decided on are locked first, so the attempts rows and the update agree even
-        // with a worker recovering the same campaign.
-        sqlx::query(
-            "SELECT id FROM deliveries WHERE campaign_id = $1 AND state = 'unknown'
-             ORDER BY id FOR UPDATE",
-        )
-        .bind(campaign_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms, outcome, error)
-             SELECT campaign_id, id, attempts, 'operator', $2, $3, 'smscast reconcile'
-             FROM deliveries WHERE campaign_id = $1 AND state = 'unknown' ORDER BY id",
-        )
-        .bind(campaign_id)
-        .bind(now_ms())
-        .bind(outcome)
-        .execute(&mut *tx)
-        .await?;
-        let mut decide = sqlx::query(sql).bind(campaign_id);
-        if !resend {
-            decide = decide.bind(now_ms());
-        }
-        let n = decide.execute(&mut *tx).await?.rows_affected();
-        if resend && n > 0 {
-            // Only a completed campaign reopens; a paused or cancelled one stays as it is.
-            sqlx::query(CampaignMove::Reopen.statement())
-                .bind(campaign_id)
-                .bind(None::<String>)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(n)
-    }
-
-    async fn report_data(&self, filter: &ReportFilter) -> Result<ReportData> {
-        report::report_data(&self.pool, filter).await
-    }
-
-    async fn report_recipients(&self, filter: &ReportFilter) -> Result<Vec<RecipientRow>> {
-        report::recipients(&self.pool, filter).await
-    }
-
-    fn is_read_only(&self) -> bool {
-        self.read_only
-    }
-
-    async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>> {
-        report::lookup(&self.pool, msisdn).await
-    }
-
-    async fn audit_append(
-        &self,
-        actor: &str,
-        action: &str,
-        subject: &str,
-        details: &serde_json::Value,
-    ) -> Result<AuditEntry> {
-        let details = details.to_string();
-        let mut tx = self.tx().await?;
-        // One appender at a time across every process, until this transaction ends: the chain
-        // stays a line.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(AUDIT_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let prev: Option<String> =
-            sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?;
-        let prev_hash = prev.unwrap_or_else(|| audit::GENESIS.to_string());
-        let at_ms = now_ms();
-        let hash = audit::entry_hash(&prev_hash, at_ms, actor, action, subject, &details);
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO audit_log (at_ms, actor, action, subject, details, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        )
-        .bind(at_ms)
-        .bind(actor)
-        .bind(action)
-        .bind(subject)
-        .bind(&details)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(AuditEntry {
-            id,
-            at_ms,
-            actor: actor.into(),
-            action: action.into(),
-            subject: subject.into(),
-            details,
-            prev_hash,
-            hash,
-        })
-    }
-
-    async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
-        campaigns::audit_entries(&self.pool).await
-    }
-
     // receipts
-    async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>> {
-        // Receipts apply in arrival order, so two receivers' batches may lock the same
-        // messages in opposite orders: PostgreSQL then rolls one back, and it is tried again.
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match receipts::record(self.tx().await?, &self.refs, receipts).await {
-                Err(e) if tries < 3 && receipts::is_retryable(&e) => continue,
-                result => return result,
-            }
-        }
-    }
-
-    async fn match_pending_receipts(&self, unmatched_before_ms: i64) -> Result<MatchedReceipts> {
-        receipts::match_pending(&self.pool, &self.refs, unmatched_before_ms).await
-    }
-
-    async fn expire_submitted(
-        &self,
-        submitted_before_ms: i64,
-        now_ms: i64,
-        gateways: &[String],
-    ) -> Result<u64> {
-        receipts::expire(&self.pool, submitted_before_ms, now_ms, gateways).await
-    }
-
-    fn reference(&self, campaign_id: i64, delivery_id: i64) -> String {
-        self.refs.make(campaign_id, delivery_id)
-    }
-
-    async fn receipt_counts(&self) -> Result<ReceiptCounts> {
-        receipts::counts(&self.pool).await
-    }
-
-    async fn hand_over(&self, campaign_id: i64, carrier: &str) -> Result<u64> {
-        handover::hand_over(self.tx().await?, campaign_id, carrier).await
-    }
-
-    async fn handed_share(&self, campaign_id: i64, carrier: &str) -> Result<Vec<HandedRow>> {
-        handover::share(&self.pool, campaign_id, carrier).await
-    }
-
-    async fn record_carrier_results(
-        &self,
-        campaign_id: i64,
-        carrier: &str,
-        results: &[CarrierResult],
-    ) -> Result<Vec<ResultEffect>> {
-        handover::record_results(self.tx().await?, campaign_id, carrier, results).await
-    }
-
     async fn rate_grant(
         &self,
         scope: &str,
@@ -905,3 +480,15 @@ impl Store for PostgresStore {
         }))
     }
 }
+
+crate::store::store_impl::store_impl_for!(
+    PostgresStore, read: pool, write: pool, tx: tx,
+    // The launch: one worker copies at a time, the others are told to come back (SKIP
+    // LOCKED). A NO KEY lock: readers of the campaign and writers of other tables never wait.
+    launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1
+                  FOR NO KEY UPDATE SKIP LOCKED",
+{
+    async fn rate_grant(&self, scope: &str, rate: f64, burst: f64, want: u32) -> Result<Option<RateGrant>> {
+        PostgresStore::rate_grant(self, scope, rate, burst, want).await
+    }
+});

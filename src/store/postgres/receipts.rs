@@ -9,11 +9,3 @@ crate::store::receipts::receipts_for!(
     begin(),
     " FOR UPDATE SKIP LOCKED"
 );
-
-/// A deadlock or serialization failure: the transaction was rolled back and may be retried.
-pub(super) fn is_retryable(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<sqlx::Error>()
-        .and_then(|e| e.as_database_error())
-        .and_then(|d| d.code())
-        .is_some_and(|c| c == "40P01" || c == "40001")
-}

@@ -9,7 +9,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -21,7 +20,6 @@ mod receipts;
 mod report;
 
 use super::*;
-use crate::audit;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -354,13 +352,30 @@ async fn migrate(writer: &SqlitePool, version: i64) -> Result<()> {
         .context("Failed to apply the database migrations")
 }
 
-/// An id list as one JSON parameter, expanded by `json_each` (keeps SQL static and bound).
-fn json_ids(ids: &[i64]) -> String {
-    serde_json::to_string(ids).expect("ids serialise")
+/// "Is in the list bound as `param`" (one JSON parameter, expanded by `json_each`: the SQL
+/// stays static and bound).
+fn id_in(param: &str) -> String {
+    format!("IN (SELECT value FROM json_each({param}))")
 }
 
-fn json_strings(items: &[String]) -> String {
-    serde_json::to_string(items).expect("strings serialise")
+/// A list as [`id_in`] and [`rows`] bind it.
+fn list<T: serde::Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).expect("lists serialise")
+}
+
+/// An id list as [`list`] binds it (the name `mark_in` knows).
+fn json_ids(ids: &[i64]) -> String {
+    list(ids)
+}
+
+/// The list bound as `param` as a table of one column, `value`.
+fn rows(param: &str, _sql_type: &str) -> String {
+    format!("json_each({param})")
+}
+
+/// Appends to the audit chain take turns already: the write transaction is exclusive.
+async fn serialise_audit(_tx: &mut Transaction<'static, Sqlite>) -> Result<()> {
+    Ok(())
 }
 
 /// Runs `work` on the connection's own SQLite handle through rusqlite, inside whatever
@@ -389,257 +404,12 @@ async fn with_raw_connection<T>(
 
 crate::store::campaigns::launch_chunk_for!(sqlx::Sqlite);
 crate::store::campaigns::campaigns_for!(sqlx::SqlitePool);
+crate::store::queue::queue_for!(sqlx::Sqlite, sqlx::SqlitePool, "", "");
 
-#[async_trait]
-impl Store for SqliteStore {
+/// What differs per dialect; the rest of `Store` is written once (src/store/store_impl.rs).
+impl SqliteStore {
     async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
         import::begin(self.writer.acquire().await?, list).await
-    }
-
-    async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
-        campaigns::previous_import(&self.pool, list, sha256).await
-    }
-
-    async fn lists(&self) -> Result<Vec<ListSummary>> {
-        campaigns::lists(&self.pool).await
-    }
-
-    async fn list_size(&self, list: &str) -> Result<Option<i64>> {
-        campaigns::list_size(&self.pool, list).await
-    }
-
-    async fn list_members_page(
-        &self,
-        list: &str,
-        after_subscriber_id: i64,
-        limit: u32,
-    ) -> Result<Vec<MemberFields>> {
-        campaigns::list_members_page(&self.pool, list, after_subscriber_id, limit).await
-    }
-
-    async fn delivery_attributes(
-        &self,
-        delivery_ids: &[i64],
-    ) -> Result<Vec<(i64, Option<String>)>> {
-        Ok(sqlx::query_as(
-            "SELECT d.id, s.attributes FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
-             WHERE d.id IN (SELECT value FROM json_each($1))",
-        )
-        .bind(json_ids(delivery_ids))
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64> {
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query(
-            "INSERT INTO opt_outs (msisdn, source, created_ms)
-             SELECT value, $2, $3 FROM json_each($1) WHERE true ON CONFLICT DO NOTHING",
-        )
-        .bind(json_strings(msisdns))
-        .bind(source)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(n)
-    }
-
-    async fn remove_opt_outs(&self, msisdns: &[String]) -> Result<u64> {
-        let n =
-            sqlx::query("DELETE FROM opt_outs WHERE msisdn IN (SELECT value FROM json_each($1))")
-                .bind(json_strings(msisdns))
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
-        Ok(n)
-    }
-
-    async fn create_campaign(&self, c: &NewCampaign) -> Result<i64> {
-        campaigns::create_campaign(&self.pool, c).await
-    }
-
-    async fn campaign(&self, key: &str) -> Result<Option<Campaign>> {
-        campaigns::by_key(&self.pool, key).await
-    }
-
-    async fn campaigns(&self) -> Result<Vec<Campaign>> {
-        campaigns::all(&self.pool).await
-    }
-
-    async fn move_campaign(&self, id: i64, m: CampaignMove, reason: Option<&str>) -> Result<()> {
-        campaigns::move_campaign(&self.writer, id, m, reason).await
-    }
-
-    async fn begin_launch(&self, campaign_id: i64, chunk: i64) -> Result<Option<LaunchChunk>> {
-        if let Some(first) = launch_chunk::begin(self.write_tx().await?, campaign_id, chunk).await?
-        {
-            return Ok(Some(first));
-        }
-        let refused = campaigns::refused(&self.writer, campaign_id, CampaignMove::Launch).await?;
-        if refused.found == Some(CampaignState::Running) {
-            // Another process launched it a moment ago: join it.
-            return Ok(None);
-        }
-        Err(refused.into())
-    }
-
-    async fn continue_launch(&self, campaign_id: i64, chunk: i64) -> Result<LaunchProgress> {
-        // One file has one writer: the write transaction is the lock.
-        let lock = "SELECT list_id, launch_after FROM campaigns WHERE id = $1";
-        launch_chunk::next(self.write_tx().await?, lock, campaign_id, chunk).await
-    }
-
-    async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
-        // Counted in the report cube's order (campaign, carrier, district, state): SQLite has
-        // no hash aggregate, so `GROUP BY state` alone would sort every delivery first (a
-        // sorter of a million rows at the end of a large `send`); this way only the few
-        // hundred (carrier, district, state) groups are sorted.
-        Ok(sqlx::query_as(
-            "SELECT state, SUM(n) FROM (
-                 SELECT carrier, district, state, COUNT(*) AS n FROM deliveries
-                 WHERE campaign_id = $1 GROUP BY carrier, district, state)
-             GROUP BY state",
-        )
-        .bind(campaign_id)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn in_flight_count(&self, campaign_id: i64) -> Result<i64> {
-        // Written as the partial index `deliveries_in_flight` is, so SQLite uses it.
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM deliveries
-             WHERE campaign_id = $1 AND (state = 'claimed' OR state = 'sending')",
-        )
-        .bind(campaign_id)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    async fn held_by_cap(&self, campaign_id: i64) -> Result<(i64, Option<i64>)> {
-        campaigns::held_by_cap(&self.pool, campaign_id).await
-    }
-
-    async fn cap_conflicts(&self, campaign_id: i64, cap_ms: i64) -> Result<i64> {
-        campaigns::cap_conflicts(&self.pool, campaign_id, cap_ms).await
-    }
-
-    async fn register_worker(
-        &self,
-        id: &str,
-        campaign_id: i64,
-        host: &str,
-        pid: i64,
-        process: Option<&str>,
-    ) -> Result<()> {
-        campaigns::register_worker(&self.writer, id, campaign_id, host, pid, process).await
-    }
-
-    async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()> {
-        campaigns::heartbeat(&self.writer, worker, lease_until_ms).await
-    }
-
-    async fn stop_worker(&self, worker: &str) -> Result<()> {
-        campaigns::stop_worker(&self.writer, worker).await
-    }
-
-    async fn workers(&self, campaign_id: i64) -> Result<Vec<WorkerInfo>> {
-        campaigns::workers(&self.pool, campaign_id).await
-    }
-
-    async fn recover(
-        &self,
-        campaign_id: i64,
-        now_ms: i64,
-        dead_workers: &[String],
-        gateway_dedups: bool,
-    ) -> Result<Recovered> {
-        let dead = json_strings(dead_workers);
-        let mut tx = self.write_tx().await?;
-        let requeued = sqlx::query(concat!(
-            "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
-             WHERE campaign_id = $1 AND state = 'claimed'
-               AND (lease_owner IN (SELECT value FROM json_each($3)) OR ",
-            crate::store::campaigns::lease_run_out!(),
-            ")"
-        ))
-        .bind(campaign_id)
-        .bind(now_ms)
-        .bind(&dead)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let (outcome, next_state, note) = if gateway_dedups {
-            (
-                "recovered_resend",
-                "queued",
-                "worker stopped while the request may have been on the wire; resending with the same reference (the gateway deduplicates)",
-            )
-        } else {
-            (
-                "recovered_in_doubt",
-                "unknown",
-                "worker stopped while the request may have been on the wire; the gateway may have taken it (smscast reconcile decides)",
-            )
-        };
-        sqlx::query(
-            concat!(
-                "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms, outcome, error)
-             SELECT campaign_id, id, attempts, lease_owner, $2, $4, $5 FROM deliveries
-             WHERE campaign_id = $1 AND state = 'sending'
-               AND (lease_owner IN (SELECT value FROM json_each($3)) OR ",
-                crate::store::campaigns::lease_run_out!(),
-                ")"
-            ),
-        )
-        .bind(campaign_id)
-        .bind(now_ms)
-        .bind(&dead)
-        .bind(outcome)
-        .bind(note)
-        .execute(&mut *tx)
-        .await?;
-        let in_doubt = sqlx::query(
-            concat!(
-                "UPDATE deliveries SET state = $4, lease_owner = NULL, lease_expires_ms = NULL, last_error = $5
-             WHERE campaign_id = $1 AND state = 'sending'
-               AND (lease_owner IN (SELECT value FROM json_each($3)) OR ",
-                crate::store::campaigns::lease_run_out!(),
-                ")"
-            ),
-        )
-        .bind(campaign_id)
-        .bind(now_ms)
-        .bind(&dead)
-        .bind(next_state)
-        .bind(note)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "UPDATE workers SET stopped_ms = COALESCE(stopped_ms, $1)
-             WHERE id IN (SELECT value FROM json_each($2))",
-        )
-        .bind(now_ms)
-        .bind(&dead)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(if gateway_dedups {
-            Recovered {
-                requeued,
-                resend: in_doubt,
-                unknown: 0,
-            }
-        } else {
-            Recovered {
-                requeued,
-                resend: 0,
-                unknown: in_doubt,
-            }
-        })
     }
 
     async fn claim(
@@ -699,184 +469,7 @@ impl Store for SqliteStore {
         Ok((stale, marked))
     }
 
-    async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64> {
-        Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
-                 WHERE campaign_id = $2 AND lease_owner = $1 AND {}",
-            DeliveryMove::Release.guard()
-        )))
-        .bind(worker)
-        .bind(campaign_id)
-        .execute(&self.writer)
-        .await?
-        .rows_affected())
-    }
-
-    async fn release_unsent(&self, worker: &str, ids: &[i64]) -> Result<u64> {
-        Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET state = 'queued', attempts = attempts - 1,
-                     lease_owner = NULL, lease_expires_ms = NULL
-                 WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND {}",
-            DeliveryMove::ReleaseUnsent.guard()
-        )))
-        .bind(json_ids(ids))
-        .bind(worker)
-        .execute(&self.writer)
-        .await?
-        .rows_affected())
-    }
-
-    async fn next_due_ms(&self, campaign_id: i64) -> Result<Option<i64>> {
-        campaigns::next_due_ms(&self.pool, campaign_id).await
-    }
-
-    async fn complete_if_done(&self, campaign_id: i64) -> Result<bool> {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{}
-               AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
-                               AND state = 'queued')
-               AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
-                               AND (state = 'claimed' OR state = 'sending'))",
-            CampaignMove::Complete.statement()
-        )))
-        .bind(campaign_id)
-        .bind(None::<String>)
-        .bind(now_ms())
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(done > 0)
-    }
-
-    async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64> {
-        let mut tx = self.write_tx().await?;
-        let (outcome, sql) = if resend {
-            (
-                "reconciled_resend",
-                "UPDATE deliveries SET state = 'queued', next_attempt_ms = 0
-                 WHERE campaign_id = $1 AND state = 'unknown'",
-            )
-        } else {
-            (
-                "reconciled_give_up",
-                "UPDATE deliveries SET state = 'failed', final_ms = $2,
-                     last_error = 'in doubt; the operator chose not to resend'
-                 WHERE campaign_id = $1 AND state = 'unknown'",
-            )
-        };
-        sqlx::query(
-            "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms, outcome, error)
-             SELECT campaign_id, id, attempts, 'operator', $2, $3, 'smscast reconcile'
-             FROM deliveries WHERE campaign_id = $1 AND state = 'unknown'",
-        )
-        .bind(campaign_id)
-        .bind(now_ms())
-        .bind(outcome)
-        .execute(&mut *tx)
-        .await?;
-        let n = sqlx::query(sql)
-            .bind(campaign_id)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if resend && n > 0 {
-            // Only a completed campaign reopens; a paused or cancelled one stays as it is.
-            sqlx::query(CampaignMove::Reopen.statement())
-                .bind(campaign_id)
-                .bind(None::<String>)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(n)
-    }
-
-    async fn report_data(&self, filter: &ReportFilter) -> Result<ReportData> {
-        report::report_data(&self.pool, filter).await
-    }
-
-    async fn report_recipients(&self, filter: &ReportFilter) -> Result<Vec<RecipientRow>> {
-        report::recipients(&self.pool, filter).await
-    }
-
-    fn is_read_only(&self) -> bool {
-        self.read_only
-    }
-
-    async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>> {
-        report::lookup(&self.pool, msisdn).await
-    }
-
-    async fn audit_append(
-        &self,
-        actor: &str,
-        action: &str,
-        subject: &str,
-        details: &serde_json::Value,
-    ) -> Result<AuditEntry> {
-        let details = details.to_string();
-        let mut tx = self.write_tx().await?;
-        let prev: Option<String> =
-            sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?;
-        let prev_hash = prev.unwrap_or_else(|| audit::GENESIS.to_string());
-        let at_ms = now_ms();
-        let hash = audit::entry_hash(&prev_hash, at_ms, actor, action, subject, &details);
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO audit_log (at_ms, actor, action, subject, details, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        )
-        .bind(at_ms)
-        .bind(actor)
-        .bind(action)
-        .bind(subject)
-        .bind(&details)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(AuditEntry {
-            id,
-            at_ms,
-            actor: actor.into(),
-            action: action.into(),
-            subject: subject.into(),
-            details,
-            prev_hash,
-            hash,
-        })
-    }
-
-    async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
-        campaigns::audit_entries(&self.pool).await
-    }
-
     // receipts
-    async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>> {
-        receipts::record(self.write_tx().await?, &self.refs, receipts).await
-    }
-
-    async fn match_pending_receipts(&self, unmatched_before_ms: i64) -> Result<MatchedReceipts> {
-        receipts::match_pending(&self.pool, &self.refs, unmatched_before_ms).await
-    }
-
-    async fn expire_submitted(
-        &self,
-        submitted_before_ms: i64,
-        now_ms: i64,
-        gateways: &[String],
-    ) -> Result<u64> {
-        receipts::expire(&self.pool, submitted_before_ms, now_ms, gateways).await
-    }
-
-    fn reference(&self, campaign_id: i64, delivery_id: i64) -> String {
-        self.refs.make(campaign_id, delivery_id)
-    }
-
     async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
         // One read transaction: the copy is the database as of its start, whatever others
         // write meanwhile, in a single file (no write-ahead log beside it).
@@ -910,28 +503,23 @@ impl Store for SqliteStore {
         self.pool.close().await;
         self.writer.close().await;
     }
-
-    async fn receipt_counts(&self) -> Result<ReceiptCounts> {
-        receipts::counts(&self.pool).await
-    }
-
-    async fn hand_over(&self, campaign_id: i64, carrier: &str) -> Result<u64> {
-        handover::hand_over(self.write_tx().await?, campaign_id, carrier).await
-    }
-
-    async fn handed_share(&self, campaign_id: i64, carrier: &str) -> Result<Vec<HandedRow>> {
-        handover::share(&self.pool, campaign_id, carrier).await
-    }
-
-    async fn record_carrier_results(
-        &self,
-        campaign_id: i64,
-        carrier: &str,
-        results: &[CarrierResult],
-    ) -> Result<Vec<ResultEffect>> {
-        handover::record_results(self.write_tx().await?, campaign_id, carrier, results).await
-    }
 }
+
+crate::store::store_impl::store_impl_for!(
+    SqliteStore, read: pool, write: writer, tx: write_tx,
+    // The launch: one file has one writer, the write transaction is the lock.
+    launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1",
+{
+    async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
+        SqliteStore::backup_to(self, path).await
+    }
+    async fn integrity_check(&self) -> Result<String> {
+        SqliteStore::integrity_check(self).await
+    }
+    async fn close(&self) {
+        SqliteStore::close(self).await
+    }
+});
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,357 @@
+//! The queue's bookkeeping as both backends write it: recovery of dead workers' rows, release,
+//! reconcile, counts, opt-outs and the audit chain, one statement text for SQLite and
+//! PostgreSQL. [`queue_for!`] writes the functions once for each backend's types.
+//!
+//! What still differs is supplied by the backend module that invokes the macro:
+//! - `id_in(param)`: "is in this bound list" (`= ANY($1)` / `IN (SELECT value FROM
+//!   json_each($1))`), and `list(items)`, the list as that parameter wants it (an array / JSON);
+//! - `rows(param, sql_type)`: a bound list as a table with one column, `value`;
+//! - `serialise_audit(tx)`: makes appends to the audit chain take turns (PostgreSQL: an
+//!   advisory lock; SQLite: nothing, its write transaction is exclusive already);
+//! - the row-lock suffixes (`" ORDER BY id FOR UPDATE"`… on PostgreSQL, empty on SQLite, where
+//!   one writer holds the whole file): statements that touch many rows lock them in id order
+//!   first, so two of them never wait on each other in a circle.
+
+/// Writes the shared functions for one backend: its database type, its pool type, its suffix
+/// locking rows for the transaction and the one skipping rows locked by others.
+macro_rules! queue_for {
+    ($db:ty, $pool:ty, $for_update:literal, $skip_locked:literal) => {
+        mod queue {
+            use anyhow::Result;
+            use sqlx::{AssertSqlSafe, Transaction};
+
+            use super::{id_in, list, rows, serialise_audit};
+            use crate::audit;
+            use crate::store::campaigns::lease_run_out;
+            use crate::store::{AuditEntry, CampaignMove, DeliveryMove, Recovered, now_ms};
+
+            type Tx = Transaction<'static, $db>;
+
+            pub(crate) async fn delivery_attributes(
+                pool: &$pool,
+                delivery_ids: &[i64],
+            ) -> Result<Vec<(i64, Option<String>)>> {
+                Ok(sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT d.id, s.attributes FROM deliveries d
+                     JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id {}",
+                    id_in("$1")
+                )))
+                .bind(list(delivery_ids))
+                .fetch_all(pool)
+                .await?)
+            }
+
+            pub(crate) async fn add_opt_outs(
+                pool: &$pool,
+                msisdns: &[String],
+                source: &str,
+            ) -> Result<u64> {
+                Ok(sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO opt_outs (msisdn, source, created_ms)
+                     SELECT value, $2, $3 FROM {} WHERE true ON CONFLICT DO NOTHING",
+                    rows("$1", "text")
+                )))
+                .bind(list(msisdns))
+                .bind(source)
+                .bind(now_ms())
+                .execute(pool)
+                .await?
+                .rows_affected())
+            }
+
+            pub(crate) async fn remove_opt_outs(pool: &$pool, msisdns: &[String]) -> Result<u64> {
+                Ok(sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM opt_outs WHERE msisdn {}",
+                    id_in("$1")
+                )))
+                .bind(list(msisdns))
+                .execute(pool)
+                .await?
+                .rows_affected())
+            }
+
+            /// Counted in the report cube's order (campaign, carrier, district, state): SQLite
+            /// has no hash aggregate, so `GROUP BY state` alone would sort every delivery first
+            /// (a sorter of a million rows at the end of a large `send`); this way only the
+            /// few hundred (carrier, district, state) groups are sorted.
+            pub(crate) async fn state_counts(
+                pool: &$pool,
+                campaign_id: i64,
+            ) -> Result<Vec<(String, i64)>> {
+                Ok(sqlx::query_as(
+                    "SELECT state, CAST(SUM(n) AS BIGINT) FROM (
+                         SELECT carrier, district, state, COUNT(*) AS n FROM deliveries
+                         WHERE campaign_id = $1 GROUP BY carrier, district, state) cube
+                     GROUP BY state",
+                )
+                .bind(campaign_id)
+                .fetch_all(pool)
+                .await?)
+            }
+
+            /// Written as the partial index `deliveries_in_flight` is, so SQLite uses it.
+            pub(crate) async fn in_flight_count(pool: &$pool, campaign_id: i64) -> Result<i64> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM deliveries
+                     WHERE campaign_id = $1 AND (state = 'claimed' OR state = 'sending')",
+                )
+                .bind(campaign_id)
+                .fetch_one(pool)
+                .await?)
+            }
+
+            /// A worker's claimed rows back to the queue (found through the in-flight index of
+            /// its campaign).
+            pub(crate) async fn release(pool: &$pool, campaign_id: i64, worker: &str) -> Result<u64> {
+                let guard = DeliveryMove::Release.guard();
+                Ok(sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
+                     WHERE id IN (SELECT id FROM deliveries
+                                  WHERE campaign_id = $2 AND lease_owner = $1 AND {guard}
+                                  ORDER BY id{})
+                       AND lease_owner = $1 AND {guard}",
+                    $for_update
+                )))
+                .bind(worker)
+                .bind(campaign_id)
+                .execute(pool)
+                .await?
+                .rows_affected())
+            }
+
+            pub(crate) async fn release_unsent(pool: &$pool, worker: &str, ids: &[i64]) -> Result<u64> {
+                Ok(sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE deliveries SET state = 'queued', attempts = attempts - 1,
+                         lease_owner = NULL, lease_expires_ms = NULL
+                     WHERE id IN (SELECT id FROM deliveries WHERE id {} ORDER BY id{})
+                       AND lease_owner = $2 AND {}",
+                    id_in("$1"),
+                    $for_update,
+                    DeliveryMove::ReleaseUnsent.guard()
+                )))
+                .bind(list(ids))
+                .bind(worker)
+                .execute(pool)
+                .await?
+                .rows_affected())
+            }
+
+            /// Takes back what dead workers (or workers whose lease ran out) held. Rows
+            /// locked by another transaction are skipped: they belong to a live worker
+            /// recording them, or to another worker recovering them.
+            pub(crate) async fn recover(
+                mut tx: Tx,
+                campaign_id: i64,
+                now_ms: i64,
+                dead_workers: &[String],
+                gateway_dedups: bool,
+            ) -> Result<Recovered> {
+                let dead = |state: &str| {
+                    format!(
+                        "SELECT id FROM deliveries
+                         WHERE campaign_id = $1 AND state = '{state}'
+                           AND (lease_owner {} OR {})
+                         ORDER BY id{}",
+                        id_in("$3"),
+                        lease_run_out!(),
+                        $skip_locked
+                    )
+                };
+                let requeued = sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
+                     WHERE id IN ({})",
+                    dead("claimed")
+                )))
+                .bind(campaign_id)
+                .bind(now_ms)
+                .bind(list(dead_workers))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let (outcome, next_state, note) = if gateway_dedups {
+                    (
+                        "recovered_resend",
+                        "queued",
+                        "worker stopped while the request may have been on the wire; resending with the same reference (the gateway deduplicates)",
+                    )
+                } else {
+                    (
+                        "recovered_in_doubt",
+                        "unknown",
+                        "worker stopped while the request may have been on the wire; the gateway may have taken it (smscast reconcile decides)",
+                    )
+                };
+                // The rows are taken first, so the attempts rows are exactly the rows moved.
+                let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(dead("sending")))
+                    .bind(campaign_id)
+                    .bind(now_ms)
+                    .bind(list(dead_workers))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if !ids.is_empty() {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker,
+                             started_ms, outcome, error)
+                         SELECT campaign_id, id, attempts, lease_owner, $2, $3, $4
+                         FROM deliveries WHERE id {} ORDER BY id",
+                        id_in("$1")
+                    )))
+                    .bind(list(&ids))
+                    .bind(now_ms)
+                    .bind(outcome)
+                    .bind(note)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(AssertSqlSafe(format!(
+                        "UPDATE deliveries SET state = $2, lease_owner = NULL,
+                             lease_expires_ms = NULL, last_error = $3
+                         WHERE id {}",
+                        id_in("$1")
+                    )))
+                    .bind(list(&ids))
+                    .bind(next_state)
+                    .bind(note)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE workers SET stopped_ms = COALESCE(stopped_ms, $1) WHERE id {}",
+                    id_in("$2")
+                )))
+                .bind(now_ms)
+                .bind(list(dead_workers))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                let in_doubt = ids.len() as u64;
+                Ok(Recovered {
+                    requeued,
+                    resend: if gateway_dedups { in_doubt } else { 0 },
+                    unknown: if gateway_dedups { 0 } else { in_doubt },
+                })
+            }
+
+            /// Completes the campaign if nothing of it is left to send (each state asked
+            /// apart, as SQLite's partial indexes are written).
+            pub(crate) async fn complete_if_done(pool: &$pool, campaign_id: i64) -> Result<bool> {
+                let done = sqlx::query(AssertSqlSafe(format!(
+                    "{}
+                       AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
+                                       AND state = 'queued')
+                       AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
+                                       AND (state = 'claimed' OR state = 'sending'))",
+                    CampaignMove::Complete.statement()
+                )))
+                .bind(campaign_id)
+                .bind(None::<String>)
+                .bind(now_ms())
+                .execute(pool)
+                .await?
+                .rows_affected();
+                Ok(done > 0)
+            }
+
+            /// The operator's decision on the rows in doubt: resend them, or give them up.
+            pub(crate) async fn reconcile(mut tx: Tx, campaign_id: i64, resend: bool) -> Result<u64> {
+                let (outcome, sql) = if resend {
+                    (
+                        "reconciled_resend",
+                        "UPDATE deliveries SET state = 'queued', next_attempt_ms = 0
+                         WHERE campaign_id = $1 AND state = 'unknown'",
+                    )
+                } else {
+                    (
+                        "reconciled_give_up",
+                        "UPDATE deliveries SET state = 'failed', final_ms = $2,
+                             last_error = 'in doubt; the operator chose not to resend'
+                         WHERE campaign_id = $1 AND state = 'unknown'",
+                    )
+                };
+                if !$for_update.is_empty() {
+                    // The rows decided on are locked first, so the attempts rows and the
+                    // update agree even with a worker recovering the same campaign.
+                    sqlx::query(concat!(
+                        "SELECT id FROM deliveries WHERE campaign_id = $1 AND state = 'unknown'
+                         ORDER BY id",
+                        $for_update
+                    ))
+                    .bind(campaign_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
+                         outcome, error)
+                     SELECT campaign_id, id, attempts, 'operator', $2, $3, 'smscast reconcile'
+                     FROM deliveries WHERE campaign_id = $1 AND state = 'unknown' ORDER BY id",
+                )
+                .bind(campaign_id)
+                .bind(now_ms())
+                .bind(outcome)
+                .execute(&mut *tx)
+                .await?;
+                let mut decide = sqlx::query(sql).bind(campaign_id);
+                if !resend {
+                    decide = decide.bind(now_ms());
+                }
+                let n = decide.execute(&mut *tx).await?.rows_affected();
+                if resend && n > 0 {
+                    // Only a completed campaign reopens; a paused or cancelled one stays.
+                    sqlx::query(CampaignMove::Reopen.statement())
+                        .bind(campaign_id)
+                        .bind(None::<String>)
+                        .bind(now_ms())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(n)
+            }
+
+            /// Appends one entry to the audit chain, hashed onto the last one.
+            pub(crate) async fn audit_append(
+                mut tx: Tx,
+                actor: &str,
+                action: &str,
+                subject: &str,
+                details: &serde_json::Value,
+            ) -> Result<AuditEntry> {
+                let details = details.to_string();
+                serialise_audit(&mut tx).await?;
+                let prev: Option<String> =
+                    sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let prev_hash = prev.unwrap_or_else(|| audit::GENESIS.to_string());
+                let at_ms = now_ms();
+                let hash = audit::entry_hash(&prev_hash, at_ms, actor, action, subject, &details);
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO audit_log (at_ms, actor, action, subject, details, prev_hash, hash)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(at_ms)
+                .bind(actor)
+                .bind(action)
+                .bind(subject)
+                .bind(&details)
+                .bind(&prev_hash)
+                .bind(&hash)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(AuditEntry {
+                    id,
+                    at_ms,
+                    actor: actor.into(),
+                    action: action.into(),
+                    subject: subject.into(),
+                    details,
+                    prev_hash,
+                    hash,
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use queue_for;
