@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::{Env, Sim, signal};
 use rand::Rng;
-use smscast::sample::{self, Shape};
 
 /// `examples/esms.toml` pointed at the simulator, with inline secrets and no rate limit.
 fn esms_config(env: &Env, sim: &Sim) {
@@ -28,34 +27,10 @@ fn esms_config(env: &Env, sim: &Sim) {
 }
 
 fn campaign(env: &Env, sim: &Sim, rows: u64, rate: &str) -> Vec<String> {
-    let truth = sample::write_csv(
-        &env.path("list.csv"),
-        rows,
-        17,
-        Shape {
-            bad_share: 0.0,
-            duplicate_share: 0.0,
-            messy: false,
-        },
-    )
-    .unwrap();
     esms_config(env, sim);
-    env.ok(&["subscribers", "import", "list.csv", "--list", "la"]);
-    let msg = env.message();
-    env.ok(&[
-        "campaign",
-        "create",
-        "june",
-        "--list",
-        "la",
-        "--message",
-        &msg,
-        "--hours",
-        "00:00-24:00",
-        "--rate",
-        rate,
-    ]);
-    truth.numbers
+    let numbers = env.clean_list(rows, 17);
+    env.create_campaign("june", &["--rate", rate]);
+    numbers
 }
 
 fn report(env: &Env) -> serde_json::Value {
@@ -177,22 +152,7 @@ fn a_ported_number_goes_once_more_through_the_ported_route() {
 
     // With `[routing] ported = "sim"`, a new campaign's ported numbers go there, once.
     routed("ported = \"sim\"");
-    let msg = env.message();
-    env.ok(&[
-        "campaign",
-        "create",
-        "july",
-        "--list",
-        "la",
-        "--message",
-        &msg,
-        "--hours",
-        "00:00-24:00",
-        "--rate",
-        "100000",
-        "--cap-hours",
-        "0",
-    ]);
+    env.create_campaign("july", &["--rate", "100000", "--cap-hours", "0"]);
     env.ok(&["send", "july", "--plain"]);
     let r = env.json(&["report", "july", "--json"]);
     assert_eq!(r["by_state"]["submitted"], numbers.len(), "{r}");

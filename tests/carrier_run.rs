@@ -44,18 +44,7 @@ fn setup(name: &str) -> (Env, Sim) {
     env.config_for(&sim.url, "");
     std::fs::write(env.path("list.csv"), LIST).unwrap();
     env.ok(&["subscribers", "import", "list.csv", "--list", "la"]);
-    let msg = env.message();
-    env.ok(&[
-        "campaign",
-        "create",
-        "june",
-        "--list",
-        "la",
-        "--message",
-        &msg,
-        "--hours",
-        "00:00-24:00",
-    ]);
+    env.create_campaign("june", &[]);
     (env, sim)
 }
 

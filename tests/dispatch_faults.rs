@@ -20,34 +20,10 @@ fn setup(
     config_extra: &str,
     create_extra: &[&str],
 ) -> Vec<String> {
-    let truth = sample::write_csv(
-        &env.path("list.csv"),
-        rows,
-        11,
-        Shape {
-            bad_share: 0.0,
-            duplicate_share: 0.0,
-            messy: false,
-        },
-    )
-    .unwrap();
     env.config_for(&sim.url, config_extra);
-    env.ok(&["subscribers", "import", "list.csv", "--list", "la"]);
-    let msg = env.message();
-    let mut args = vec![
-        "campaign",
-        "create",
-        "june",
-        "--list",
-        "la",
-        "--message",
-        &msg,
-        "--hours",
-        "00:00-24:00",
-    ];
-    args.extend_from_slice(create_extra);
-    env.ok(&args);
-    truth.numbers
+    let numbers = env.clean_list(rows, 11);
+    env.create_campaign("june", create_extra);
+    numbers
 }
 
 /// Kills `send` with SIGKILL `kills` times at random moments while it runs. Returns, for each

@@ -198,6 +198,43 @@ impl Env {
         .unwrap();
     }
 
+    /// A clean generated list of `rows` numbers (`seed` picks them) imported as list "la";
+    /// returns the canonical numbers, to check the gateway's books against.
+    pub fn clean_list(&self, rows: u64, seed: u64) -> Vec<String> {
+        let truth = smscast::sample::write_csv(
+            &self.path("list.csv"),
+            rows,
+            seed,
+            smscast::sample::Shape {
+                bad_share: 0.0,
+                duplicate_share: 0.0,
+                messy: false,
+            },
+        )
+        .unwrap();
+        self.ok(&["subscribers", "import", "list.csv", "--list", "la"]);
+        truth.numbers
+    }
+
+    /// Creates campaign `name` on list "la" with the shipped message, sending all day, and
+    /// `extra` arguments.
+    pub fn create_campaign(&self, name: &str, extra: &[&str]) {
+        let msg = self.message();
+        let mut args = vec![
+            "campaign",
+            "create",
+            name,
+            "--list",
+            "la",
+            "--message",
+            &msg,
+            "--hours",
+            "00:00-24:00",
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+
     /// Copies the shipped theme message next to the database.
     pub fn message(&self) -> String {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("messages/action-month-2022.toml");
