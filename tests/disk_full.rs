@@ -12,7 +12,11 @@ struct Tmpfs(PathBuf);
 
 impl Tmpfs {
     fn mount(size: &str) -> Option<Self> {
-        let dir = std::env::temp_dir().join(format!("smscast-full-{}", std::process::id()));
+        // One folder per mount: the tests run in parallel in one process, and a second
+        // tmpfs mounted on the same folder hid the first one's files.
+        static MOUNTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = MOUNTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("smscast-full-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).ok()?;
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
