@@ -443,7 +443,7 @@ pub mod state {
 }
 
 /// A delivery handed to a worker.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Claimed {
     pub id: i64,
     pub msisdn: String,
@@ -451,6 +451,7 @@ pub struct Claimed {
     pub district: Option<String>,
     pub attempts: i64,
     /// The text for this recipient when the campaign is personalised (filled by the dispatcher).
+    #[sqlx(default)]
     pub text: Option<String>,
 }
 
@@ -502,6 +503,25 @@ pub enum OutcomeKind {
     Rejected,
     /// The request went out and no answer came back: the gateway may have taken it.
     InDoubt,
+}
+
+impl Outcome {
+    /// What settling this outcome writes on its row: the state, the gateway's id, when the
+    /// next try is due, and the final time (`now` for a final state).
+    pub(crate) fn settles_to(
+        &self,
+        now: i64,
+    ) -> (&'static str, Option<&str>, Option<i64>, Option<i64>) {
+        match &self.kind {
+            OutcomeKind::Submitted { gateway_id } => ("submitted", Some(gateway_id), None, None),
+            OutcomeKind::Retry { next_attempt_ms } => {
+                ("queued", None, Some(*next_attempt_ms), None)
+            }
+            OutcomeKind::GaveUp => ("failed", None, None, Some(now)),
+            OutcomeKind::Rejected => ("rejected", None, None, Some(now)),
+            OutcomeKind::InDoubt => ("unknown", None, None, None),
+        }
+    }
 }
 
 impl OutcomeKind {

@@ -1,8 +1,7 @@
 //! `impl Store` written once for both backends: [`store_impl_for!`] delegates each method to
 //! the shared statements (`campaigns_for!`, `queue_for!`, `receipts_for!`, `report_for!`,
 //! handover, launch) over the backend's pools, and the few that really differ per dialect
-//! (import, claim, the dispatcher's write cycle) to the
-//! backend's own inherent methods of the same name.
+//! (import, claim) to the backend's own inherent methods of the same name.
 
 /// Writes `impl Store for $store`. `read`/`write`: the pool fields reads and single-statement
 /// writes go through; `tx`: the method opening a write transaction; `launch_lock`: reads
@@ -96,7 +95,8 @@ macro_rules! store_impl_for {
                 $store::claim(self, campaign_id, worker, limit, now_ms, lease_until_ms).await
             }
             async fn write_cycle(&self, worker: &str, outcomes: &[Outcome], mark: Option<&Mark>) -> Result<(u64, Vec<(i64, i64)>)> {
-                $store::write_cycle(self, worker, outcomes, mark).await
+                let now = now_ms();
+                queue::write_cycle(self.$tx().await?, now, worker, outcomes, mark).await
             }
             async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64> {
                 queue::release(&self.$w, campaign_id, worker).await
