@@ -62,7 +62,7 @@ macro_rules! queue_for {
 
             type Tx = Transaction<'static, $db>;
 
-            /// The dispatcher's hot path (see [`Store::write_cycle`](crate::store::Store)):
+            /// The dispatcher's hot path (see [`Queue::write_cycle`](crate::store::Queue::write_cycle)):
             /// what came back, and what goes out next, in one commit. Where rows are locked
             /// (PostgreSQL), every row of the cycle is locked first, in one order, so two
             /// cycles (or a cycle and a receipt) never wait on each other in a circle.
@@ -107,7 +107,7 @@ macro_rules! queue_for {
             }
 
             /// Marks one group in flight inside `tx` (see
-            /// [`Store::mark_in_flight`](crate::store::Store)). Where a claim leased the rows
+            /// [`Queue::mark_in_flight`](crate::store::Queue::mark_in_flight)). Where a claim leased the rows
             /// (PostgreSQL; the heartbeat extends the lease), only this worker's are marked, and
             /// a row set aside lets its lease go; where it only read them (SQLite), the rows
             /// are leased here, and only those due. `$1` ids, `$2` worker (unused on SQLite),

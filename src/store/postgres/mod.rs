@@ -144,7 +144,7 @@ async fn lock_numbers(tx: &mut Transaction<'static, Postgres>, ids: &[i64]) -> R
     Ok(())
 }
 
-/// Records a batch of outcomes inside `tx`, their rows locked (see [`Store::record`]); returns
+/// Records a batch of outcomes inside `tx`, their rows locked (see [`Queue::record`]); returns
 /// the stale ones and the submissions. The batch travels as one bound array per column: two
 /// statements per batch, not two per message.
 async fn record_in(
@@ -385,8 +385,10 @@ crate::store::store_impl::store_impl_for!(
     // LOCKED). A NO KEY lock: readers of the campaign and writers of other tables never wait.
     launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1
                   FOR NO KEY UPDATE SKIP LOCKED",
-{
+    queue: {
     async fn rate_grant(&self, scope: &str, rate: f64, burst: f64, want: u32) -> Result<Option<RateGrant>> {
         PostgresStore::rate_grant(self, scope, rate, burst, want).await
     }
-});
+    },
+    store: {}
+);

@@ -184,7 +184,7 @@ impl SqliteStore {
 /// Claims only read here: the mark leases the rows (see `mark_in` in src/store/queue.rs).
 const CLAIM_LEASES: bool = false;
 
-/// Records a batch of outcomes inside `tx` (see [`Store::record`]); returns the stale ones
+/// Records a batch of outcomes inside `tx` (see [`Queue::record`]); returns the stale ones
 /// and the submissions. Two prepared statements run once per outcome, bound through SQLite's
 /// C API (see `with_raw_connection`).
 async fn record_in(
@@ -406,7 +406,8 @@ crate::store::store_impl::store_impl_for!(
     SqliteStore, read: pool, write: writer, tx: write_tx,
     // The launch: one file has one writer, the write transaction is the lock.
     launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1",
-{
+    queue: {},
+    store: {
     async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
         SqliteStore::backup_to(self, path).await
     }
@@ -416,7 +417,8 @@ crate::store::store_impl::store_impl_for!(
     async fn close(&self) {
         SqliteStore::close(self).await
     }
-});
+    }
+);
 
 #[cfg(test)]
 mod tests {
