@@ -256,8 +256,9 @@ pub struct ImportMeta {
 }
 
 /// A previous import of the same file into the same list.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct PreviousImport {
+    #[sqlx(rename = "id")]
     pub import_id: i64,
     pub created_ms: i64,
     pub imported: i64,
@@ -289,6 +290,13 @@ pub enum CampaignState {
     Paused,
     Completed,
     Cancelled,
+}
+
+impl TryFrom<String> for CampaignState {
+    type Error = anyhow::Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
 }
 
 impl CampaignState {
@@ -390,11 +398,13 @@ pub struct NewCampaign {
     pub created_by: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// A `campaigns` row joined with its list's name (`list_name`).
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct Campaign {
     pub id: i64,
     pub name: String,
     pub list_id: i64,
+    #[sqlx(rename = "list_name")]
     pub list: String,
     pub message_text: String,
     pub encoding: String,
@@ -409,6 +419,7 @@ pub struct Campaign {
     pub ends_ms: Option<i64>,
     pub max_attempts: i64,
     pub cap_hours: i64,
+    #[sqlx(try_from = "String")]
     pub state: CampaignState,
     pub state_reason: Option<String>,
     pub created_by: String,
@@ -457,8 +468,9 @@ pub struct Claimed {
 }
 
 /// A list member's values for message placeholders.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct MemberFields {
+    #[sqlx(rename = "id")]
     pub subscriber_id: i64,
     pub msisdn: String,
     pub district: Option<String>,
@@ -572,7 +584,7 @@ pub struct Recovered {
     pub unknown: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct WorkerInfo {
     pub id: String,
     pub host: String,
@@ -594,7 +606,7 @@ pub struct RateGrant {
 }
 
 /// One row of the hash-chained operator log.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct AuditEntry {
     pub id: i64,
     pub at_ms: i64,
