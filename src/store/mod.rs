@@ -1130,21 +1130,44 @@ pub(crate) fn percentiles(histogram: &[(i64, i64)]) -> Vec<(String, i64)> {
     .collect()
 }
 
-/// The embedded migrations (version, name, SQL) up to `up_to`, for sqlx's migrator.
+/// A backend's migrations folder (`migrations/<backend>/`), embedded: each file's stem
+/// (`0001_initial`: version and name) and its SQL, in the order given.
+macro_rules! migrations {
+    ($backend:literal, $($file:literal),* $(,)?) => {
+        &[$((
+            $file,
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"), "/migrations/", $backend, "/", $file, ".sql"
+            )),
+        )),*]
+    };
+}
+pub(crate) use migrations;
+
+/// The embedded migrations ([`migrations!`]) up to version `up_to`, for sqlx's migrator.
 pub(crate) fn migrator(
-    migrations: &[(i64, &'static str, &'static str)],
+    migrations: &[(&'static str, &'static str)],
     up_to: i64,
 ) -> sqlx::migrate::Migrator {
     use sqlx::SqlSafeStr;
     use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let parsed = migrations.iter().map(|(file, sql)| {
+        let (version, name) = file
+            .split_once('_')
+            .expect("migration files are VERSION_NAME");
+        (
+            version.parse::<i64>().expect("a numeric version"),
+            name,
+            *sql,
+        )
+    });
     Migrator::with_migrations(
-        migrations
-            .iter()
+        parsed
             .filter(|(version, _, _)| *version <= up_to)
             .map(|(version, name, sql)| {
                 Migration::new(
-                    *version,
-                    (*name).into(),
+                    version,
+                    name.into(),
                     MigrationType::Simple,
                     sql.into_sql_str(),
                     false,

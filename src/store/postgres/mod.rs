@@ -22,53 +22,18 @@ mod report;
 
 use super::*;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "initial",
-        include_str!("../../../migrations/postgres/0001_initial.sql"),
-    ),
-    (
-        2,
-        "receipts",
-        include_str!("../../../migrations/postgres/0002_receipts.sql"),
-    ),
-    (
-        3,
-        "report_indexes",
-        include_str!("../../../migrations/postgres/0003_report_indexes.sql"),
-    ),
-    (
-        1001,
-        "scale_out",
-        include_str!("../../../migrations/postgres/1001_scale_out.sql"),
-    ),
-    (
-        6,
-        "settings",
-        include_str!("../../../migrations/postgres/0006_settings.sql"),
-    ),
-    (
-        7,
-        "worker_identity",
-        include_str!("../../../migrations/postgres/0007_worker_identity.sql"),
-    ),
-    (
-        8,
-        "receipt_parts",
-        include_str!("../../../migrations/postgres/0008_receipt_parts.sql"),
-    ),
-    (
-        9,
-        "launch_and_leases",
-        include_str!("../../../migrations/postgres/0009_launch_and_leases.sql"),
-    ),
-    (
-        1002,
-        "queue_order",
-        include_str!("../../../migrations/postgres/1002_queue_order.sql"),
-    ),
-];
+const MIGRATIONS: &[(&str, &str)] = crate::store::migrations!(
+    "postgres",
+    "0001_initial",
+    "0002_receipts",
+    "0003_report_indexes",
+    "1001_scale_out",
+    "0006_settings",
+    "0007_worker_identity",
+    "0008_receipt_parts",
+    "0009_launch_and_leases",
+    "1002_queue_order",
+);
 
 /// `pg_advisory_xact_lock` key serialising appends to the audit chain ("smscast" in ASCII).
 const AUDIT_LOCK: i64 = 0x0073_6d73_6361_7374;

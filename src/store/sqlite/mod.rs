@@ -21,53 +21,18 @@ mod report;
 
 use super::*;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "initial",
-        include_str!("../../../migrations/sqlite/0001_initial.sql"),
-    ),
-    (
-        2,
-        "receipts",
-        include_str!("../../../migrations/sqlite/0002_receipts.sql"),
-    ),
-    (
-        3,
-        "report_indexes",
-        include_str!("../../../migrations/sqlite/0003_report_indexes.sql"),
-    ),
-    (
-        4,
-        "subscribers_by_number",
-        include_str!("../../../migrations/sqlite/0004_subscribers_by_number.sql"),
-    ),
-    (
-        5,
-        "dispatch_indexes",
-        include_str!("../../../migrations/sqlite/0005_dispatch_indexes.sql"),
-    ),
-    (
-        6,
-        "settings",
-        include_str!("../../../migrations/sqlite/0006_settings.sql"),
-    ),
-    (
-        7,
-        "worker_identity",
-        include_str!("../../../migrations/sqlite/0007_worker_identity.sql"),
-    ),
-    (
-        8,
-        "receipt_parts",
-        include_str!("../../../migrations/sqlite/0008_receipt_parts.sql"),
-    ),
-    (
-        9,
-        "launch_and_leases",
-        include_str!("../../../migrations/sqlite/0009_launch_and_leases.sql"),
-    ),
-];
+const MIGRATIONS: &[(&str, &str)] = crate::store::migrations!(
+    "sqlite",
+    "0001_initial",
+    "0002_receipts",
+    "0003_report_indexes",
+    "0004_subscribers_by_number",
+    "0005_dispatch_indexes",
+    "0006_settings",
+    "0007_worker_identity",
+    "0008_receipt_parts",
+    "0009_launch_and_leases",
+);
 
 /// Process-wide SQLite settings; call before the first connection opens (first thing in
 /// `main`). Turns off SQLite's memory statistics, which nothing here reads: with them on,
