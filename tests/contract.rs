@@ -527,3 +527,75 @@ fn a_heartbeat_keeps_a_workers_rows_and_silence_gives_them_up() {
         assert_eq!(state_of(&*store, &campaign, "sending").await, 0);
     });
 }
+
+/// A killed worker's PostgreSQL session can still hold row locks for a moment after the kill;
+/// recovery skips those rows (`SKIP LOCKED`) and must not then write the worker off as
+/// stopped, or its skipped rows wait for their lease (CI once saw thousands pile up in doubt).
+/// PostgreSQL only: SQLite locks the whole file, so there is no row to skip.
+#[test]
+fn recovery_comes_back_for_rows_a_dead_session_still_locked() {
+    let env = Env::new("contract-recover-locked");
+    if !env.is_postgres() {
+        eprintln!("skipped on SQLite: row locks exist only on PostgreSQL");
+        return;
+    }
+    runtime().block_on(async {
+        let store = open(&env).await;
+        let campaign = common::seed(&*store, &common::numbers(4), "Xin chào", "gw").await;
+        let now = store::now_ms();
+        store
+            .register_worker("killed", campaign.id, "host", 1, None)
+            .await
+            .unwrap();
+        let ids: Vec<i64> = store
+            .claim(campaign.id, "killed", 4, now, now + 600_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        let marked = store
+            .mark_in_flight("killed", &ids, 0, now + 600_000)
+            .await
+            .unwrap();
+        assert_eq!(marked.len(), 4);
+        // The dying session: one row still locked by another connection.
+        let pool = sqlx::PgPool::connect(&env.db_url()).await.unwrap();
+        let mut holder = pool.begin().await.unwrap();
+        sqlx::query("SELECT id FROM deliveries WHERE id = $1 FOR UPDATE")
+            .bind(ids[0])
+            .fetch_one(&mut *holder)
+            .await
+            .unwrap();
+        let dead = |workers: Vec<store::WorkerInfo>| -> Vec<String> {
+            workers
+                .into_iter()
+                .filter(|w| w.stopped_ms.is_none() && w.id == "killed")
+                .map(|w| w.id)
+                .collect()
+        };
+        let first = store
+            .recover(campaign.id, now, &["killed".to_string()], false)
+            .await
+            .unwrap();
+        assert_eq!(first.unknown, 3, "the locked row is skipped: {first:?}");
+        assert_eq!(
+            dead(store.workers(campaign.id).await.unwrap()),
+            ["killed"],
+            "a worker with a row left to recover is not written off"
+        );
+        holder.rollback().await.unwrap();
+        // The next look (a new `send`, or a worker out of rows) takes the row at once.
+        let again = dead(store.workers(campaign.id).await.unwrap());
+        let second = store
+            .recover(campaign.id, now, &again, false)
+            .await
+            .unwrap();
+        assert_eq!(second.unknown, 1, "{second:?}");
+        assert_eq!(state_of(&*store, &campaign, "sending").await, 0);
+        assert!(
+            dead(store.workers(campaign.id).await.unwrap()).is_empty(),
+            "nothing left: now it is written off"
+        );
+    });
+}

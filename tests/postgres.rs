@@ -327,12 +327,9 @@ fn three_workers_one_killed_each_recipient_once_and_one_rate() {
         busiest as f64 <= limit,
         "{busiest} requests in one second across the workers (limit {rate}/s)"
     );
+    // How near the rate they kept is printed, not asserted: on a shared machine a test's
+    // speed says nothing (scripts/bench-workers measures it).
     let span = (arrivals[arrivals.len() - 1] - arrivals[0]) as f64 / 1000.0;
-    assert!(
-        arrivals.len() as f64 / span > rate * 0.6,
-        "the workers together kept near the rate: {} in {span:.1} s",
-        arrivals.len()
-    );
 
     eprintln!(
         "3 workers, 1 killed at {at_kill} accepted: {submitted} submitted + {unknown} in doubt ({reached_in_doubt} of them reached the gateway); {} requests in {span:.1} s = {:.0}/s, busiest second {busiest} (limit {rate}/s)",

@@ -351,12 +351,19 @@ macro_rules! queue_for {
                     .execute(&mut *tx)
                     .await?;
                 }
+                // A dead worker is written off only once none of its rows is left: on
+                // PostgreSQL its dying session may still hold locks on some (skipped above),
+                // and only a worker not written off is looked at again at once.
                 sqlx::query(AssertSqlSafe(format!(
-                    "UPDATE workers SET stopped_ms = COALESCE(stopped_ms, $1) WHERE id {}",
+                    "UPDATE workers SET stopped_ms = COALESCE(stopped_ms, $1) WHERE id {}
+                       AND NOT EXISTS (SELECT 1 FROM deliveries
+                                       WHERE campaign_id = $3 AND lease_owner = workers.id
+                                         AND (state = 'claimed' OR state = 'sending'))",
                     id_in("$2")
                 )))
                 .bind(now_ms)
                 .bind(list(dead_workers))
+                .bind(campaign_id)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
