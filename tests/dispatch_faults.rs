@@ -66,9 +66,10 @@ fn in_state(r: &serde_json::Value, state: &str) -> u64 {
     r["by_state"][state].as_u64().unwrap_or(0)
 }
 
-/// A row is marked `sending` only once its turn has come, and keeps its send permit until its
-/// outcome is committed: a SIGKILL leaves at most `--concurrency` messages in doubt, never the
-/// batches marked ahead of their requests (issue 14: ~50 a kill at concurrency 32 before).
+/// A row is marked `sending` only once its turn has come and its send permit taken, and the
+/// permit goes back only once its outcome is queued ahead of any later mark: a SIGKILL leaves
+/// at most `--concurrency` messages in doubt, never the batches marked ahead of their requests
+/// (issue 14: ~50 a kill at concurrency 32 before).
 fn assert_doubt_bounded(doubt: &[u64], concurrency: u64) {
     eprintln!("in doubt per SIGKILL at --concurrency {concurrency}: {doubt:?}");
     assert!(
@@ -161,6 +162,29 @@ fn kill_9_ten_times_without_dedup_never_duplicates_more_than_reported() {
             .iter()
             .any(|e| e["action"] == "reconcile_resend")
     );
+}
+
+/// The same bound at full speed: no rate limit and a gateway that answers at once, so the
+/// writer always has outcomes queued when the kill lands. A send permit goes back as soon as
+/// its outcome is queued for the writer, and a mark queued after it commits only with it, so
+/// the rows `sending` in the database never exceed the concurrency.
+#[test]
+fn kill_9_at_full_speed_leaves_at_most_the_concurrency_in_doubt() {
+    let env = Env::new("kill-full-speed");
+    let sim = Sim::start(&[]);
+    let numbers = setup(&env, &sim, 12_000, "", &["--rate", "1000000"]);
+    let doubt = kill_repeatedly(&env, &sim, 10, &["june", "--plain", "--concurrency", "16"]);
+    assert_doubt_bounded(&doubt, 16);
+    env.ok(&["send", "june", "--plain"]);
+    let r = report(&env);
+    let unknown = r["by_state"]["unknown"].as_u64().unwrap_or(0);
+    assert_eq!(
+        r["by_state"]["submitted"].as_u64().unwrap() + unknown,
+        numbers.len() as u64,
+        "{}",
+        r["by_state"]
+    );
+    assert_eq!(sim.stats()["duplicates"], 0, "nobody got two");
 }
 
 #[test]

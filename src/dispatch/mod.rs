@@ -7,7 +7,8 @@
 //! * **Pace, then mark**: a small group of rows waits for send permits (a semaphore of
 //!   `--concurrency`) and its turn at the rate limiters (campaign and gateway, Retry-After
 //!   holds, the shared budget); only then is it marked in flight (→ `sending`, durable,
-//!   leased) and sent. A row keeps its permit until its outcome is committed, so the rows
+//!   leased) and sent. A row keeps its permit until its outcome is queued for the writer, ahead
+//!   of any mark made with the permit after it (the writer commits in order), so the rows
 //!   `sending` for a worker, and what a crash leaves in doubt, never exceed the concurrency.
 //!   The wait gives way to Ctrl-C, a pause or cancel, the send-by date and the window closing;
 //!   a group that gives way was never marked, and its claims go back. A group is marked in the
@@ -626,7 +627,8 @@ impl Dispatcher {
         // leave close to their turn, and half the concurrency at most, so the sends of earlier
         // groups keep going while it is marked; a group takes only the permits free when its
         // first row has one, so it never waits for the slowest send of the one before. Each
-        // row holds a send permit from before its mark until its outcome is committed, so
+        // row holds a send permit from before its mark until its outcome is queued for the
+        // writer, ahead of any later mark (see recorder.rs), so
         // whatever the group size, a crash leaves at most the concurrency in doubt.
         let most = (concurrency / 2).max(1);
         let mark_batch = match rate {
@@ -645,7 +647,7 @@ impl Dispatcher {
             b => (claim_batch / b as u32).max(1) * b as u32,
         };
         let permits = Arc::new(Semaphore::new(concurrency));
-        let recorder = Recorder::start(store.clone(), opts.worker_id.clone(), permits.clone());
+        let recorder = Recorder::start(store.clone(), opts.worker_id.clone());
         let campaign_text = campaign.message_text.clone();
         // The stored text is a template: `{{` is a literal brace, `{name}` a placeholder.
         let template = crate::template::Template::parse(&campaign_text);
@@ -1329,7 +1331,7 @@ impl Dispatcher {
     }
 
     /// Sends one request: a row, or a batch of rows for a gateway that takes many recipients
-    /// per request. Each row keeps its permit until its outcome is committed.
+    /// per request. Each row keeps its permit until its outcome is queued for the writer.
     fn spawn_request(
         &self,
         route: Arc<Route>,
@@ -1414,7 +1416,7 @@ impl Dispatcher {
                     .await;
                 // The recorder outlives every send task; a closed channel means the process
                 // is going down and the row stays `sending`, in doubt — which is the truth.
-                // The permit goes back once the outcome is committed.
+                // The permit goes back once the outcome is queued (see recorder.rs).
                 let _ = ctx.recorder.send_holding(outcome, Some(permit)).await;
             }
         });

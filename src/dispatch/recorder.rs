@@ -4,16 +4,20 @@
 //! ([`Queue::write_cycle`]): a cycle of the dispatcher costs one commit, and never waits for
 //! the other writer's.
 //!
-//! An outcome comes with its row's send permit, given back only once the outcome is
-//! committed: a row stays `sending` in the database until then, and the permits are what
-//! bounds the rows a crash can leave in doubt by the concurrency. So the writer lingers for
-//! company only while a permit is free; when every permit waits on it, it commits at once.
+//! An outcome comes with its row's send permit, given back as soon as the outcome is in the
+//! writer's queue. That is enough to bound what a crash leaves in doubt by the concurrency:
+//! a row becomes `sending` only through a mark in this same queue, behind the outcome whose
+//! permit it took, and the writer commits its queue in order, each commit taking a prefix.
+//! So whenever a mark is committed, so is every outcome queued before it, and the rows
+//! `sending` in any committed state are at most the permits. Holding the permit until the
+//! commit instead (as this writer did before) kept each row's permit through two commits
+//! more, and halved the rate at a given concurrency.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::store::{Mark, Outcome, Queue};
 
@@ -26,8 +30,8 @@ const LINGER: Duration = Duration::from_millis(20);
 type MarkedReply = oneshot::Sender<Vec<(i64, i64)>>;
 
 enum Msg {
-    /// An outcome, and the send permit its row held (if any), given back after the commit.
-    Outcome(Outcome, Option<OwnedSemaphorePermit>),
+    /// An outcome to commit.
+    Outcome(Outcome),
     /// A paced group to mark in flight with the next commit; answered with the rows marked.
     Mark(Mark, MarkedReply),
     Flush(oneshot::Sender<()>),
@@ -47,16 +51,16 @@ impl OutcomeSender {
         self.send_holding(o, None).await
     }
 
-    /// Sends `o`; `permit` is given back once `o` is committed.
+    /// Queues `o`, then gives `permit` back (see the module's doc: any mark made with it
+    /// is queued, and so committed, after `o`).
     pub async fn send_holding(
         &self,
         o: Outcome,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Result<()> {
-        self.0
-            .send(Msg::Outcome(o, permit))
-            .await
-            .map_err(|_| anyhow!("recorder stopped"))
+        let queued = self.0.send(Msg::Outcome(o)).await;
+        drop(permit);
+        queued.map_err(|_| anyhow!("recorder stopped"))
     }
 
     /// Marks a paced group in flight with the next commit (see [`Queue::mark_in_flight`]);
@@ -74,10 +78,9 @@ impl OutcomeSender {
 }
 
 impl Recorder {
-    /// `permits`: the dispatcher's send permits, some of which come back through here.
-    pub fn start(store: Arc<dyn Queue>, worker: String, permits: Arc<Semaphore>) -> Self {
+    pub fn start(store: Arc<dyn Queue>, worker: String) -> Self {
         let (tx, rx) = mpsc::channel(2 * MAX_BATCH);
-        let task = tokio::spawn(run(store, worker, rx, permits));
+        let task = tokio::spawn(run(store, worker, rx));
         Self {
             tx: Some(tx),
             task: Some(task),
@@ -109,23 +112,13 @@ impl Recorder {
     }
 }
 
-async fn run(
-    store: Arc<dyn Queue>,
-    worker: String,
-    mut rx: mpsc::Receiver<Msg>,
-    permits: Arc<Semaphore>,
-) -> Result<()> {
+async fn run(store: Arc<dyn Queue>, worker: String, mut rx: mpsc::Receiver<Msg>) -> Result<()> {
     let mut cycle = Cycle::default();
     while let Some(first) = rx.recv().await {
         cycle.push(first);
         let deadline = tokio::time::Instant::now() + LINGER;
-        // Nobody can send until something is committed, or a group waits to go out:
-        // lingering would only stall the sends.
-        let urgent = |c: &Cycle| {
-            !c.waiters.is_empty()
-                || !c.marks.is_empty()
-                || (!c.held.is_empty() && permits.available_permits() == 0)
-        };
+        // A group waits to go out, or someone for the commit: lingering would only stall.
+        let urgent = |c: &Cycle| !c.waiters.is_empty() || !c.marks.is_empty();
         while cycle.batch.len() < MAX_BATCH && !urgent(&cycle) {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(m)) => cycle.push(m),
@@ -147,7 +140,6 @@ async fn run(
 #[derive(Default)]
 struct Cycle {
     batch: Vec<Outcome>,
-    held: Vec<OwnedSemaphorePermit>,
     marks: Vec<(Mark, MarkedReply)>,
     waiters: Vec<oneshot::Sender<()>>,
 }
@@ -155,10 +147,7 @@ struct Cycle {
 impl Cycle {
     fn push(&mut self, m: Msg) {
         match m {
-            Msg::Outcome(o, permit) => {
-                self.batch.push(o);
-                self.held.extend(permit);
-            }
+            Msg::Outcome(o) => self.batch.push(o),
             Msg::Mark(mark, done) => self.marks.push((mark, done)),
             Msg::Flush(w) => self.waiters.push(w),
         }
@@ -192,8 +181,6 @@ impl Cycle {
                 let _ = done.send(mine);
             }
         }
-        // Committed: these rows are settled, their permits free for the next sends.
-        self.held.clear();
         for w in self.waiters.drain(..) {
             let _ = w.send(());
         }

@@ -52,6 +52,7 @@ macro_rules! store_impl_for {
             }
             async fn begin_launch(&self, campaign_id: i64, chunk: i64) -> Result<Option<LaunchChunk>> {
                 if let Some(first) = launch_chunk::begin(self.$tx().await?, campaign_id, chunk).await? {
+                    self.launched_rows().await?;
                     return Ok(Some(first));
                 }
                 let refused = campaigns::refused(&self.$w, campaign_id, CampaignMove::Launch).await?;
@@ -62,7 +63,11 @@ macro_rules! store_impl_for {
                 Err(refused.into())
             }
             async fn continue_launch(&self, campaign_id: i64, chunk: i64) -> Result<LaunchProgress> {
-                launch_chunk::next(self.$tx().await?, $lock, campaign_id, chunk).await
+                let progress = launch_chunk::next(self.$tx().await?, $lock, campaign_id, chunk).await?;
+                if matches!(&progress, LaunchProgress::Copied(c) if c.done) {
+                    self.launched_rows().await?;
+                }
+                Ok(progress)
             }
             async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
                 queue::state_counts(&self.$r, campaign_id).await

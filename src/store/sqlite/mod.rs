@@ -313,6 +313,12 @@ crate::store::queue::queue_for!(sqlx::Sqlite, sqlx::SqlitePool, "", "");
 
 /// What differs per dialect; the rest of `Store` is written once (src/store/store_impl.rs).
 impl SqliteStore {
+    /// Nothing to do after a launch: SQLite plans from its indexes, not from statistics
+    /// (there is no `sqlite_stat1` to go stale).
+    async fn launched_rows(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
         import::begin(self.writer.acquire().await?, list).await
     }
