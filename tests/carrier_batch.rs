@@ -73,7 +73,8 @@ fn killed_mid_batch_ten_times_nobody_gets_two_and_doubt_stays_within_two_batches
     let numbers = campaign(&env, &sim, 20_000, "4000");
     let mut rng = rand::rng();
     let (mut kills, mut doubt) = (0, Vec::new());
-    let deadline = Instant::now() + Duration::from_secs(180);
+    // A guard against a loop that never ends, not a speed goal: alone it takes ~90 s.
+    let deadline = Instant::now() + Duration::from_secs(400);
     while kills < 10 {
         assert!(Instant::now() < deadline, "the kill loop took too long");
         let log = env.path("send.log");
