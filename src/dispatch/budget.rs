@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::store::Store;
+use crate::store::Queue;
 
 /// Unused tokens are dropped after this long, so tokens are spent close to when they were
 /// granted.
@@ -45,7 +45,7 @@ struct Hand {
 }
 
 pub struct Budget {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Queue>,
     campaign_scope: String,
     campaign_rate: f64,
     in_hand: std::sync::Mutex<HashMap<String, Hand>>,
@@ -54,7 +54,7 @@ pub struct Budget {
 }
 
 impl Budget {
-    pub fn new(store: Arc<dyn Store>, campaign_id: i64, campaign_rate: f64) -> Self {
+    pub fn new(store: Arc<dyn Queue>, campaign_id: i64, campaign_rate: f64) -> Self {
         Self {
             store,
             campaign_scope: format!("campaign:{campaign_id}"),

@@ -42,7 +42,7 @@ use tokio::task::JoinSet;
 use crate::gateway::{Gateway, OutboundSms, SubmitError};
 use crate::store::{
     Campaign, CampaignMove, CampaignState, Claimed, LaunchProgress, Outcome, OutcomeKind, Refused,
-    Store, now_ms,
+    Worker, now_ms,
 };
 use crate::window::Hours;
 use guard::WindowGuard;
@@ -563,7 +563,7 @@ pub enum StepOutcome {
 }
 
 pub struct Dispatcher {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Worker>,
     campaign: Campaign,
     routes: Arc<Routes>,
     opts: Options,
@@ -601,7 +601,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn Worker>,
         campaign: Campaign,
         routes: Routes,
         opts: Options,

@@ -1,7 +1,7 @@
 //! The one writer task of a worker: outcomes go in through a channel and are committed in
 //! batches (group commit), so a thousand sends a second cost a few transactions, not a
 //! thousand fsyncs. The next group to go out is marked `sending` in the same commit
-//! ([`Store::write_cycle`]): a cycle of the dispatcher costs one commit, and never waits for
+//! ([`Queue::write_cycle`]): a cycle of the dispatcher costs one commit, and never waits for
 //! the other writer's.
 //!
 //! An outcome comes with its row's send permit, given back as soon as the outcome is in the
@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
-use crate::store::{Mark, Outcome, Store};
+use crate::store::{Mark, Outcome, Queue};
 
 /// Outcomes per commit at most; at high rates the batches fill up to this.
 const MAX_BATCH: usize = 1_024;
@@ -63,7 +63,7 @@ impl OutcomeSender {
         queued.map_err(|_| anyhow!("recorder stopped"))
     }
 
-    /// Marks a paced group in flight with the next commit (see [`Store::mark_in_flight`]);
+    /// Marks a paced group in flight with the next commit (see [`Queue::mark_in_flight`]);
     /// its rows' permits are already held.
     pub async fn mark(&self, mark: Mark) -> Result<Vec<(i64, i64)>> {
         let (done, marked) = oneshot::channel();
@@ -78,7 +78,7 @@ impl OutcomeSender {
 }
 
 impl Recorder {
-    pub fn start(store: Arc<dyn Store>, worker: String) -> Self {
+    pub fn start(store: Arc<dyn Queue>, worker: String) -> Self {
         let (tx, rx) = mpsc::channel(2 * MAX_BATCH);
         let task = tokio::spawn(run(store, worker, rx));
         Self {
@@ -112,7 +112,7 @@ impl Recorder {
     }
 }
 
-async fn run(store: Arc<dyn Store>, worker: String, mut rx: mpsc::Receiver<Msg>) -> Result<()> {
+async fn run(store: Arc<dyn Queue>, worker: String, mut rx: mpsc::Receiver<Msg>) -> Result<()> {
     let mut cycle = Cycle::default();
     while let Some(first) = rx.recv().await {
         cycle.push(first);
@@ -153,7 +153,7 @@ impl Cycle {
         }
     }
 
-    async fn commit(&mut self, store: &dyn Store, worker: &str) -> Result<()> {
+    async fn commit(&mut self, store: &dyn Queue, worker: &str) -> Result<()> {
         // The groups waiting go out as one mark (the cap's locks then taken in one order).
         let mark = (!self.marks.is_empty()).then(|| Mark {
             ids: self.marks.iter().flat_map(|(m, _)| m.ids.clone()).collect(),
@@ -190,7 +190,7 @@ impl Cycle {
 
 /// A busy database is waited out; giving up would leave sent messages looking unsent.
 async fn write_with_retry(
-    store: &dyn Store,
+    store: &dyn Queue,
     worker: &str,
     batch: &[Outcome],
     mark: Option<&Mark>,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::store::{Store, now_ms};
+use crate::store::{Queue, now_ms};
 
 /// How often a worker with nothing to claim looks again while others hold rows.
 const LOOK_AGAIN: Duration = Duration::from_millis(500);
@@ -15,7 +15,7 @@ const LOOK_AGAIN: Duration = Duration::from_millis(500);
 /// possibly on the wire resent or marked in doubt). Returns how long to wait before claiming
 /// again, or `None` when no other worker holds rows any more.
 pub(super) async fn wait_for_others(
-    store: &dyn Store,
+    store: &dyn Queue,
     campaign_id: i64,
     me: &str,
     gateway_dedups: bool,

@@ -2,70 +2,6 @@
 //! same statements and row types for SQLite and PostgreSQL ([`campaigns_for!`] writes the
 //! functions once for each backend's pool type; the backends' `Store` methods call them).
 
-use anyhow::Result;
-
-use super::{Campaign, CampaignState};
-
-/// A `campaigns` row joined with its list's name, as both backends return it.
-#[derive(sqlx::FromRow)]
-pub(crate) struct CampaignRow {
-    id: i64,
-    name: String,
-    list_id: i64,
-    list_name: String,
-    message_text: String,
-    encoding: String,
-    segments: i64,
-    characters: i64,
-    sender: String,
-    gateway: String,
-    rate: f64,
-    window_start: i64,
-    window_end: i64,
-    starts_ms: Option<i64>,
-    ends_ms: Option<i64>,
-    max_attempts: i64,
-    cap_hours: i64,
-    state: String,
-    state_reason: Option<String>,
-    created_by: String,
-    created_ms: i64,
-    launched_ms: Option<i64>,
-    launch_after: Option<i64>,
-    completed_ms: Option<i64>,
-}
-
-impl CampaignRow {
-    pub(crate) fn into_campaign(self) -> Result<Campaign> {
-        Ok(Campaign {
-            id: self.id,
-            name: self.name,
-            list_id: self.list_id,
-            list: self.list_name,
-            message_text: self.message_text,
-            encoding: self.encoding,
-            segments: self.segments,
-            characters: self.characters,
-            sender: self.sender,
-            gateway: self.gateway,
-            rate: self.rate,
-            window_start: self.window_start,
-            window_end: self.window_end,
-            starts_ms: self.starts_ms,
-            ends_ms: self.ends_ms,
-            max_attempts: self.max_attempts,
-            cap_hours: self.cap_hours,
-            state: CampaignState::parse(&self.state)?,
-            state_reason: self.state_reason,
-            created_by: self.created_by,
-            created_ms: self.created_ms,
-            launched_ms: self.launched_ms,
-            launch_after: self.launch_after,
-            completed_ms: self.completed_ms,
-        })
-    }
-}
-
 pub(crate) const SELECT: &str =
     "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id";
 pub(crate) const BY_ID: &str = "SELECT c.*, l.name AS list_name FROM campaigns c JOIN lists l ON l.id = c.list_id WHERE c.id = $1";
@@ -89,9 +25,8 @@ macro_rules! campaigns_for {
     ($pool:ty) => {
         mod campaigns {
             use anyhow::{Result, bail};
-            use sqlx::Row;
 
-            use crate::store::campaigns::{BY_ID, BY_NAME, CampaignRow, SELECT};
+            use crate::store::campaigns::{BY_ID, BY_NAME, SELECT};
             use crate::store::{
                 AuditEntry, Campaign, CampaignKey, CampaignMove, CampaignState, NewCampaign,
                 PreviousImport, Refused, WorkerInfo, check_campaign_name, now_ms,
@@ -99,26 +34,20 @@ macro_rules! campaigns_for {
 
             /// By `#id`, name, or a bare number (a legacy all-digit name first, else the id).
             pub(crate) async fn by_key(pool: &$pool, key: &str) -> Result<Option<Campaign>> {
-                let by_id = |id: i64| sqlx::query_as::<_, CampaignRow>(BY_ID).bind(id);
-                let by_name = |name: &str| sqlx::query_as::<_, CampaignRow>(BY_NAME).bind(name.to_string());
-                let row = match CampaignKey::parse(key) {
+                let by_id = |id: i64| sqlx::query_as::<_, Campaign>(BY_ID).bind(id);
+                let by_name = |name: &str| sqlx::query_as::<_, Campaign>(BY_NAME).bind(name.to_string());
+                Ok(match CampaignKey::parse(key) {
                     CampaignKey::Id(id) => by_id(id).fetch_optional(pool).await?,
                     CampaignKey::Name(name) => by_name(name).fetch_optional(pool).await?,
                     CampaignKey::NameOrId(name, id) => match by_name(name).fetch_optional(pool).await? {
                         Some(row) => Some(row),
                         None => by_id(id).fetch_optional(pool).await?,
                     },
-                };
-                row.map(CampaignRow::into_campaign).transpose()
+                })
             }
 
             pub(crate) async fn all(pool: &$pool) -> Result<Vec<Campaign>> {
-                sqlx::query_as::<_, CampaignRow>(SELECT)
-                    .fetch_all(pool)
-                    .await?
-                    .into_iter()
-                    .map(CampaignRow::into_campaign)
-                    .collect()
+                Ok(sqlx::query_as(SELECT).fetch_all(pool).await?)
             }
 
             /// One move of the table, in one statement that checks the current state.
@@ -146,19 +75,14 @@ macro_rules! campaigns_for {
                 list: &str,
                 sha256: &str,
             ) -> Result<Option<PreviousImport>> {
-                let row = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT i.id, i.created_ms, i.imported FROM imports i JOIN lists l ON l.id = i.list_id
                      WHERE l.name = $1 AND i.sha256 = $2 ORDER BY i.id LIMIT 1",
                 )
                 .bind(list)
                 .bind(sha256)
                 .fetch_optional(pool)
-                .await?;
-                Ok(row.map(|r| PreviousImport {
-                    import_id: r.get(0),
-                    created_ms: r.get(1),
-                    imported: r.get(2),
-                }))
+                .await?)
             }
 
             pub(crate) async fn list_size(pool: &$pool, list: &str) -> Result<Option<i64>> {
@@ -347,7 +271,7 @@ macro_rules! campaigns_for {
                 after_subscriber_id: i64,
                 limit: u32,
             ) -> Result<Vec<crate::store::MemberFields>> {
-                let rows = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT s.id, s.msisdn, s.district, s.attributes FROM lists l
                      JOIN list_members m ON m.list_id = l.id
                      JOIN subscribers s ON s.id = m.subscriber_id
@@ -358,16 +282,7 @@ macro_rules! campaigns_for {
                 .bind(after_subscriber_id)
                 .bind(i64::from(limit))
                 .fetch_all(pool)
-                .await?;
-                Ok(rows
-                    .iter()
-                    .map(|r| crate::store::MemberFields {
-                        subscriber_id: r.get(0),
-                        msisdn: r.get(1),
-                        district: r.get(2),
-                        attributes: r.get(3),
-                    })
-                    .collect())
+                .await?)
             }
 
             /// The worker's heartbeat: one row, whatever number of deliveries it holds.
@@ -401,26 +316,13 @@ macro_rules! campaigns_for {
             }
 
             pub(crate) async fn workers(pool: &$pool, campaign_id: i64) -> Result<Vec<WorkerInfo>> {
-                let rows = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT id, host, pid, started_ms, heartbeat_ms, sent, stopped_ms, process FROM workers
                      WHERE campaign_id = $1 ORDER BY started_ms",
                 )
                 .bind(campaign_id)
                 .fetch_all(pool)
-                .await?;
-                Ok(rows
-                    .iter()
-                    .map(|r| WorkerInfo {
-                        id: r.get(0),
-                        host: r.get(1),
-                        pid: r.get(2),
-                        started_ms: r.get(3),
-                        heartbeat_ms: r.get(4),
-                        sent: r.get(5),
-                        stopped_ms: r.get(6),
-                        process: r.get(7),
-                    })
-                    .collect())
+                .await?)
             }
 
             pub(crate) async fn next_due_ms(pool: &$pool, campaign_id: i64) -> Result<Option<i64>> {
@@ -433,24 +335,11 @@ macro_rules! campaigns_for {
             }
 
             pub(crate) async fn audit_entries(pool: &$pool) -> Result<Vec<AuditEntry>> {
-                let rows = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT id, at_ms, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY id",
                 )
                 .fetch_all(pool)
-                .await?;
-                Ok(rows
-                    .iter()
-                    .map(|r| AuditEntry {
-                        id: r.get(0),
-                        at_ms: r.get(1),
-                        actor: r.get(2),
-                        action: r.get(3),
-                        subject: r.get(4),
-                        details: r.get(5),
-                        prev_hash: r.get(6),
-                        hash: r.get(7),
-                    })
-                    .collect())
+                .await?)
             }
 
             /// Why a campaign move changed nothing: the state the campaign is in now.

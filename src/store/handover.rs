@@ -15,8 +15,9 @@ pub fn carrier_gateway(carrier: &str) -> String {
 }
 
 /// One row of a carrier's share, as the export writes it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct HandedRow {
+    #[sqlx(rename = "id")]
     pub delivery_id: i64,
     /// Canonical number (`84…`): the real number, never logged.
     pub msisdn: String,
@@ -133,7 +134,7 @@ pub(crate) fn result_error(carrier: &str, r: &CarrierResult) -> Option<String> {
 macro_rules! handover_for {
     ($db:ty, $pool:ty) => {
         use anyhow::Result;
-        use sqlx::{Row, Transaction};
+        use sqlx::Transaction;
 
         use crate::store::handover::{
             CarrierResult, CarrierStatus, HandedRow, ResultEffect, carrier_gateway, hand_over_sql,
@@ -162,7 +163,7 @@ macro_rules! handover_for {
             campaign_id: i64,
             carrier: &str,
         ) -> Result<Vec<HandedRow>> {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as::<_, HandedRow>(
                 "SELECT d.id, d.msisdn, d.district, s.attributes, d.state
                  FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
                  WHERE d.campaign_id = $1 AND d.carrier = $2 AND d.gateway = $3 ORDER BY d.id",
@@ -171,17 +172,7 @@ macro_rules! handover_for {
             .bind(carrier)
             .bind(carrier_gateway(carrier))
             .fetch_all(pool)
-            .await?;
-            Ok(rows
-                .iter()
-                .map(|r| HandedRow {
-                    delivery_id: r.get(0),
-                    msisdn: r.get(1),
-                    district: r.get(2),
-                    attributes: r.get(3),
-                    state: r.get(4),
-                })
-                .collect())
+            .await?)
         }
 
         /// Every result in file order, in one transaction: a later line about the same

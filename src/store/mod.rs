@@ -1,7 +1,8 @@
-//! The store: every durable fact smscast keeps, behind one interface.
-//!
-//! [`Store`] is an object-safe trait so the CLI picks a backend once, from the database URL,
-//! and everything else holds an `Arc<dyn Store>`. Each backend lives in its own module with its
+//! The store: every durable fact smscast keeps, behind role traits, each what one part of
+//! smscast uses: [`Lists`], [`Campaigns`], [`Queue`] (the dispatcher's), [`Carriers`],
+//! [`Receipts`], [`Audit`] and [`Reports`]. [`Store`] is every role (object-safe: the CLI
+//! picks a backend once, from the database URL, and holds an `Arc<dyn Store>`); the
+//! dispatcher holds a [`Worker`]: the queue, its campaign and the audit log. Each backend lives in its own module with its
 //! own migrations folder (`migrations/<backend>/`, same file names). SQL is always
 //! parameterised; the statements sit in small functions named for their intent.
 
@@ -255,8 +256,9 @@ pub struct ImportMeta {
 }
 
 /// A previous import of the same file into the same list.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct PreviousImport {
+    #[sqlx(rename = "id")]
     pub import_id: i64,
     pub created_ms: i64,
     pub imported: i64,
@@ -288,6 +290,13 @@ pub enum CampaignState {
     Paused,
     Completed,
     Cancelled,
+}
+
+impl TryFrom<String> for CampaignState {
+    type Error = anyhow::Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
 }
 
 impl CampaignState {
@@ -389,11 +398,13 @@ pub struct NewCampaign {
     pub created_by: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// A `campaigns` row joined with its list's name (`list_name`).
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct Campaign {
     pub id: i64,
     pub name: String,
     pub list_id: i64,
+    #[sqlx(rename = "list_name")]
     pub list: String,
     pub message_text: String,
     pub encoding: String,
@@ -408,6 +419,7 @@ pub struct Campaign {
     pub ends_ms: Option<i64>,
     pub max_attempts: i64,
     pub cap_hours: i64,
+    #[sqlx(try_from = "String")]
     pub state: CampaignState,
     pub state_reason: Option<String>,
     pub created_by: String,
@@ -443,7 +455,7 @@ pub mod state {
 }
 
 /// A delivery handed to a worker.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Claimed {
     pub id: i64,
     pub msisdn: String,
@@ -451,19 +463,21 @@ pub struct Claimed {
     pub district: Option<String>,
     pub attempts: i64,
     /// The text for this recipient when the campaign is personalised (filled by the dispatcher).
+    #[sqlx(default)]
     pub text: Option<String>,
 }
 
 /// A list member's values for message placeholders.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct MemberFields {
+    #[sqlx(rename = "id")]
     pub subscriber_id: i64,
     pub msisdn: String,
     pub district: Option<String>,
     pub attributes: Option<String>,
 }
 
-/// A group of claimed rows to mark in flight (see [`Store::mark_in_flight`]).
+/// A group of claimed rows to mark in flight (see [`Queue::mark_in_flight`]).
 #[derive(Clone, Debug, Default)]
 pub struct Mark {
     pub ids: Vec<i64>,
@@ -502,6 +516,25 @@ pub enum OutcomeKind {
     Rejected,
     /// The request went out and no answer came back: the gateway may have taken it.
     InDoubt,
+}
+
+impl Outcome {
+    /// What settling this outcome writes on its row: the state, the gateway's id, when the
+    /// next try is due, and the final time (`now` for a final state).
+    pub(crate) fn settles_to(
+        &self,
+        now: i64,
+    ) -> (&'static str, Option<&str>, Option<i64>, Option<i64>) {
+        match &self.kind {
+            OutcomeKind::Submitted { gateway_id } => ("submitted", Some(gateway_id), None, None),
+            OutcomeKind::Retry { next_attempt_ms } => {
+                ("queued", None, Some(*next_attempt_ms), None)
+            }
+            OutcomeKind::GaveUp => ("failed", None, None, Some(now)),
+            OutcomeKind::Rejected => ("rejected", None, None, Some(now)),
+            OutcomeKind::InDoubt => ("unknown", None, None, None),
+        }
+    }
 }
 
 impl OutcomeKind {
@@ -551,7 +584,7 @@ pub struct Recovered {
     pub unknown: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct WorkerInfo {
     pub id: String,
     pub host: String,
@@ -573,7 +606,7 @@ pub struct RateGrant {
 }
 
 /// One row of the hash-chained operator log.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct AuditEntry {
     pub id: i64,
     pub at_ms: i64,
@@ -697,9 +730,9 @@ pub struct RecipientRow {
 // The interface
 // ---------------------------------------------------------------------------------------------
 
+/// Lists and subscribers: imports, opt-outs, members (src/import.rs, `subscribers`, `lists`).
 #[async_trait]
-pub trait Store: Send + Sync {
-    // lists and subscribers
+pub trait Lists: Send + Sync {
     /// Starts an import into `list` (created if new).
     async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>>;
     async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>>;
@@ -712,14 +745,15 @@ pub trait Store: Send + Sync {
         after_subscriber_id: i64,
         limit: u32,
     ) -> Result<Vec<MemberFields>>;
-    /// Attributes (CSV extra columns, JSON) of the subscribers behind these deliveries.
-    async fn delivery_attributes(&self, delivery_ids: &[i64])
-    -> Result<Vec<(i64, Option<String>)>>;
     /// Adds numbers to the opt-out table; returns how many were new.
     async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64>;
     async fn remove_opt_outs(&self, msisdns: &[String]) -> Result<u64>;
+}
 
-    // campaigns
+/// Campaigns: created, looked up, moved through the transition table, launched, counted,
+/// reconciled.
+#[async_trait]
+pub trait Campaigns: Send + Sync {
     async fn create_campaign(&self, c: &NewCampaign) -> Result<i64>;
     /// By numeric id or by name.
     async fn campaign(&self, key: &str) -> Result<Option<Campaign>>;
@@ -730,7 +764,7 @@ pub trait Store: Send + Sync {
     async fn move_campaign(&self, id: i64, m: CampaignMove, reason: Option<&str>) -> Result<()>;
     /// Launches a draft ([`CampaignMove::Launch`]): marks it running and creates the deliveries
     /// of its first `chunk` list members (opt-outs as `suppressed`), in one transaction; the
-    /// rest follow with [`Store::continue_launch`], while the first are sent. `None` when
+    /// rest follow with [`Campaigns::continue_launch`], while the first are sent. `None` when
     /// another process launched it first (it is running: join it). Any other state is
     /// refused.
     async fn begin_launch(&self, campaign_id: i64, chunk: i64) -> Result<Option<LaunchChunk>>;
@@ -758,10 +792,6 @@ pub trait Store: Send + Sync {
         Ok(Some((queued, suppressed)))
     }
     async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>>;
-    /// Rows of the campaign in flight (`claimed` or `sending`, by any worker): read from an
-    /// index that holds only those rows, so it costs the same on a campaign of any size
-    /// (the dispatcher polls it while its last messages finish).
-    async fn in_flight_count(&self, campaign_id: i64) -> Result<i64>;
     /// Queued rows of the campaign the per-number cap holds back now (the dispatcher found
     /// another campaign's message to the same number within the cap and set them aside,
     /// saying so in `last_error`), and when the last of them falls due.
@@ -770,8 +800,14 @@ pub trait Store: Send + Sync {
     /// within `cap_ms` (submitted, in flight, or in doubt): what the per-number cap will hold
     /// back. Said at launch, before any row is marked.
     async fn cap_conflicts(&self, campaign_id: i64, cap_ms: i64) -> Result<i64>;
+    /// `unknown` rows → `queued` (resend) or `failed` (give up). Returns how many.
+    async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64>;
+}
 
-    // dispatch
+/// The queue as a sending worker works it (src/dispatch/): workers and their leases, claims,
+/// the write cycle, release and recovery, what is due, the shared rate budget.
+#[async_trait]
+pub trait Queue: Send + Sync {
     /// `process`: the worker's process fingerprint (src/dispatch/liveness.rs), when known.
     async fn register_worker(
         &self,
@@ -803,8 +839,8 @@ pub trait Store: Send + Sync {
         now_ms: i64,
         lease_until_ms: i64,
     ) -> Result<Vec<Claimed>>;
-    /// One commit of the dispatcher's cycle: records `outcomes` (as [`Store::record`]), then
-    /// marks the group `mark` in flight (as [`Store::mark_in_flight`]). The outcomes' rows
+    /// One commit of the dispatcher's cycle: records `outcomes` (as [`Queue::record`]), then
+    /// marks the group `mark` in flight (as [`Queue::mark_in_flight`]). The outcomes' rows
     /// leave `sending` in the same commit as the next group's rows enter it, so the rows in
     /// flight stay within the send permits, and the cycle costs one commit, not two.
     /// Returns the stale outcomes and the rows marked.
@@ -851,10 +887,36 @@ pub trait Store: Send + Sync {
     async fn next_due_ms(&self, campaign_id: i64) -> Result<Option<i64>>;
     /// Marks the campaign completed when no row is queued, claimed or sending.
     async fn complete_if_done(&self, campaign_id: i64) -> Result<bool>;
-    /// `unknown` rows → `queued` (resend) or `failed` (give up). Returns how many.
-    async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64>;
+    /// Rows of the campaign in flight (`claimed` or `sending`, by any worker): read from an
+    /// index that holds only those rows, so it costs the same on a campaign of any size
+    /// (the dispatcher polls it while its last messages finish).
+    async fn in_flight_count(&self, campaign_id: i64) -> Result<i64>;
+    /// Attributes (CSV extra columns, JSON) of the subscribers behind these deliveries.
+    async fn delivery_attributes(&self, delivery_ids: &[i64])
+    -> Result<Vec<(i64, Option<String>)>>;
+    /// Our reference for a delivery, stable across retries, signed with this database's key
+    /// so that references cannot be guessed; receipts carry it back.
+    fn reference(&self, campaign_id: i64, delivery_id: i64) -> String;
+    /// Takes up to `want` tokens from the shared token bucket `scope` (refilled at `rate` per
+    /// second, holding at most `burst`), so that many workers together keep one rate. `None`:
+    /// this backend serves one machine and keeps no shared budget; the local limiter is the
+    /// whole story.
+    async fn rate_grant(
+        &self,
+        scope: &str,
+        rate: f64,
+        burst: f64,
+        want: u32,
+    ) -> Result<Option<RateGrant>> {
+        let _ = (scope, rate, burst, want);
+        Ok(None)
+    }
+}
 
-    // carrier-run campaigns (src/store/handover.rs)
+/// Carrier-run campaigns (src/store/handover.rs): a carrier's share handed over, its results
+/// taken back.
+#[async_trait]
+pub trait Carriers: Send + Sync {
     /// The campaign's `queued` rows filed under `carrier` → `handed` to that carrier
     /// ([`DeliveryMove::HandOver`]), while the campaign is running or paused. Returns how many
     /// moved (none the second time).
@@ -870,26 +932,11 @@ pub trait Store: Send + Sync {
         carrier: &str,
         results: &[CarrierResult],
     ) -> Result<Vec<ResultEffect>>;
+}
 
-    // auditors
-    /// The report's aggregates for the deliveries `filter` selects.
-    async fn report_data(&self, filter: &ReportFilter) -> Result<ReportData>;
-    /// Recipients in error (rejected, failed, expired, unknown) or possibly sent twice, with
-    /// full numbers: only for `--reveal`, after its audit entry is written.
-    async fn report_recipients(&self, filter: &ReportFilter) -> Result<Vec<RecipientRow>>;
-    /// Whether this connection refuses writes (opened read-only, or `?mode=ro` in the URL).
-    fn is_read_only(&self) -> bool;
-    async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>>;
-    async fn audit_append(
-        &self,
-        actor: &str,
-        action: &str,
-        subject: &str,
-        details: &serde_json::Value,
-    ) -> Result<AuditEntry>;
-    async fn audit_entries(&self) -> Result<Vec<AuditEntry>>;
-
-    // receipts
+/// Delivery receipts (src/dlr/): appended, matched, expired.
+#[async_trait]
+pub trait Receipts: Send + Sync {
     /// Appends every receipt as received and applies each to its message where it can, in
     /// one transaction: when this returns, the receipts are durable. A receipt never moves a
     /// message out of a final state; one whose message is not found, or whose submission is
@@ -907,9 +954,44 @@ pub trait Store: Send + Sync {
         gateways: &[String],
     ) -> Result<u64>;
     async fn receipt_counts(&self) -> Result<ReceiptCounts>;
-    /// Our reference for a delivery, stable across retries, signed with this database's key
-    /// so that references cannot be guessed; receipts carry it back.
-    fn reference(&self, campaign_id: i64, delivery_id: i64) -> String;
+}
+
+/// The hash-chained operator log.
+#[async_trait]
+pub trait Audit: Send + Sync {
+    async fn audit_append(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        details: &serde_json::Value,
+    ) -> Result<AuditEntry>;
+    async fn audit_entries(&self) -> Result<Vec<AuditEntry>>;
+}
+
+/// Auditors' reads.
+#[async_trait]
+pub trait Reports: Send + Sync {
+    /// The report's aggregates for the deliveries `filter` selects.
+    async fn report_data(&self, filter: &ReportFilter) -> Result<ReportData>;
+    /// Recipients in error (rejected, failed, expired, unknown) or possibly sent twice, with
+    /// full numbers: only for `--reveal`, after its audit entry is written.
+    async fn report_recipients(&self, filter: &ReportFilter) -> Result<Vec<RecipientRow>>;
+    async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>>;
+}
+
+/// What a sending worker uses (src/dispatch/): the queue and, of the rest, its campaign (read,
+/// paused by the breaker, its launch continued) and the audit log.
+pub trait Worker: Queue + Campaigns + Audit {}
+
+impl<T: Queue + Campaigns + Audit> Worker for T {}
+
+/// Every role of the store, as the CLI opens it (`Arc<dyn Store>`), and what only the
+/// database as a whole does: its access, closing, copying, checking.
+#[async_trait]
+pub trait Store: Worker + Lists + Carriers + Receipts + Reports {
+    /// Whether this connection refuses writes (opened read-only, or `?mode=ro` in the URL).
+    fn is_read_only(&self) -> bool;
     /// Closes the connections cleanly at the end of a command (SQLite: checkpoints the
     /// write-ahead log into the file first, so the file alone is the whole record).
     async fn close(&self) {}
@@ -922,22 +1004,6 @@ pub trait Store: Send + Sync {
     /// SQLite's `PRAGMA integrity_check` ("ok" when whole).
     async fn integrity_check(&self) -> Result<String> {
         Ok("ok".into())
-    }
-
-    // scale-out
-    /// Takes up to `want` tokens from the shared token bucket `scope` (refilled at `rate` per
-    /// second, holding at most `burst`), so that many workers together keep one rate. `None`:
-    /// this backend serves one machine and keeps no shared budget; the local limiter is the
-    /// whole story.
-    async fn rate_grant(
-        &self,
-        scope: &str,
-        rate: f64,
-        burst: f64,
-        want: u32,
-    ) -> Result<Option<RateGrant>> {
-        let _ = (scope, rate, burst, want);
-        Ok(None)
     }
 }
 
@@ -1064,21 +1130,44 @@ pub(crate) fn percentiles(histogram: &[(i64, i64)]) -> Vec<(String, i64)> {
     .collect()
 }
 
-/// The embedded migrations (version, name, SQL) up to `up_to`, for sqlx's migrator.
+/// A backend's migrations folder (`migrations/<backend>/`), embedded: each file's stem
+/// (`0001_initial`: version and name) and its SQL, in the order given.
+macro_rules! migrations {
+    ($backend:literal, $($file:literal),* $(,)?) => {
+        &[$((
+            $file,
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"), "/migrations/", $backend, "/", $file, ".sql"
+            )),
+        )),*]
+    };
+}
+pub(crate) use migrations;
+
+/// The embedded migrations ([`migrations!`]) up to version `up_to`, for sqlx's migrator.
 pub(crate) fn migrator(
-    migrations: &[(i64, &'static str, &'static str)],
+    migrations: &[(&'static str, &'static str)],
     up_to: i64,
 ) -> sqlx::migrate::Migrator {
     use sqlx::SqlSafeStr;
     use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let parsed = migrations.iter().map(|(file, sql)| {
+        let (version, name) = file
+            .split_once('_')
+            .expect("migration files are VERSION_NAME");
+        (
+            version.parse::<i64>().expect("a numeric version"),
+            name,
+            *sql,
+        )
+    });
     Migrator::with_migrations(
-        migrations
-            .iter()
+        parsed
             .filter(|(version, _, _)| *version <= up_to)
             .map(|(version, name, sql)| {
                 Migration::new(
-                    *version,
-                    (*name).into(),
+                    version,
+                    name.into(),
                     MigrationType::Simple,
                     sql.into_sql_str(),
                     false,

@@ -1,6 +1,7 @@
-//! The queue's bookkeeping as both backends write it: recovery of dead workers' rows, release,
-//! reconcile, counts, opt-outs and the audit chain, one statement text for SQLite and
-//! PostgreSQL. [`queue_for!`] writes the functions once for each backend's types.
+//! The queue's bookkeeping as both backends write it: the dispatcher's write cycle and its
+//! mark, recovery of dead workers' rows, release, reconcile, counts, opt-outs and the audit
+//! chain, one statement text for SQLite and PostgreSQL. [`queue_for!`] writes the functions
+//! once for each backend's types.
 //!
 //! What still differs is supplied by the backend module that invokes the macro:
 //! - `id_in(param)`: "is in this bound list" (`= ANY($1)` / `IN (SELECT value FROM
@@ -8,9 +9,40 @@
 //! - `rows(param, sql_type)`: a bound list as a table with one column, `value`;
 //! - `serialise_audit(tx)`: makes appends to the audit chain take turns (PostgreSQL: an
 //!   advisory lock; SQLite: nothing, its write transaction is exclusive already);
+//! - `CLAIM_LEASES`: whether a claim leases its rows (PostgreSQL) or only reads them (SQLite,
+//!   where the mark leases them), and `lock_numbers(tx, ids)`, which makes two workers marking
+//!   one number for two campaigns take turns (PostgreSQL; SQLite's writer is alone already);
+//! - `record_in(tx, worker, outcomes, now)`: settles a batch of outcomes, returning the stale
+//!   ones and the submissions (per row through SQLite's C API; one `UNNEST` on PostgreSQL);
 //! - the row-lock suffixes (`" ORDER BY id FOR UPDATE"`… on PostgreSQL, empty on SQLite, where
 //!   one writer holds the whole file): statements that touch many rows lock them in id order
 //!   first, so two of them never wait on each other in a circle.
+
+/// The settle's `UPDATE … SET` ([`DeliveryMove::Settle`](crate::store::DeliveryMove)) for
+/// both backends' `record_in`: `v` names the outcome's values (state, gateway, gateway id,
+/// next attempt, final time, time answered, text, error), `row` the updated row's columns
+/// (`""` or `"deliveries."`).
+pub(crate) fn settle_sql(v: [&str; 8], row: &str) -> String {
+    let [
+        state,
+        gateway,
+        gateway_id,
+        next,
+        final_ms,
+        done,
+        text,
+        error,
+    ] = v;
+    format!(
+        "UPDATE deliveries SET state = {state}, gateway = {gateway},
+             gateway_id = COALESCE({gateway_id}, {row}gateway_id),
+             next_attempt_ms = COALESCE({next}, {row}next_attempt_ms),
+             final_ms = COALESCE({final_ms}, {row}final_ms),
+             submitted_ms = CASE WHEN {state} = 'submitted' THEN {done} ELSE {row}submitted_ms END,
+             message_text = COALESCE({text}, {row}message_text),
+             last_error = {error}, lease_owner = NULL, lease_expires_ms = NULL"
+    )
+}
 
 /// Writes the shared functions for one backend: its database type, its pool type, its suffix
 /// locking rows for the transaction and the one skipping rows locked by others.
@@ -20,12 +52,117 @@ macro_rules! queue_for {
             use anyhow::Result;
             use sqlx::{AssertSqlSafe, Transaction};
 
-            use super::{id_in, list, rows, serialise_audit};
+            use super::{CLAIM_LEASES, id_in, list, lock_numbers, record_in, rows, serialise_audit};
             use crate::audit;
             use crate::store::campaigns::lease_run_out;
-            use crate::store::{AuditEntry, CampaignMove, DeliveryMove, Recovered, now_ms};
+            use crate::store::contract::cap_hold_sql;
+            use crate::store::{
+                AuditEntry, CampaignMove, DeliveryMove, Mark, Outcome, Recovered, now_ms,
+            };
 
             type Tx = Transaction<'static, $db>;
+
+            /// The dispatcher's hot path (see [`Queue::write_cycle`](crate::store::Queue::write_cycle)):
+            /// what came back, and what goes out next, in one commit. Where rows are locked
+            /// (PostgreSQL), every row of the cycle is locked first, in one order, so two
+            /// cycles (or a cycle and a receipt) never wait on each other in a circle.
+            pub(crate) async fn write_cycle(
+                mut tx: Tx,
+                now: i64,
+                worker: &str,
+                outcomes: &[Outcome],
+                mark: Option<&Mark>,
+            ) -> Result<(u64, Vec<(i64, i64)>)> {
+                if !$for_update.is_empty() {
+                    let mut ids: Vec<i64> = outcomes.iter().map(|o| o.delivery_id).collect();
+                    ids.extend(mark.iter().flat_map(|m| m.ids.iter().copied()));
+                    sqlx::query(AssertSqlSafe(format!(
+                        "SELECT id FROM deliveries WHERE id {} ORDER BY id{}",
+                        id_in("$1"),
+                        $for_update
+                    )))
+                    .bind(list(&ids))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let stale = if outcomes.is_empty() {
+                    0
+                } else {
+                    let (stale, submitted) = record_in(&mut tx, worker, outcomes, now).await?;
+                    if submitted > 0 {
+                        sqlx::query("UPDATE workers SET sent = sent + $1 WHERE id = $2")
+                            .bind(submitted)
+                            .bind(worker)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    stale
+                };
+                let marked = match mark {
+                    Some(m) => mark_in(&mut tx, worker, m, now).await?,
+                    None => Vec::new(),
+                };
+                tx.commit().await?;
+                Ok((stale, marked))
+            }
+
+            /// Marks one group in flight inside `tx` (see
+            /// [`Queue::mark_in_flight`](crate::store::Queue::mark_in_flight)). Where a claim leased the rows
+            /// (PostgreSQL; the heartbeat extends the lease), only this worker's are marked, and
+            /// a row set aside lets its lease go; where it only read them (SQLite), the rows
+            /// are leased here, and only those due. `$1` ids, `$2` worker (unused on SQLite),
+            /// then each statement's own values.
+            async fn mark_in(
+                tx: &mut Tx,
+                worker: &str,
+                m: &Mark,
+                now: i64,
+            ) -> Result<Vec<(i64, i64)>> {
+                let (picked, held, let_go, lease, due) = if CLAIM_LEASES {
+                    let let_go = "lease_owner = NULL, lease_expires_ms = NULL,";
+                    let held = "state = 'queued', lease_owner = NULL, lease_expires_ms = NULL,";
+                    (" AND lease_owner = $2", held, let_go, "", "")
+                } else {
+                    let lease = ", lease_owner = $2, lease_expires_ms = $3";
+                    ("", "", "", lease, " AND next_attempt_ms <= $4")
+                };
+                let picked = format!("id {}{picked}", id_in("$1"));
+                if m.cap_ms > 0 {
+                    lock_numbers(tx, &m.ids).await?;
+                    sqlx::query(AssertSqlSafe(cap_hold_sql(&picked, "$3", "$4", held)))
+                        .bind(list(&m.ids))
+                        .bind(worker)
+                        .bind(m.cap_ms)
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE deliveries SET state = 'suppressed', {let_go}
+                         final_ms = $3, last_error = 'opted out after launch'
+                     WHERE {picked} AND {}
+                       AND msisdn IN (SELECT msisdn FROM opt_outs)",
+                    DeliveryMove::SuppressOptedOut.guard()
+                )))
+                .bind(list(&m.ids))
+                .bind(worker)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                let marking = format!(
+                    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1{lease}
+                     WHERE {picked} AND {}{due}
+                     RETURNING id, attempts",
+                    DeliveryMove::Mark.guard()
+                );
+                let mut marking = sqlx::query_as(AssertSqlSafe(marking))
+                    .bind(list(&m.ids))
+                    .bind(worker);
+                if !CLAIM_LEASES {
+                    marking = marking.bind(m.lease_until_ms).bind(now);
+                }
+                Ok(marking.fetch_all(&mut **tx).await?)
+            }
 
             pub(crate) async fn delivery_attributes(
                 pool: &$pool,

@@ -57,6 +57,35 @@ pub(crate) struct Target<'a> {
     pub received_ms: i64,
 }
 
+/// A pending receipt, as the match pass reads it again.
+#[derive(sqlx::FromRow)]
+pub(crate) struct Pending {
+    pub id: i64,
+    pub gateway: String,
+    pub reference: Option<String>,
+    pub gateway_id: Option<String>,
+    pub status: String,
+    pub gateway_status: Option<String>,
+    pub error_code: Option<String>,
+    pub received_ms: i64,
+    pub part: Option<String>,
+}
+
+impl Pending {
+    pub fn target(&self) -> Target<'_> {
+        Target {
+            gateway: &self.gateway,
+            reference: self.reference.as_deref(),
+            gateway_id: self.gateway_id.as_deref(),
+            part: self.part.as_deref(),
+            status: status_from(&self.status),
+            gateway_status: self.gateway_status.as_deref().unwrap_or(""),
+            error_code: self.error_code.as_deref(),
+            received_ms: self.received_ms,
+        }
+    }
+}
+
 /// What matching one receipt found.
 pub(crate) enum Applied {
     Matched(crate::store::ReceiptEffect),
@@ -175,8 +204,8 @@ macro_rules! receipts_for {
 
         use crate::store::receipts::{
             Applied, LOCK_DELIVERY_SQL, MATCH_BATCH, MATCHED, PART_COUNT_SQL, PARTS_DELIVERED_SQL,
-            PENDING, Target, UNMATCHED, enroute_sql, expire_sql, final_sql, part_count,
-            receipt_error, status_from,
+            PENDING, Pending, Target, UNMATCHED, enroute_sql, expire_sql, final_sql, part_count,
+            receipt_error,
         };
         use crate::store::{
             MatchedReceipts, NewReceipt, ReceiptCounts, ReceiptEffect, ReceiptStatus,
@@ -380,18 +409,6 @@ macro_rules! receipts_for {
             Ok(Applied::Matched(effect))
         }
 
-        type PendingRow = (
-            i64,
-            String,
-            Option<String>,
-            Option<String>,
-            String,
-            Option<String>,
-            Option<String>,
-            i64,
-            Option<String>,
-        );
-
         pub(super) async fn match_pending(
             pool: &$pool,
             refs: &References,
@@ -401,7 +418,7 @@ macro_rules! receipts_for {
             let mut after = 0i64;
             loop {
                 let mut tx = pool.$begin($($barg),*).await?;
-                let rows: Vec<PendingRow> = sqlx::query_as(concat!(
+                let rows: Vec<Pending> = sqlx::query_as(concat!(
                     "SELECT id, gateway, reference, gateway_id, status, gateway_status, error_code,
                             received_ms, part
                      FROM receipts WHERE matched = $3 AND id > $1 ORDER BY id LIMIT $2",
@@ -416,39 +433,18 @@ macro_rules! receipts_for {
                     tx.commit().await?;
                     break;
                 };
-                after = last.0;
+                after = last.id;
                 let full = rows.len() as i64 == MATCH_BATCH;
-                for (
-                    id,
-                    gateway,
-                    reference,
-                    gateway_id,
-                    status,
-                    gateway_status,
-                    error_code,
-                    received,
-                    part,
-                ) in &rows
-                {
-                    let target = Target {
-                        gateway,
-                        reference: reference.as_deref(),
-                        gateway_id: gateway_id.as_deref(),
-                        part: part.as_deref(),
-                        status: status_from(status),
-                        gateway_status: gateway_status.as_deref().unwrap_or(""),
-                        error_code: error_code.as_deref(),
-                        received_ms: *received,
-                    };
-                    match apply(&mut tx, refs, *id, &target).await? {
+                for p in &rows {
+                    match apply(&mut tx, refs, p.id, &p.target()).await? {
                         Applied::Matched(ReceiptEffect::Applied) => out.applied += 1,
                         Applied::Matched(ReceiptEffect::Refused) => out.refused += 1,
                         Applied::Matched(_) => out.no_change += 1,
-                        Applied::NotFound if *received < unmatched_before_ms => {
+                        Applied::NotFound if p.received_ms < unmatched_before_ms => {
                             sqlx::query(
                                 "UPDATE receipts SET matched = $2, effect = 'unmatched' WHERE id = $1",
                             )
-                            .bind(id)
+                            .bind(p.id)
                             .bind(UNMATCHED)
                             .execute(&mut *tx)
                             .await?;

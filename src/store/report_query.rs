@@ -352,10 +352,13 @@ where
 macro_rules! report_for {
     ($pool:ty, $args:ty, $row:ty, $number:path) => {
         use anyhow::Result;
-        use sqlx::{Arguments, AssertSqlSafe, Row};
+        use sqlx::{Arguments, AssertSqlSafe};
 
         use crate::store::report_query::{self, Param, Query};
         use crate::store::{LookupEvent, RecipientRow, ReportData, ReportFilter};
+
+        /// An `attempts` row as one number's history shows it.
+        type AttemptRow = (i64, i64, String, Option<i64>, Option<String>, Option<String>, Option<i64>);
 
         /// One query's rows; the parameters are bound before the future is made, so the queries of
         /// a report can run concurrently on the pool.
@@ -414,7 +417,7 @@ macro_rules! report_for {
         }
 
         pub(super) async fn lookup(pool: &$pool, msisdn: &str) -> Result<Vec<LookupEvent>> {
-            let rows = sqlx::query(
+            let rows: Vec<(i64, String, String, Option<String>, Option<i64>)> = sqlx::query_as(
                 "SELECT d.id, c.name, d.state, d.last_error, c.launched_ms FROM deliveries d
                      JOIN campaigns c ON c.id = d.campaign_id WHERE d.msisdn = $1 ORDER BY d.id",
             )
@@ -422,11 +425,7 @@ macro_rules! report_for {
             .fetch_all(pool)
             .await?;
             let mut events = Vec::new();
-            for r in &rows {
-                let delivery_id: i64 = r.get(0);
-                let campaign: String = r.get(1);
-                let state: String = r.get(2);
-                let launched: Option<i64> = r.get(4);
+            for (delivery_id, campaign, state, _, launched) in rows {
                 events.push(LookupEvent {
                     at_ms: launched.unwrap_or(0),
                     campaign: campaign.clone(),
@@ -434,23 +433,19 @@ macro_rules! report_for {
                     kind: "queued".into(),
                     detail: format!("now {state}"),
                 });
-                let attempts = sqlx::query(
+                let attempts: Vec<AttemptRow> = sqlx::query_as(
                     "SELECT started_ms, attempt_no, outcome, http_status, gateway_code, error, latency_ms
                          FROM attempts WHERE delivery_id = $1 ORDER BY id",
                 )
                 .bind(delivery_id)
                 .fetch_all(pool)
                 .await?;
-                for a in &attempts {
-                    let status: Option<i64> = a.get(3);
-                    let code: Option<String> = a.get(4);
-                    let error: Option<String> = a.get(5);
-                    let latency: Option<i64> = a.get(6);
+                for (at_ms, attempt_no, outcome, status, code, error, latency) in attempts {
                     events.push(LookupEvent {
-                        at_ms: a.get(0),
+                        at_ms,
                         campaign: campaign.clone(),
                         delivery_id,
-                        kind: format!("attempt {}: {}", a.get::<i64, _>(1), a.get::<String, _>(2)),
+                        kind: format!("attempt {attempt_no}: {outcome}"),
                         detail: [
                             status.map(|s| format!("HTTP {s}")),
                             code.map(|c| format!("code {c}")),
@@ -463,19 +458,19 @@ macro_rules! report_for {
                         .join(", "),
                     });
                 }
-                let receipts = sqlx::query(
+                let receipts: Vec<(i64, String, String)> = sqlx::query_as(
                     "SELECT received_ms, status, gateway FROM receipts WHERE delivery_id = $1 ORDER BY id",
                 )
                 .bind(delivery_id)
                 .fetch_all(pool)
                 .await?;
-                for rc in &receipts {
+                for (at_ms, status, gateway) in receipts {
                     events.push(LookupEvent {
-                        at_ms: rc.get(0),
+                        at_ms,
                         campaign: campaign.clone(),
                         delivery_id,
                         kind: "receipt".into(),
-                        detail: format!("{} from {}", rc.get::<String, _>(1), rc.get::<String, _>(2)),
+                        detail: format!("{status} from {gateway}"),
                     });
                 }
             }

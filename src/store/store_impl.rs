@@ -1,8 +1,7 @@
 //! `impl Store` written once for both backends: [`store_impl_for!`] delegates each method to
 //! the shared statements (`campaigns_for!`, `queue_for!`, `receipts_for!`, `report_for!`,
 //! handover, launch) over the backend's pools, and the few that really differ per dialect
-//! (import, claim, the dispatcher's write cycle) to the
-//! backend's own inherent methods of the same name.
+//! (import, claim) to the backend's own inherent methods of the same name.
 
 /// Writes `impl Store for $store`. `read`/`write`: the pool fields reads and single-statement
 /// writes go through; `tx`: the method opening a write transaction; `launch_lock`: reads
@@ -11,10 +10,10 @@
 macro_rules! store_impl_for {
     (
         $store:ident, read: $r:ident, write: $w:ident, tx: $tx:ident, launch_lock: $lock:literal,
-        { $($own:tt)* }
+        queue: { $($queue:tt)* }, store: { $($own:tt)* }
     ) => {
         #[async_trait::async_trait]
-        impl crate::store::Store for $store {
+        impl crate::store::Lists for $store {
             async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
                 $store::begin_import(self, list).await
             }
@@ -30,15 +29,15 @@ macro_rules! store_impl_for {
             async fn list_members_page(&self, list: &str, after: i64, limit: u32) -> Result<Vec<MemberFields>> {
                 campaigns::list_members_page(&self.$r, list, after, limit).await
             }
-            async fn delivery_attributes(&self, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>> {
-                queue::delivery_attributes(&self.$r, ids).await
-            }
             async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64> {
                 queue::add_opt_outs(&self.$w, msisdns, source).await
             }
             async fn remove_opt_outs(&self, msisdns: &[String]) -> Result<u64> {
                 queue::remove_opt_outs(&self.$w, msisdns).await
             }
+        }
+        #[async_trait::async_trait]
+        impl crate::store::Campaigns for $store {
             async fn create_campaign(&self, c: &NewCampaign) -> Result<i64> {
                 campaigns::create_campaign(&self.$r, c).await
             }
@@ -73,15 +72,18 @@ macro_rules! store_impl_for {
             async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
                 queue::state_counts(&self.$r, campaign_id).await
             }
-            async fn in_flight_count(&self, campaign_id: i64) -> Result<i64> {
-                queue::in_flight_count(&self.$r, campaign_id).await
-            }
             async fn held_by_cap(&self, campaign_id: i64) -> Result<(i64, Option<i64>)> {
                 campaigns::held_by_cap(&self.$r, campaign_id).await
             }
             async fn cap_conflicts(&self, campaign_id: i64, cap_ms: i64) -> Result<i64> {
                 campaigns::cap_conflicts(&self.$r, campaign_id, cap_ms).await
             }
+            async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64> {
+                queue::reconcile(self.$tx().await?, campaign_id, resend).await
+            }
+        }
+        #[async_trait::async_trait]
+        impl crate::store::Queue for $store {
             async fn register_worker(&self, id: &str, campaign_id: i64, host: &str, pid: i64, process: Option<&str>) -> Result<()> {
                 campaigns::register_worker(&self.$w, id, campaign_id, host, pid, process).await
             }
@@ -101,7 +103,8 @@ macro_rules! store_impl_for {
                 $store::claim(self, campaign_id, worker, limit, now_ms, lease_until_ms).await
             }
             async fn write_cycle(&self, worker: &str, outcomes: &[Outcome], mark: Option<&Mark>) -> Result<(u64, Vec<(i64, i64)>)> {
-                $store::write_cycle(self, worker, outcomes, mark).await
+                let now = now_ms();
+                queue::write_cycle(self.$tx().await?, now, worker, outcomes, mark).await
             }
             async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64> {
                 queue::release(&self.$w, campaign_id, worker).await
@@ -115,9 +118,19 @@ macro_rules! store_impl_for {
             async fn complete_if_done(&self, campaign_id: i64) -> Result<bool> {
                 queue::complete_if_done(&self.$w, campaign_id).await
             }
-            async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64> {
-                queue::reconcile(self.$tx().await?, campaign_id, resend).await
+            async fn in_flight_count(&self, campaign_id: i64) -> Result<i64> {
+                queue::in_flight_count(&self.$r, campaign_id).await
             }
+            async fn delivery_attributes(&self, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>> {
+                queue::delivery_attributes(&self.$r, ids).await
+            }
+            fn reference(&self, campaign_id: i64, delivery_id: i64) -> String {
+                self.refs.make(campaign_id, delivery_id)
+            }
+            $($queue)*
+        }
+        #[async_trait::async_trait]
+        impl crate::store::Carriers for $store {
             async fn hand_over(&self, campaign_id: i64, carrier: &str) -> Result<u64> {
                 handover::hand_over(self.$tx().await?, campaign_id, carrier).await
             }
@@ -127,24 +140,9 @@ macro_rules! store_impl_for {
             async fn record_carrier_results(&self, campaign_id: i64, carrier: &str, results: &[CarrierResult]) -> Result<Vec<ResultEffect>> {
                 handover::record_results(self.$tx().await?, campaign_id, carrier, results).await
             }
-            async fn report_data(&self, filter: &ReportFilter) -> Result<ReportData> {
-                report::report_data(&self.$r, filter).await
-            }
-            async fn report_recipients(&self, filter: &ReportFilter) -> Result<Vec<RecipientRow>> {
-                report::recipients(&self.$r, filter).await
-            }
-            fn is_read_only(&self) -> bool {
-                self.read_only
-            }
-            async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>> {
-                report::lookup(&self.$r, msisdn).await
-            }
-            async fn audit_append(&self, actor: &str, action: &str, subject: &str, details: &serde_json::Value) -> Result<AuditEntry> {
-                queue::audit_append(self.$tx().await?, actor, action, subject, details).await
-            }
-            async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
-                campaigns::audit_entries(&self.$r).await
-            }
+        }
+        #[async_trait::async_trait]
+        impl crate::store::Receipts for $store {
             async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>> {
                 // Receipts apply in arrival order, so two receivers' batches may lock the same
                 // messages in opposite orders: PostgreSQL then rolls one back, and it is tried
@@ -167,8 +165,32 @@ macro_rules! store_impl_for {
             async fn receipt_counts(&self) -> Result<ReceiptCounts> {
                 receipts::counts(&self.$r).await
             }
-            fn reference(&self, campaign_id: i64, delivery_id: i64) -> String {
-                self.refs.make(campaign_id, delivery_id)
+        }
+        #[async_trait::async_trait]
+        impl crate::store::Audit for $store {
+            async fn audit_append(&self, actor: &str, action: &str, subject: &str, details: &serde_json::Value) -> Result<AuditEntry> {
+                queue::audit_append(self.$tx().await?, actor, action, subject, details).await
+            }
+            async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
+                campaigns::audit_entries(&self.$r).await
+            }
+        }
+        #[async_trait::async_trait]
+        impl crate::store::Reports for $store {
+            async fn report_data(&self, filter: &ReportFilter) -> Result<ReportData> {
+                report::report_data(&self.$r, filter).await
+            }
+            async fn report_recipients(&self, filter: &ReportFilter) -> Result<Vec<RecipientRow>> {
+                report::recipients(&self.$r, filter).await
+            }
+            async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>> {
+                report::lookup(&self.$r, msisdn).await
+            }
+        }
+        #[async_trait::async_trait]
+        impl crate::store::Store for $store {
+            fn is_read_only(&self) -> bool {
+                self.read_only
             }
             $($own)*
         }

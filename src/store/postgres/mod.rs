@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Postgres, Row, Transaction};
+use sqlx::{ConnectOptions, Postgres, Transaction};
 
 mod handover;
 mod import;
@@ -22,53 +22,18 @@ mod report;
 
 use super::*;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "initial",
-        include_str!("../../../migrations/postgres/0001_initial.sql"),
-    ),
-    (
-        2,
-        "receipts",
-        include_str!("../../../migrations/postgres/0002_receipts.sql"),
-    ),
-    (
-        3,
-        "report_indexes",
-        include_str!("../../../migrations/postgres/0003_report_indexes.sql"),
-    ),
-    (
-        1001,
-        "scale_out",
-        include_str!("../../../migrations/postgres/1001_scale_out.sql"),
-    ),
-    (
-        6,
-        "settings",
-        include_str!("../../../migrations/postgres/0006_settings.sql"),
-    ),
-    (
-        7,
-        "worker_identity",
-        include_str!("../../../migrations/postgres/0007_worker_identity.sql"),
-    ),
-    (
-        8,
-        "receipt_parts",
-        include_str!("../../../migrations/postgres/0008_receipt_parts.sql"),
-    ),
-    (
-        9,
-        "launch_and_leases",
-        include_str!("../../../migrations/postgres/0009_launch_and_leases.sql"),
-    ),
-    (
-        1002,
-        "queue_order",
-        include_str!("../../../migrations/postgres/1002_queue_order.sql"),
-    ),
-];
+const MIGRATIONS: &[(&str, &str)] = crate::store::migrations!(
+    "postgres",
+    "0001_initial",
+    "0002_receipts",
+    "0003_report_indexes",
+    "1001_scale_out",
+    "0006_settings",
+    "0007_worker_identity",
+    "0008_receipt_parts",
+    "0009_launch_and_leases",
+    "1002_queue_order",
+);
 
 /// `pg_advisory_xact_lock` key serialising appends to the audit chain ("smscast" in ASCII).
 const AUDIT_LOCK: i64 = 0x0073_6d73_6361_7374;
@@ -126,81 +91,33 @@ impl PostgresStore {
     }
 }
 
-/// Locks rows by id, in id order, for the rest of the transaction.
-async fn lock_ids(tx: &mut Transaction<'static, Postgres>, ids: &[i64]) -> Result<()> {
-    sqlx::query("SELECT id FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-        .bind(ids)
-        .execute(&mut **tx)
-        .await?;
+/// Claims lease their rows; the mark takes only this worker's (see `mark_in` in
+/// src/store/queue.rs).
+const CLAIM_LEASES: bool = true;
+
+/// Numbers are locked (in order) for the rest of the transaction, so two workers marking the
+/// same number for two campaigns at once take turns, and the second sees the first's row in
+/// flight.
+async fn lock_numbers(tx: &mut Transaction<'static, Postgres>, ids: &[i64]) -> Result<()> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext(msisdn)) FROM
+                 (SELECT DISTINCT msisdn FROM deliveries WHERE id = ANY($1) ORDER BY msisdn) n",
+    )
+    .bind(ids)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
-/// Marks one group in flight inside `tx`, its rows locked (see [`Store::mark_in_flight`]).
-/// Claimed rows are leased already, and the heartbeat extends the lease.
-async fn mark_in(
-    tx: &mut Transaction<'static, Postgres>,
-    worker: &str,
-    m: &Mark,
-    now: i64,
-) -> Result<Vec<(i64, i64)>> {
-    if m.cap_ms > 0 {
-        // Numbers are locked (in order) for the rest of the transaction, so two workers
-        // marking the same number for two campaigns at once take turns, and the second
-        // sees the first's row in flight.
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(hashtext(msisdn)) FROM
-                     (SELECT DISTINCT msisdn FROM deliveries WHERE id = ANY($1) ORDER BY msisdn) n",
-        )
-        .bind(&m.ids)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(sqlx::AssertSqlSafe(contract::cap_hold_sql(
-            "id = ANY($1) AND lease_owner = $2",
-            "$3",
-            "$4",
-            "state = 'queued', lease_owner = NULL, lease_expires_ms = NULL,",
-        )))
-        .bind(&m.ids)
-        .bind(worker)
-        .bind(m.cap_ms)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE deliveries SET state = 'suppressed', lease_owner = NULL, lease_expires_ms = NULL,
-                 final_ms = $3, last_error = 'opted out after launch'
-             WHERE id = ANY($1) AND lease_owner = $2 AND {}
-               AND msisdn IN (SELECT msisdn FROM opt_outs)",
-        DeliveryMove::SuppressOptedOut.guard()
-    )))
-    .bind(&m.ids)
-    .bind(worker)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    let sending: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE deliveries SET state = 'sending', attempts = attempts + 1
-             WHERE id = ANY($1) AND lease_owner = $2 AND {}
-             RETURNING id, attempts",
-        DeliveryMove::Mark.guard()
-    )))
-    .bind(&m.ids)
-    .bind(worker)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(sending)
-}
-
-/// Records a batch of outcomes inside `tx`, their rows locked (see [`Store::record`]); returns
-/// the stale ones. The batch travels as one bound array per column: two statements per batch,
-/// not two per message.
+/// Records a batch of outcomes inside `tx`, their rows locked (see [`Queue::record`]); returns
+/// the stale ones and the submissions. The batch travels as one bound array per column: two
+/// statements per batch, not two per message.
 async fn record_in(
     tx: &mut Transaction<'static, Postgres>,
     worker: &str,
     outcomes: &[Outcome],
     now: i64,
-) -> Result<u64> {
+) -> Result<(u64, i64)> {
     let c = OutcomeColumns::new(outcomes, now);
     sqlx::query(
         "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
@@ -227,47 +144,42 @@ async fn record_in(
     .await?;
     // Only a row still in flight at this attempt moves: a receipt may have finalised it
     // already, or another worker taken it over after this one's lease expired.
-    let settled = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET state = o.state, gateway = o.gateway,
-                 gateway_id = COALESCE(o.gateway_id, deliveries.gateway_id),
-                 next_attempt_ms = COALESCE(o.next_attempt_ms, deliveries.next_attempt_ms),
-                 final_ms = COALESCE(o.final_ms, deliveries.final_ms),
-                 submitted_ms = CASE WHEN o.state = 'submitted' THEN o.done_ms ELSE deliveries.submitted_ms END,
-                 message_text = COALESCE(o.text, deliveries.message_text),
-                 last_error = o.error, lease_owner = NULL, lease_expires_ms = NULL
-             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
-                         $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::bigint[])
-                  AS o(id, state, gateway, gateway_id, next_attempt_ms, final_ms, done_ms, error,
-                       text, attempt_no)
-             WHERE deliveries.id = o.id AND deliveries.attempts = o.attempt_no
-               AND deliveries.{}
-             RETURNING o.state",
-            DeliveryMove::Settle.guard()
-        )))
-        .bind(&c.id)
-        .bind(&c.state)
-        .bind(&c.gateway)
-        .bind(&c.gateway_id)
-        .bind(&c.next_attempt_ms)
-        .bind(&c.final_ms)
-        .bind(&c.done_ms)
-        .bind(&c.error)
-        .bind(&c.text)
-        .bind(&c.attempt_no)
-        .fetch_all(&mut **tx)
-        .await?;
-    let submitted = settled
-        .iter()
-        .filter(|r| r.get::<&str, _>(0) == "submitted")
-        .count() as i64;
-    if submitted > 0 {
-        sqlx::query("UPDATE workers SET sent = sent + $1 WHERE id = $2")
-            .bind(submitted)
-            .bind(worker)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok((outcomes.len() - settled.len()) as u64)
+    let values = [
+        "o.state",
+        "o.gateway",
+        "o.gateway_id",
+        "o.next_attempt_ms",
+        "o.final_ms",
+        "o.done_ms",
+        "o.text",
+        "o.error",
+    ];
+    let settled: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "{}
+         FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                     $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::bigint[])
+              AS o(id, state, gateway, gateway_id, next_attempt_ms, final_ms, done_ms, error,
+                   text, attempt_no)
+         WHERE deliveries.id = o.id AND deliveries.attempts = o.attempt_no
+           AND deliveries.{}
+         RETURNING o.state",
+        crate::store::queue::settle_sql(values, "deliveries."),
+        DeliveryMove::Settle.guard()
+    )))
+    .bind(&c.id)
+    .bind(&c.state)
+    .bind(&c.gateway)
+    .bind(&c.gateway_id)
+    .bind(&c.next_attempt_ms)
+    .bind(&c.final_ms)
+    .bind(&c.done_ms)
+    .bind(&c.error)
+    .bind(&c.text)
+    .bind(&c.attempt_no)
+    .fetch_all(&mut **tx)
+    .await?;
+    let submitted = settled.iter().filter(|s| *s == "submitted").count() as i64;
+    Ok(((outcomes.len() - settled.len()) as u64, submitted))
 }
 
 crate::store::campaigns::launch_chunk_for!(sqlx::Postgres);
@@ -328,17 +240,7 @@ impl OutcomeColumns {
     fn new(outcomes: &[Outcome], now: i64) -> Self {
         let mut c = Self::default();
         for o in outcomes {
-            let (state, gateway_id, next_attempt, final_ms) = match &o.kind {
-                OutcomeKind::Submitted { gateway_id } => {
-                    ("submitted", Some(gateway_id.clone()), None, None)
-                }
-                OutcomeKind::Retry { next_attempt_ms } => {
-                    ("queued", None, Some(*next_attempt_ms), None)
-                }
-                OutcomeKind::GaveUp => ("failed", None, None, Some(now)),
-                OutcomeKind::Rejected => ("rejected", None, None, Some(now)),
-                OutcomeKind::InDoubt => ("unknown", None, None, None),
-            };
+            let (state, gateway_id, next_attempt, final_ms) = o.settles_to(now);
             c.id.push(o.delivery_id);
             c.attempt_no.push(o.attempt_no);
             c.started_ms.push(o.started_ms);
@@ -349,7 +251,7 @@ impl OutcomeColumns {
             c.outcome.push(o.kind.label().to_string());
             c.error.push(o.error.clone());
             c.state.push(state.to_string());
-            c.gateway_id.push(gateway_id);
+            c.gateway_id.push(gateway_id.map(str::to_string));
             c.next_attempt_ms.push(next_attempt);
             c.final_ms.push(final_ms);
             c.done_ms.push(o.started_ms + o.latency_ms);
@@ -387,7 +289,7 @@ impl PostgresStore {
         lease_until_ms: i64,
     ) -> Result<Vec<Claimed>> {
         // SKIP LOCKED: workers claiming at the same moment take different rows, nobody waits.
-        let rows = sqlx::query(
+        let mut claimed: Vec<Claimed> = sqlx::query_as(
             "WITH picked AS (SELECT id FROM deliveries
                              WHERE campaign_id = $3 AND state = 'queued' AND next_attempt_ms <= $4
                              ORDER BY next_attempt_ms, id LIMIT $5
@@ -404,49 +306,10 @@ impl PostgresStore {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        let mut claimed: Vec<Claimed> = rows
-            .iter()
-            .map(|r| Claimed {
-                id: r.get(0),
-                msisdn: r.get(1),
-                carrier: r.get(2),
-                district: r.get(3),
-                attempts: r.get(4),
-                text: None,
-            })
-            .collect();
         claimed.sort_by_key(|c| c.id);
         Ok(claimed)
     }
 
-    async fn write_cycle(
-        &self,
-        worker: &str,
-        outcomes: &[Outcome],
-        mark: Option<&Mark>,
-    ) -> Result<(u64, Vec<(i64, i64)>)> {
-        // The dispatcher's hot path: what came back, and what goes out next, in one commit.
-        // Every row of the cycle is locked first, in one order, so two cycles (or a cycle and
-        // a receipt) never wait on each other in a circle.
-        let now = now_ms();
-        let mut tx = self.tx().await?;
-        let mut ids: Vec<i64> = outcomes.iter().map(|o| o.delivery_id).collect();
-        ids.extend(mark.iter().flat_map(|m| m.ids.iter().copied()));
-        lock_ids(&mut tx, &ids).await?;
-        let stale = if outcomes.is_empty() {
-            0
-        } else {
-            record_in(&mut tx, worker, outcomes, now).await?
-        };
-        let marked = match mark {
-            Some(m) => mark_in(&mut tx, worker, m, now).await?,
-            None => Vec::new(),
-        };
-        tx.commit().await?;
-        Ok((stale, marked))
-    }
-
-    // receipts
     async fn rate_grant(
         &self,
         scope: &str,
@@ -500,8 +363,10 @@ crate::store::store_impl::store_impl_for!(
     // LOCKED). A NO KEY lock: readers of the campaign and writers of other tables never wait.
     launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1
                   FOR NO KEY UPDATE SKIP LOCKED",
-{
+    queue: {
     async fn rate_grant(&self, scope: &str, rate: f64, burst: f64, want: u32) -> Result<Option<RateGrant>> {
         PostgresStore::rate_grant(self, scope, rate, burst, want).await
     }
-});
+    },
+    store: {}
+);

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Sqlite, Transaction};
 
 mod handover;
 mod import;
@@ -21,53 +21,18 @@ mod report;
 
 use super::*;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "initial",
-        include_str!("../../../migrations/sqlite/0001_initial.sql"),
-    ),
-    (
-        2,
-        "receipts",
-        include_str!("../../../migrations/sqlite/0002_receipts.sql"),
-    ),
-    (
-        3,
-        "report_indexes",
-        include_str!("../../../migrations/sqlite/0003_report_indexes.sql"),
-    ),
-    (
-        4,
-        "subscribers_by_number",
-        include_str!("../../../migrations/sqlite/0004_subscribers_by_number.sql"),
-    ),
-    (
-        5,
-        "dispatch_indexes",
-        include_str!("../../../migrations/sqlite/0005_dispatch_indexes.sql"),
-    ),
-    (
-        6,
-        "settings",
-        include_str!("../../../migrations/sqlite/0006_settings.sql"),
-    ),
-    (
-        7,
-        "worker_identity",
-        include_str!("../../../migrations/sqlite/0007_worker_identity.sql"),
-    ),
-    (
-        8,
-        "receipt_parts",
-        include_str!("../../../migrations/sqlite/0008_receipt_parts.sql"),
-    ),
-    (
-        9,
-        "launch_and_leases",
-        include_str!("../../../migrations/sqlite/0009_launch_and_leases.sql"),
-    ),
-];
+const MIGRATIONS: &[(&str, &str)] = crate::store::migrations!(
+    "sqlite",
+    "0001_initial",
+    "0002_receipts",
+    "0003_report_indexes",
+    "0004_subscribers_by_number",
+    "0005_dispatch_indexes",
+    "0006_settings",
+    "0007_worker_identity",
+    "0008_receipt_parts",
+    "0009_launch_and_leases",
+);
 
 /// Process-wide SQLite settings; call before the first connection opens (first thing in
 /// `main`). Turns off SQLite's memory statistics, which nothing here reads: with them on,
@@ -190,76 +155,25 @@ impl SqliteStore {
     }
 }
 
-/// Marks one group in flight inside `tx` (see [`Store::mark_in_flight`]).
-async fn mark_in(
-    tx: &mut Transaction<'static, Sqlite>,
-    worker: &str,
-    m: &Mark,
-    now: i64,
-) -> Result<Vec<(i64, i64)>> {
-    let ids = json_ids(&m.ids);
-    if m.cap_ms > 0 {
-        sqlx::query(sqlx::AssertSqlSafe(contract::cap_hold_sql(
-            "id IN (SELECT value FROM json_each($1))",
-            "$2",
-            "$3",
-            "",
-        )))
-        .bind(&ids)
-        .bind(m.cap_ms)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE deliveries SET state = 'suppressed', final_ms = $2,
-                 last_error = 'opted out after launch'
-             WHERE id IN (SELECT value FROM json_each($1)) AND {}
-               AND msisdn IN (SELECT msisdn FROM opt_outs)",
-        DeliveryMove::SuppressOptedOut.guard()
-    )))
-    .bind(&ids)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    let sending: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,
-                 lease_owner = $2, lease_expires_ms = $3
-             WHERE id IN (SELECT value FROM json_each($1)) AND {}
-               AND next_attempt_ms <= $4
-             RETURNING id, attempts",
-        DeliveryMove::Mark.guard()
-    )))
-    .bind(&ids)
-    .bind(worker)
-    .bind(m.lease_until_ms)
-    .bind(now)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(sending)
-}
+/// Claims only read here: the mark leases the rows (see `mark_in` in src/store/queue.rs).
+const CLAIM_LEASES: bool = false;
 
-/// Records a batch of outcomes inside `tx` (see [`Store::record`]); returns the stale ones.
-/// Two prepared statements run once per outcome, bound through SQLite's C API (see
-/// `with_raw_connection`).
+/// Records a batch of outcomes inside `tx` (see [`Queue::record`]); returns the stale ones
+/// and the submissions. Two prepared statements run once per outcome, bound through SQLite's
+/// C API (see `with_raw_connection`).
 async fn record_in(
     tx: &mut Transaction<'static, Sqlite>,
     worker: &str,
     outcomes: &[Outcome],
     now: i64,
-) -> Result<u64> {
+) -> Result<(u64, i64)> {
+    let values = ["?2", "?3", "?4", "?5", "?6", "?7", "?8", "?9"];
     let settle_sql = format!(
-        "UPDATE deliveries SET state = ?2, gateway = ?3,
-                 gateway_id = COALESCE(?4, gateway_id),
-                 next_attempt_ms = COALESCE(?5, next_attempt_ms),
-                 final_ms = COALESCE(?6, final_ms),
-                 submitted_ms = CASE WHEN ?2 = 'submitted' THEN ?7 ELSE submitted_ms END,
-                 message_text = COALESCE(?8, message_text),
-                 last_error = ?9, lease_owner = NULL, lease_expires_ms = NULL
-             WHERE id = ?1 AND attempts = ?10 AND {}",
+        "{} WHERE id = ?1 AND attempts = ?10 AND {}",
+        crate::store::queue::settle_sql(values, ""),
         DeliveryMove::Settle.guard()
     );
-    let (stale, submitted) = with_raw_connection(tx, |db| {
+    with_raw_connection(tx, |db| {
         // Every try leaves an `attempts` row, in the order the outcomes came.
         let mut attempt = db.prepare(
             "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
@@ -272,17 +186,7 @@ async fn record_in(
         let mut settle = db.prepare(&settle_sql)?;
         let (mut stale, mut submitted) = (0u64, 0i64);
         for o in outcomes {
-            let (state, gateway_id, next_attempt, final_ms) = match &o.kind {
-                OutcomeKind::Submitted { gateway_id } => {
-                    ("submitted", Some(gateway_id.as_str()), None, None)
-                }
-                OutcomeKind::Retry { next_attempt_ms } => {
-                    ("queued", None, Some(*next_attempt_ms), None)
-                }
-                OutcomeKind::GaveUp => ("failed", None, None, Some(now)),
-                OutcomeKind::Rejected => ("rejected", None, None, Some(now)),
-                OutcomeKind::InDoubt => ("unknown", None, None, None),
-            };
+            let (state, gateway_id, next_attempt, final_ms) = o.settles_to(now);
             attempt.execute(rusqlite::params![
                 o.delivery_id,
                 o.attempt_no,
@@ -315,15 +219,7 @@ async fn record_in(
         Ok((stale, submitted))
     })
     .await
-    .context("Cannot record the outcomes of a batch")?;
-    if submitted > 0 {
-        sqlx::query("UPDATE workers SET sent = sent + $1 WHERE id = $2")
-            .bind(submitted)
-            .bind(worker)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(stale)
+    .context("Cannot record the outcomes of a batch")
 }
 
 /// An exclusive `flock` on `<db>.lock` while a process opens (creates, migrates) the file.
@@ -372,11 +268,6 @@ fn list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).expect("lists serialise")
 }
 
-/// An id list as [`list`] binds it (the name `mark_in` knows).
-fn json_ids(ids: &[i64]) -> String {
-    list(ids)
-}
-
 /// The list bound as `param` as a table of one column, `value`.
 fn rows(param: &str, _sql_type: &str) -> String {
     format!("json_each({param})")
@@ -384,6 +275,11 @@ fn rows(param: &str, _sql_type: &str) -> String {
 
 /// Appends to the audit chain take turns already: the write transaction is exclusive.
 async fn serialise_audit(_tx: &mut Transaction<'static, Sqlite>) -> Result<()> {
+    Ok(())
+}
+
+/// Markings take turns already: the write transaction is exclusive.
+async fn lock_numbers(_tx: &mut Transaction<'static, Sqlite>, _ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
@@ -439,7 +335,7 @@ impl SqliteStore {
         // durable write per message for nothing. The rows stay `queued` until
         // `mark_in_flight` takes them, conditionally (another process's `send` on the same
         // file may have read them too: whoever marks a row first sends it).
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, msisdn, carrier, district, attempts FROM deliveries
              WHERE campaign_id = $1 AND state = 'queued' AND next_attempt_ms <= $2
              ORDER BY next_attempt_ms, id LIMIT $3",
@@ -448,43 +344,9 @@ impl SqliteStore {
         .bind(now_ms)
         .bind(limit as i64)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Claimed {
-                id: r.get(0),
-                msisdn: r.get(1),
-                carrier: r.get(2),
-                district: r.get(3),
-                attempts: r.get(4),
-                text: None,
-            })
-            .collect())
+        .await?)
     }
 
-    async fn write_cycle(
-        &self,
-        worker: &str,
-        outcomes: &[Outcome],
-        mark: Option<&Mark>,
-    ) -> Result<(u64, Vec<(i64, i64)>)> {
-        // The dispatcher's hot path: what came back, and what goes out next, in one commit.
-        let now = now_ms();
-        let mut tx = self.write_tx().await?;
-        let stale = if outcomes.is_empty() {
-            0
-        } else {
-            record_in(&mut tx, worker, outcomes, now).await?
-        };
-        let marked = match mark {
-            Some(m) => mark_in(&mut tx, worker, m, now).await?,
-            None => Vec::new(),
-        };
-        tx.commit().await?;
-        Ok((stale, marked))
-    }
-
-    // receipts
     async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
         // One read transaction: the copy is the database as of its start, whatever others
         // write meanwhile, in a single file (no write-ahead log beside it).
@@ -524,7 +386,8 @@ crate::store::store_impl::store_impl_for!(
     SqliteStore, read: pool, write: writer, tx: write_tx,
     // The launch: one file has one writer, the write transaction is the lock.
     launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1",
-{
+    queue: {},
+    store: {
     async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
         SqliteStore::backup_to(self, path).await
     }
@@ -534,7 +397,8 @@ crate::store::store_impl::store_impl_for!(
     async fn close(&self) {
         SqliteStore::close(self).await
     }
-});
+    }
+);
 
 #[cfg(test)]
 mod tests {
