@@ -129,130 +129,124 @@ pub(crate) fn result_error(carrier: &str, r: &CarrierResult) -> Option<String> {
     }
 }
 
-/// Writes `hand_over`, `share` and `record_results` for one backend: `$db` its database type,
-/// `$pool` its pool type.
-macro_rules! handover_for {
-    ($db:ty, $pool:ty) => {
-        use anyhow::Result;
-        use sqlx::Transaction;
+/// Writes `impl Carriers` for one backend store.
+macro_rules! carriers_impl {
+    ($store:ty) => {
+        mod carriers_impl {
+            use super::*;
+            use crate::store::handover::{
+                carrier_gateway, hand_over_sql, pending_sql, result_error, result_sql,
+            };
 
-        use crate::store::handover::{
-            CarrierResult, CarrierStatus, HandedRow, ResultEffect, carrier_gateway, hand_over_sql,
-            pending_sql, result_error, result_sql,
-        };
-        use crate::store::now_ms;
+            #[async_trait::async_trait]
+            impl crate::store::Carriers for $store {
+                async fn hand_over(&self, campaign_id: i64, carrier: &str) -> Result<u64> {
+                    let mut tx = self.tx().await?;
+                    let moved = sqlx::query(hand_over_sql())
+                        .bind(campaign_id)
+                        .bind(carrier)
+                        .bind(carrier_gateway(carrier))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    tx.commit().await?;
+                    Ok(moved)
+                }
 
-        pub(super) async fn hand_over(
-            mut tx: Transaction<'static, $db>,
-            campaign_id: i64,
-            carrier: &str,
-        ) -> Result<u64> {
-            let moved = sqlx::query(hand_over_sql())
-                .bind(campaign_id)
-                .bind(carrier)
-                .bind(carrier_gateway(carrier))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            tx.commit().await?;
-            Ok(moved)
-        }
-
-        pub(super) async fn share(
-            pool: &$pool,
-            campaign_id: i64,
-            carrier: &str,
-        ) -> Result<Vec<HandedRow>> {
-            Ok(sqlx::query_as::<_, HandedRow>(
-                "SELECT d.id, d.msisdn, d.district, s.attributes, d.state
+                async fn handed_share(&self, campaign_id: i64, carrier: &str) -> Result<Vec<HandedRow>> {
+                    Ok(sqlx::query_as::<_, HandedRow>(
+                        "SELECT d.id, d.msisdn, d.district, s.attributes, d.state
                  FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
                  WHERE d.campaign_id = $1 AND d.carrier = $2 AND d.gateway = $3 ORDER BY d.id",
-            )
-            .bind(campaign_id)
-            .bind(carrier)
-            .bind(carrier_gateway(carrier))
-            .fetch_all(pool)
-            .await?)
-        }
+                    )
+                    .bind(campaign_id)
+                    .bind(carrier)
+                    .bind(carrier_gateway(carrier))
+                    .fetch_all(self.read())
+                    .await?)
+                }
 
-        /// Every result in file order, in one transaction: a later line about the same
-        /// number sees what the earlier one did. The share is read once (by campaign and
-        /// carrier, an index prefix), then each move is one statement by primary key: the
-        /// plan cannot go wrong on a table the planner has no statistics for yet.
-        pub(super) async fn record_results(
-            mut tx: Transaction<'static, $db>,
-            campaign_id: i64,
-            carrier: &str,
-            results: &[CarrierResult],
-        ) -> Result<Vec<ResultEffect>> {
-            let gateway = carrier_gateway(carrier);
-            let now = now_ms();
-            let share: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT id, msisdn, state FROM deliveries
+                /// Every result in file order, in one transaction: a later line about the same
+                /// number sees what the earlier one did. The share is read once (by campaign and
+                /// carrier, an index prefix), then each move is one statement by primary key: the
+                /// plan cannot go wrong on a table the planner has no statistics for yet.
+                async fn record_carrier_results(
+                    &self,
+                    campaign_id: i64,
+                    carrier: &str,
+                    results: &[CarrierResult],
+                ) -> Result<Vec<ResultEffect>> {
+                    let mut tx = self.tx().await?;
+                    let gateway = carrier_gateway(carrier);
+                    let now = now_ms();
+                    let share: Vec<(i64, String, String)> = sqlx::query_as(
+                        "SELECT id, msisdn, state FROM deliveries
                  WHERE campaign_id = $1 AND carrier = $2 AND gateway = $3",
-            )
-            .bind(campaign_id)
-            .bind(carrier)
-            .bind(&gateway)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut by_number: std::collections::HashMap<String, (i64, String)> = share
-                .into_iter()
-                .map(|(id, msisdn, state)| (msisdn, (id, state)))
-                .collect();
-            let mut effects = Vec::with_capacity(results.len());
-            for r in results {
-                let Some((id, state)) = by_number.get_mut(&r.msisdn) else {
-                    effects.push(ResultEffect::NotInShare);
-                    continue;
-                };
-                let id = *id;
-                if state == r.status.state() {
-                    effects.push(ResultEffect::AlreadyRecorded);
-                    continue;
-                }
-                let moved = match r.status {
-                    CarrierStatus::Unknown => sqlx::query(pending_sql())
-                        .bind(id)
-                        .bind(result_error(carrier, r))
-                        .bind(&gateway)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected(),
-                    s => sqlx::query(result_sql())
-                        .bind(id)
-                        .bind(s.state())
-                        .bind(r.at_ms.unwrap_or(now))
-                        .bind(result_error(carrier, r))
-                        .bind(&gateway)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected(),
-                };
-                if moved > 0 {
-                    *state = r.status.state().to_string();
-                    effects.push(ResultEffect::Changed);
-                    continue;
-                }
-                // Refused by the table: the state it is in now (another process may have
-                // moved it since the share was read).
-                let found: String = sqlx::query_scalar("SELECT state FROM deliveries WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *tx)
+                    )
+                    .bind(campaign_id)
+                    .bind(carrier)
+                    .bind(&gateway)
+                    .fetch_all(&mut *tx)
                     .await?;
-                let is_final = crate::store::DeliveryState::parse(&found).is_some_and(|s| s.is_final());
-                *state = found.clone();
-                effects.push(match r.status {
-                    // Pending after a final result: the final one stands.
-                    CarrierStatus::Unknown if is_final => ResultEffect::AlreadyRecorded,
-                    _ if found == r.status.state() => ResultEffect::AlreadyRecorded,
-                    _ => ResultEffect::Conflict(found),
-                });
+                    let mut by_number: std::collections::HashMap<String, (i64, String)> = share
+                        .into_iter()
+                        .map(|(id, msisdn, state)| (msisdn, (id, state)))
+                        .collect();
+                    let mut effects = Vec::with_capacity(results.len());
+                    for r in results {
+                        let Some((id, state)) = by_number.get_mut(&r.msisdn) else {
+                            effects.push(ResultEffect::NotInShare);
+                            continue;
+                        };
+                        let id = *id;
+                        if state == r.status.state() {
+                            effects.push(ResultEffect::AlreadyRecorded);
+                            continue;
+                        }
+                        let moved = match r.status {
+                            CarrierStatus::Unknown => sqlx::query(pending_sql())
+                                .bind(id)
+                                .bind(result_error(carrier, r))
+                                .bind(&gateway)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected(),
+                            s => sqlx::query(result_sql())
+                                .bind(id)
+                                .bind(s.state())
+                                .bind(r.at_ms.unwrap_or(now))
+                                .bind(result_error(carrier, r))
+                                .bind(&gateway)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected(),
+                        };
+                        if moved > 0 {
+                            *state = r.status.state().to_string();
+                            effects.push(ResultEffect::Changed);
+                            continue;
+                        }
+                        // Refused by the table: the state it is in now (another process may have
+                        // moved it since the share was read).
+                        let found: String = sqlx::query_scalar("SELECT state FROM deliveries WHERE id = $1")
+                            .bind(id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        let is_final = crate::store::DeliveryState::parse(&found).is_some_and(|s| s.is_final());
+                        *state = found.clone();
+                        effects.push(match r.status {
+                            // Pending after a final result: the final one stands.
+                            CarrierStatus::Unknown if is_final => ResultEffect::AlreadyRecorded,
+                            _ if found == r.status.state() => ResultEffect::AlreadyRecorded,
+                            _ => ResultEffect::Conflict(found),
+                        });
+                    }
+                    tx.commit().await?;
+                    Ok(effects)
+                }
             }
-            tx.commit().await?;
-            Ok(effects)
         }
     };
 }
 
-pub(crate) use handover_for;
+pub(crate) use carriers_impl;

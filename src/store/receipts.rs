@@ -25,8 +25,8 @@
 //! A receipt moves a message only if the message went out through the gateway the receipt was
 //! authenticated for, and only by a reference this database signed (or, for messages out
 //! before references were signed, the old form). The statements are the same text on SQLite
-//! and PostgreSQL; [`receipts_for!`] writes the functions once for each backend's connection
-//! types, since sqlx's executors are concrete types per database.
+//! and PostgreSQL; [`receipts_impl!`] writes `impl Receipts` once for each backend's
+//! connection types, since sqlx's executors are concrete types per database.
 
 use crate::store::{ReceiptStatus, contract::DeliveryMove};
 
@@ -193,171 +193,175 @@ pub(crate) fn expire_sql() -> &'static str {
     SQL.as_str()
 }
 
-/// Writes `record`, `apply`, `match_pending`, `expire` and `counts` for one backend.
-/// `$conn`: its connection type; `$pool`: its pool type; `$begin(…)`: the pool's method that
-/// starts a write transaction; `$lock`: what the pending-receipts query adds so that two receivers
-/// never match the same receipt at once.
-macro_rules! receipts_for {
-    ($db:ty, $conn:ty, $pool:ty, $begin:ident($($barg:expr),*), $lock:literal) => {
-        use anyhow::Result;
-        use sqlx::Transaction;
+/// Writes `impl Receipts` for one backend store: `$conn` its connection type; `$begin(…)`: the
+/// pool's method that starts a write transaction; `$lock`: what the pending-receipts query adds
+/// so that two receivers never match the same receipt at once.
+macro_rules! receipts_impl {
+    ($store:ty, $conn:ty, $begin:ident($($barg:expr),*), $lock:literal) => {
+        mod receipts_impl {
+            use super::*;
+            use crate::store::receipts::{
+                Applied, LOCK_DELIVERY_SQL, MATCH_BATCH, MATCHED, PART_COUNT_SQL, PARTS_DELIVERED_SQL,
+                PENDING, Pending, Target, UNMATCHED, enroute_sql, expire_sql, final_sql, part_count,
+                receipt_error,
+            };
 
-        use crate::store::receipts::{
-            Applied, LOCK_DELIVERY_SQL, MATCH_BATCH, MATCHED, PART_COUNT_SQL, PARTS_DELIVERED_SQL,
-            PENDING, Pending, Target, UNMATCHED, enroute_sql, expire_sql, final_sql, part_count,
-            receipt_error,
-        };
-        use crate::store::{
-            MatchedReceipts, NewReceipt, ReceiptCounts, ReceiptEffect, ReceiptStatus,
-            ReferenceCheck, References,
-        };
-
-        pub(super) async fn record(
-            mut tx: Transaction<'static, $db>,
-            refs: &References,
-            receipts: &[NewReceipt],
-        ) -> Result<Vec<ReceiptEffect>> {
-            let mut effects = Vec::with_capacity(receipts.len());
-            for r in receipts {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO receipts (received_ms, gateway, gateway_id, status, raw, matched,
+            async fn record(
+                mut tx: sqlx::Transaction<'static, <$conn as sqlx::Connection>::Database>,
+                refs: &References,
+                receipts: &[NewReceipt],
+            ) -> Result<Vec<ReceiptEffect>> {
+                let mut effects = Vec::with_capacity(receipts.len());
+                for r in receipts {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO receipts (received_ms, gateway, gateway_id, status, raw, matched,
                          reference, gateway_status, error_code, effect, part)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10) RETURNING id",
-                )
-                .bind(r.received_ms)
-                .bind(&r.gateway)
-                .bind(&r.gateway_id)
-                .bind(r.status.as_str())
-                .bind(&r.raw)
-                .bind(PENDING)
-                .bind(&r.reference)
-                .bind(&r.gateway_status)
-                .bind(&r.error_code)
-                .bind(&r.part)
-                .fetch_one(&mut *tx)
-                .await?;
-                let target = Target {
-                    gateway: &r.gateway,
-                    reference: r.reference.as_deref(),
-                    gateway_id: r.gateway_id.as_deref(),
-                    part: r.part.as_deref(),
-                    status: r.status,
-                    gateway_status: &r.gateway_status,
-                    error_code: r.error_code.as_deref(),
-                    received_ms: r.received_ms,
-                };
-                effects.push(apply(&mut tx, refs, id, &target).await?.effect());
+                    )
+                    .bind(r.received_ms)
+                    .bind(&r.gateway)
+                    .bind(&r.gateway_id)
+                    .bind(r.status.as_str())
+                    .bind(&r.raw)
+                    .bind(PENDING)
+                    .bind(&r.reference)
+                    .bind(&r.gateway_status)
+                    .bind(&r.error_code)
+                    .bind(&r.part)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let target = Target {
+                        gateway: &r.gateway,
+                        reference: r.reference.as_deref(),
+                        gateway_id: r.gateway_id.as_deref(),
+                        part: r.part.as_deref(),
+                        status: r.status,
+                        gateway_status: &r.gateway_status,
+                        error_code: r.error_code.as_deref(),
+                        received_ms: r.received_ms,
+                    };
+                    effects.push(apply(&mut tx, refs, id, &target).await?.effect());
+                }
+                tx.commit().await?;
+                Ok(effects)
             }
-            tx.commit().await?;
-            Ok(effects)
-        }
 
-        /// Finds the receipt's message (by our signed reference, else by the gateway's id
-        /// among the messages that went out through the receipt's gateway) and moves it on
-        /// as the table allows. Marks the receipt matched or refused, or leaves it pending.
-        async fn apply(
-            conn: &mut $conn,
-            refs: &References,
-            receipt_id: i64,
-            r: &Target<'_>,
-        ) -> Result<Applied> {
-            let mut found: Option<(i64, String, Option<String>)> = None;
-            match r.reference.map(|s| refs.check(s)) {
-                Some(ReferenceCheck::Signed { campaign, delivery }) => {
-                    found = sqlx::query_as(
-                        "SELECT id, state, gateway FROM deliveries WHERE id = $1 AND campaign_id = $2",
-                    )
-                    .bind(delivery)
-                    .bind(campaign)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                }
-                Some(ReferenceCheck::Legacy {
-                    campaign,
-                    delivery,
-                    before_ms,
-                }) => {
-                    // Unsigned: only for a message that was out before references were signed.
-                    found = sqlx::query_as(
-                        "SELECT id, state, gateway FROM deliveries
+            /// Finds the receipt's message (by our signed reference, else by the gateway's id
+            /// among the messages that went out through the receipt's gateway) and moves it on
+            /// as the table allows. Marks the receipt matched or refused, or leaves it pending.
+            async fn apply(
+                conn: &mut $conn,
+                refs: &References,
+                receipt_id: i64,
+                r: &Target<'_>,
+            ) -> Result<Applied> {
+                let mut found: Option<(i64, String, Option<String>)> = None;
+                match r.reference.map(|s| refs.check(s)) {
+                    Some(ReferenceCheck::Signed { campaign, delivery }) => {
+                        found = sqlx::query_as(
+                            "SELECT id, state, gateway FROM deliveries WHERE id = $1 AND campaign_id = $2",
+                        )
+                        .bind(delivery)
+                        .bind(campaign)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    }
+                    Some(ReferenceCheck::Legacy {
+                        campaign,
+                        delivery,
+                        before_ms,
+                    }) => {
+                        // Unsigned: only for a message that was out before references were signed.
+                        found = sqlx::query_as(
+                            "SELECT id, state, gateway FROM deliveries
                          WHERE id = $1 AND campaign_id = $2 AND submitted_ms < $3",
+                        )
+                        .bind(delivery)
+                        .bind(campaign)
+                        .bind(before_ms)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    }
+                    Some(ReferenceCheck::Invalid) | None => {}
+                }
+                if found.is_none()
+                    && let Some(gid) = r.gateway_id
+                {
+                    found = sqlx::query_as(
+                        "SELECT id, state, gateway FROM deliveries WHERE gateway_id = $1 AND gateway = $2
+                     ORDER BY id DESC LIMIT 1",
                     )
-                    .bind(delivery)
-                    .bind(campaign)
-                    .bind(before_ms)
+                    .bind(gid)
+                    .bind(r.gateway)
                     .fetch_optional(&mut *conn)
                     .await?;
                 }
-                Some(ReferenceCheck::Invalid) | None => {}
-            }
-            if found.is_none()
-                && let Some(gid) = r.gateway_id
-            {
-                found = sqlx::query_as(
-                    "SELECT id, state, gateway FROM deliveries WHERE gateway_id = $1 AND gateway = $2
-                     ORDER BY id DESC LIMIT 1",
-                )
-                .bind(gid)
-                .bind(r.gateway)
-                .fetch_optional(&mut *conn)
-                .await?;
-            }
-            let Some((delivery_id, state, gateway)) = found else {
-                return Ok(Applied::NotFound);
-            };
-            // The submission is not recorded yet: wait, so the outcome does not overwrite the
-            // receipt (and the gateway it went through is known).
-            if state == "claimed" || state == "sending" {
-                sqlx::query("UPDATE receipts SET delivery_id = $2 WHERE id = $1")
-                    .bind(receipt_id)
-                    .bind(delivery_id)
-                    .execute(&mut *conn)
-                    .await?;
-                return Ok(Applied::Waiting);
-            }
-            let effect = if gateway.as_deref() != Some(r.gateway) {
-                // Never sent, or sent through another gateway than the one this receipt was
-                // authenticated for.
-                tracing::warn!(
-                    receipt = receipt_id,
-                    delivery = delivery_id,
-                    "receipt through gateway {:?} refused: the message went out through {}",
-                    r.gateway,
-                    gateway.as_deref().map_or("no gateway (never sent)".to_string(), |g| format!("{g:?}"))
-                );
-                ReceiptEffect::Refused
-            } else {
-                let mut awaiting_parts = false;
-                let changed = match r.status {
-                    ReceiptStatus::Delivered if r.part.is_some() => {
-                        sqlx::query(LOCK_DELIVERY_SQL)
-                            .bind(delivery_id)
-                            .execute(&mut *conn)
-                            .await?;
-                        let (segments, text): (i64, Option<String>) =
-                            sqlx::query_as(PART_COUNT_SQL)
+                let Some((delivery_id, state, gateway)) = found else {
+                    return Ok(Applied::NotFound);
+                };
+                // The submission is not recorded yet: wait, so the outcome does not overwrite the
+                // receipt (and the gateway it went through is known).
+                if state == "claimed" || state == "sending" {
+                    sqlx::query("UPDATE receipts SET delivery_id = $2 WHERE id = $1")
+                        .bind(receipt_id)
+                        .bind(delivery_id)
+                        .execute(&mut *conn)
+                        .await?;
+                    return Ok(Applied::Waiting);
+                }
+                let effect = if gateway.as_deref() != Some(r.gateway) {
+                    // Never sent, or sent through another gateway than the one this receipt was
+                    // authenticated for.
+                    tracing::warn!(
+                        receipt = receipt_id,
+                        delivery = delivery_id,
+                        "receipt through gateway {:?} refused: the message went out through {}",
+                        r.gateway,
+                        gateway.as_deref().map_or("no gateway (never sent)".to_string(), |g| format!("{g:?}"))
+                    );
+                    ReceiptEffect::Refused
+                } else {
+                    let mut awaiting_parts = false;
+                    let changed = match r.status {
+                        ReceiptStatus::Delivered if r.part.is_some() => {
+                            sqlx::query(LOCK_DELIVERY_SQL)
                                 .bind(delivery_id)
+                                .execute(&mut *conn)
+                                .await?;
+                            let (segments, text): (i64, Option<String>) =
+                                sqlx::query_as(PART_COUNT_SQL)
+                                    .bind(delivery_id)
+                                    .fetch_one(&mut *conn)
+                                    .await?;
+                            let delivered: i64 = sqlx::query_scalar(PARTS_DELIVERED_SQL)
+                                .bind(delivery_id)
+                                .bind(MATCHED)
+                                .bind(receipt_id)
                                 .fetch_one(&mut *conn)
                                 .await?;
-                        let delivered: i64 = sqlx::query_scalar(PARTS_DELIVERED_SQL)
-                            .bind(delivery_id)
-                            .bind(MATCHED)
-                            .bind(receipt_id)
-                            .fetch_one(&mut *conn)
-                            .await?;
-                        if delivered >= part_count(segments, text.as_deref()) {
-                            sqlx::query(final_sql())
-                                .bind(delivery_id)
-                                .bind(ReceiptStatus::Delivered.as_str())
-                                .bind(r.received_ms)
-                                .bind(receipt_error(r))
-                                .execute(&mut *conn)
-                                .await?
-                                .rows_affected()
-                        } else {
-                            // Not every part yet; still proof the gateway took the message.
-                            awaiting_parts = !crate::store::contract::DeliveryState::parse(&state)
-                                .is_some_and(|s| s.is_final());
+                            if delivered >= part_count(segments, text.as_deref()) {
+                                sqlx::query(final_sql())
+                                    .bind(delivery_id)
+                                    .bind(ReceiptStatus::Delivered.as_str())
+                                    .bind(r.received_ms)
+                                    .bind(receipt_error(r))
+                                    .execute(&mut *conn)
+                                    .await?
+                                    .rows_affected()
+                            } else {
+                                // Not every part yet; still proof the gateway took the message.
+                                awaiting_parts = !crate::store::contract::DeliveryState::parse(&state)
+                                    .is_some_and(|s| s.is_final());
+                                sqlx::query(enroute_sql())
+                                    .bind(delivery_id)
+                                    .bind(r.received_ms)
+                                    .execute(&mut *conn)
+                                    .await?
+                                    .rows_affected()
+                            }
+                        }
+                        ReceiptStatus::Enroute => {
+                            // Proof that the gateway took a message we were in doubt about.
                             sqlx::query(enroute_sql())
                                 .bind(delivery_id)
                                 .bind(r.received_ms)
@@ -365,142 +369,146 @@ macro_rules! receipts_for {
                                 .await?
                                 .rows_affected()
                         }
-                    }
-                    ReceiptStatus::Enroute => {
-                        // Proof that the gateway took a message we were in doubt about.
-                        sqlx::query(enroute_sql())
+                        final_status => sqlx::query(final_sql())
                             .bind(delivery_id)
+                            .bind(final_status.as_str())
                             .bind(r.received_ms)
+                            .bind(receipt_error(r))
                             .execute(&mut *conn)
                             .await?
-                            .rows_affected()
+                            .rows_affected(),
+                    };
+                    if changed > 0 {
+                        ReceiptEffect::Applied
+                    } else if awaiting_parts {
+                        ReceiptEffect::AwaitingParts
+                    } else {
+                        ReceiptEffect::NoChange
                     }
-                    final_status => sqlx::query(final_sql())
-                        .bind(delivery_id)
-                        .bind(final_status.as_str())
-                        .bind(r.received_ms)
-                        .bind(receipt_error(r))
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected(),
                 };
-                if changed > 0 {
-                    ReceiptEffect::Applied
-                } else if awaiting_parts {
-                    ReceiptEffect::AwaitingParts
+                let matched = if effect == ReceiptEffect::Refused {
+                    UNMATCHED
                 } else {
-                    ReceiptEffect::NoChange
-                }
-            };
-            let matched = if effect == ReceiptEffect::Refused {
-                UNMATCHED
-            } else {
-                MATCHED
-            };
-            sqlx::query(
-                "UPDATE receipts SET matched = $2, delivery_id = $3, effect = $4 WHERE id = $1",
-            )
-            .bind(receipt_id)
-            .bind(matched)
-            .bind(delivery_id)
-            .bind(effect.as_str())
-            .execute(&mut *conn)
-            .await?;
-            Ok(Applied::Matched(effect))
-        }
+                    MATCHED
+                };
+                sqlx::query(
+                    "UPDATE receipts SET matched = $2, delivery_id = $3, effect = $4 WHERE id = $1",
+                )
+                .bind(receipt_id)
+                .bind(matched)
+                .bind(delivery_id)
+                .bind(effect.as_str())
+                .execute(&mut *conn)
+                .await?;
+                Ok(Applied::Matched(effect))
+            }
 
-        pub(super) async fn match_pending(
-            pool: &$pool,
-            refs: &References,
-            unmatched_before_ms: i64,
-        ) -> Result<MatchedReceipts> {
-            let mut out = MatchedReceipts::default();
-            let mut after = 0i64;
-            loop {
-                let mut tx = pool.$begin($($barg),*).await?;
-                let rows: Vec<Pending> = sqlx::query_as(concat!(
-                    "SELECT id, gateway, reference, gateway_id, status, gateway_status, error_code,
+            #[async_trait::async_trait]
+            impl crate::store::Receipts for $store {
+                async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>> {
+                    // Receipts apply in arrival order, so two receivers' batches may lock the same
+                    // messages in opposite orders: PostgreSQL then rolls one back, and it is tried
+                    // again.
+                    let mut tries = 0;
+                    loop {
+                        tries += 1;
+                        match record(self.tx().await?, &self.refs, receipts).await {
+                            Err(e) if tries < 3 && crate::store::receipts::is_retryable(&e) => continue,
+                            result => return result,
+                        }
+                    }
+                }
+
+                async fn match_pending_receipts(&self, unmatched_before_ms: i64) -> Result<MatchedReceipts> {
+                    let mut out = MatchedReceipts::default();
+                    let mut after = 0i64;
+                    loop {
+                        let mut tx = self.read().$begin($($barg),*).await?;
+                        let rows: Vec<Pending> = sqlx::query_as(concat!(
+                            "SELECT id, gateway, reference, gateway_id, status, gateway_status, error_code,
                             received_ms, part
                      FROM receipts WHERE matched = $3 AND id > $1 ORDER BY id LIMIT $2",
-                    $lock
-                ))
-                .bind(after)
-                .bind(MATCH_BATCH)
-                .bind(PENDING)
-                .fetch_all(&mut *tx)
-                .await?;
-                let Some(last) = rows.last() else {
-                    tx.commit().await?;
-                    break;
-                };
-                after = last.id;
-                let full = rows.len() as i64 == MATCH_BATCH;
-                for p in &rows {
-                    match apply(&mut tx, refs, p.id, &p.target()).await? {
-                        Applied::Matched(ReceiptEffect::Applied) => out.applied += 1,
-                        Applied::Matched(ReceiptEffect::Refused) => out.refused += 1,
-                        Applied::Matched(_) => out.no_change += 1,
-                        Applied::NotFound if p.received_ms < unmatched_before_ms => {
-                            sqlx::query(
-                                "UPDATE receipts SET matched = $2, effect = 'unmatched' WHERE id = $1",
-                            )
-                            .bind(p.id)
-                            .bind(UNMATCHED)
-                            .execute(&mut *tx)
-                            .await?;
-                            out.unmatched += 1;
+                            $lock
+                        ))
+                        .bind(after)
+                        .bind(MATCH_BATCH)
+                        .bind(PENDING)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        let Some(last) = rows.last() else {
+                            tx.commit().await?;
+                            break;
+                        };
+                        after = last.id;
+                        let full = rows.len() as i64 == MATCH_BATCH;
+                        for p in &rows {
+                            match apply(&mut tx, &self.refs, p.id, &p.target()).await? {
+                                Applied::Matched(ReceiptEffect::Applied) => out.applied += 1,
+                                Applied::Matched(ReceiptEffect::Refused) => out.refused += 1,
+                                Applied::Matched(_) => out.no_change += 1,
+                                Applied::NotFound if p.received_ms < unmatched_before_ms => {
+                                    sqlx::query(
+                                        "UPDATE receipts SET matched = $2, effect = 'unmatched' WHERE id = $1",
+                                    )
+                                    .bind(p.id)
+                                    .bind(UNMATCHED)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                    out.unmatched += 1;
+                                }
+                                Applied::NotFound | Applied::Waiting => out.still_pending += 1,
+                            }
                         }
-                        Applied::NotFound | Applied::Waiting => out.still_pending += 1,
+                        tx.commit().await?;
+                        if !full {
+                            break;
+                        }
                     }
+                    Ok(out)
                 }
-                tx.commit().await?;
-                if !full {
-                    break;
-                }
-            }
-            Ok(out)
-        }
 
-        pub(super) async fn expire(
-            pool: &$pool,
-            submitted_before_ms: i64,
-            now_ms: i64,
-            gateways: &[String],
-        ) -> Result<u64> {
-            let mut expired = 0;
-            for gateway in gateways {
-                expired += sqlx::query(expire_sql())
-                    .bind(submitted_before_ms)
-                    .bind(now_ms)
-                    .bind(gateway)
-                    .execute(pool)
-                    .await?
-                    .rows_affected();
-            }
-            Ok(expired)
-        }
+                async fn expire_submitted(
+                    &self,
+                    submitted_before_ms: i64,
+                    now_ms: i64,
+                    gateways: &[String],
+                ) -> Result<u64> {
+                    let mut expired = 0;
+                    for gateway in gateways {
+                        expired += sqlx::query(expire_sql())
+                            .bind(submitted_before_ms)
+                            .bind(now_ms)
+                            .bind(gateway)
+                            .execute(self.read())
+                            .await?
+                            .rows_affected();
+                    }
+                    Ok(expired)
+                }
 
-        pub(super) async fn counts(pool: &$pool) -> Result<ReceiptCounts> {
-            let rows: Vec<(i64, i64)> =
-                sqlx::query_as("SELECT matched, COUNT(*) FROM receipts GROUP BY matched")
-                    .fetch_all(pool)
-                    .await?;
-            let mut c = ReceiptCounts::default();
-            for (m, n) in rows {
-                c.total += n;
-                match m {
-                    PENDING => c.pending += n,
-                    MATCHED => c.matched += n,
-                    UNMATCHED => c.unmatched += n,
-                    _ => {}
+                async fn receipt_counts(&self) -> Result<ReceiptCounts> {
+                    let rows: Vec<(i64, i64)> =
+                        sqlx::query_as("SELECT matched, COUNT(*) FROM receipts GROUP BY matched")
+                            .fetch_all(self.read())
+                            .await?;
+                    let mut c = ReceiptCounts::default();
+                    for (m, n) in rows {
+                        c.total += n;
+                        match m {
+                            PENDING => c.pending += n,
+                            MATCHED => c.matched += n,
+                            UNMATCHED => c.unmatched += n,
+                            _ => {}
+                        }
+                    }
+                    Ok(c)
                 }
             }
-            Ok(c)
         }
     };
 }
 
-pub(crate) use receipts_for;
+pub(crate) use receipts_impl;
 
 #[cfg(test)]
 mod tests {

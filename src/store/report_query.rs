@@ -1,6 +1,6 @@
 //! The report's queries, shared by both backends: the SQL (with `?` placeholders, bound in
 //! order; PostgreSQL numbers them), its parameters built from the filter, and the assembly of
-//! the rows into [`ReportData`]. Each backend only runs them (`store/*/report.rs`).
+//! the rows into [`ReportData`]. [`reports_impl!`] runs them on each backend.
 //!
 //! Each report figure is one ordered scan of a covering index (migration 0003): no temporary
 //! B-tree, no per-row work in Rust. Every query groups by `campaign_id` first so that the
@@ -347,137 +347,145 @@ where
         .collect()
 }
 
-/// Writes `report_data`, `recipients` and `lookup` for one backend: `$pool`, `$args` and
-/// `$row` are its sqlx types, `$number` turns the shared statement text into its dialect.
-macro_rules! report_for {
-    ($pool:ty, $args:ty, $row:ty, $number:path) => {
-        use anyhow::Result;
-        use sqlx::{Arguments, AssertSqlSafe};
+/// Writes `impl Reports` for one backend store: `$args` and `$row` are its sqlx types,
+/// `$number` turns the shared statement text into its dialect.
+macro_rules! reports_impl {
+    ($store:ty, $args:ty, $row:ty, $number:path) => {
+        mod reports_impl {
+            use sqlx::{Arguments, AssertSqlSafe};
 
-        use crate::store::report_query::{self, Param, Query};
-        use crate::store::{LookupEvent, RecipientRow, ReportData, ReportFilter};
+            use super::*;
+            use crate::store::report_query::{self, Param, Query};
 
-        /// An `attempts` row as one number's history shows it.
-        type AttemptRow = (i64, i64, String, Option<i64>, Option<String>, Option<String>, Option<i64>);
+            type Pool = sqlx::Pool<<$row as sqlx::Row>::Database>;
 
-        /// One query's rows; the parameters are bound before the future is made, so the queries of
-        /// a report can run concurrently on the pool.
-        fn rows(p: &$pool, (sql, params): Query) -> impl Future<Output = Result<Vec<$row>>> + '_ {
-            let mut args = <$args>::default();
-            let bound: Result<()> = params.into_iter().try_for_each(|param| {
-                match param {
-                    Param::I(i) => args.add(i),
-                    Param::S(s) => args.add(s),
-                }
-                .map_err(|e| anyhow::anyhow!("binding a report parameter: {e}"))
-            });
-            async move {
-                bound?;
-                Ok(sqlx::query_with(AssertSqlSafe($number(&sql)), args)
-                    .fetch_all(p)
-                    .await?)
-            }
-        }
+            /// An `attempts` row as one number's history shows it.
+            type AttemptRow = (i64, i64, String, Option<i64>, Option<String>, Option<String>, Option<i64>);
 
-        pub(super) async fn report_data(p: &$pool, f: &ReportFilter) -> Result<ReportData> {
-            let [
-                cube,
-                hours,
-                span,
-                receipt,
-                errors,
-                attempts,
-                codes,
-                duplicates,
-            ] = report_query::report_queries(f);
-            let (cube, hours, span, receipt, errors, attempts, codes, duplicates) = tokio::try_join!(
-                rows(p, cube),
-                rows(p, hours),
-                rows(p, span),
-                rows(p, receipt),
-                rows(p, errors),
-                rows(p, attempts),
-                rows(p, codes),
-                rows(p, duplicates)
-            )?;
-            report_query::assemble(
-                &cube,
-                &hours,
-                &span,
-                &receipt,
-                &errors,
-                &attempts,
-                &codes,
-                &duplicates,
-            )
-        }
-
-        pub(super) async fn recipients(p: &$pool, f: &ReportFilter) -> Result<Vec<RecipientRow>> {
-            report_query::recipient_rows(&rows(p, report_query::recipients_query(f)).await?)
-        }
-
-        pub(super) async fn lookup(pool: &$pool, msisdn: &str) -> Result<Vec<LookupEvent>> {
-            let rows: Vec<(i64, String, String, Option<String>, Option<i64>)> = sqlx::query_as(
-                "SELECT d.id, c.name, d.state, d.last_error, c.launched_ms FROM deliveries d
-                     JOIN campaigns c ON c.id = d.campaign_id WHERE d.msisdn = $1 ORDER BY d.id",
-            )
-            .bind(msisdn)
-            .fetch_all(pool)
-            .await?;
-            let mut events = Vec::new();
-            for (delivery_id, campaign, state, _, launched) in rows {
-                events.push(LookupEvent {
-                    at_ms: launched.unwrap_or(0),
-                    campaign: campaign.clone(),
-                    delivery_id,
-                    kind: "queued".into(),
-                    detail: format!("now {state}"),
+            /// One query's rows; the parameters are bound before the future is made, so the queries of
+            /// a report can run concurrently on the pool.
+            fn rows(p: &Pool, (sql, params): Query) -> impl Future<Output = Result<Vec<$row>>> + '_ {
+                let mut args = <$args>::default();
+                let bound: Result<()> = params.into_iter().try_for_each(|param| {
+                    match param {
+                        Param::I(i) => args.add(i),
+                        Param::S(s) => args.add(s),
+                    }
+                    .map_err(|e| anyhow::anyhow!("binding a report parameter: {e}"))
                 });
-                let attempts: Vec<AttemptRow> = sqlx::query_as(
-                    "SELECT started_ms, attempt_no, outcome, http_status, gateway_code, error, latency_ms
-                         FROM attempts WHERE delivery_id = $1 ORDER BY id",
-                )
-                .bind(delivery_id)
-                .fetch_all(pool)
-                .await?;
-                for (at_ms, attempt_no, outcome, status, code, error, latency) in attempts {
-                    events.push(LookupEvent {
-                        at_ms,
-                        campaign: campaign.clone(),
-                        delivery_id,
-                        kind: format!("attempt {attempt_no}: {outcome}"),
-                        detail: [
-                            status.map(|s| format!("HTTP {s}")),
-                            code.map(|c| format!("code {c}")),
-                            latency.map(|l| format!("{l} ms")),
-                            error,
-                        ]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    });
-                }
-                let receipts: Vec<(i64, String, String)> = sqlx::query_as(
-                    "SELECT received_ms, status, gateway FROM receipts WHERE delivery_id = $1 ORDER BY id",
-                )
-                .bind(delivery_id)
-                .fetch_all(pool)
-                .await?;
-                for (at_ms, status, gateway) in receipts {
-                    events.push(LookupEvent {
-                        at_ms,
-                        campaign: campaign.clone(),
-                        delivery_id,
-                        kind: "receipt".into(),
-                        detail: format!("{status} from {gateway}"),
-                    });
+                async move {
+                    bound?;
+                    Ok(sqlx::query_with(AssertSqlSafe($number(&sql)), args)
+                        .fetch_all(p)
+                        .await?)
                 }
             }
-            events.sort_by_key(|e| e.at_ms);
-            Ok(events)
+
+            #[async_trait::async_trait]
+            impl crate::store::Reports for $store {
+                async fn report_data(&self, f: &ReportFilter) -> Result<ReportData> {
+                    let p = self.read();
+                    let [
+                        cube,
+                        hours,
+                        span,
+                        receipt,
+                        errors,
+                        attempts,
+                        codes,
+                        duplicates,
+                    ] = report_query::report_queries(f);
+                    let (cube, hours, span, receipt, errors, attempts, codes, duplicates) = tokio::try_join!(
+                        rows(p, cube),
+                        rows(p, hours),
+                        rows(p, span),
+                        rows(p, receipt),
+                        rows(p, errors),
+                        rows(p, attempts),
+                        rows(p, codes),
+                        rows(p, duplicates)
+                    )?;
+                    report_query::assemble(
+                        &cube,
+                        &hours,
+                        &span,
+                        &receipt,
+                        &errors,
+                        &attempts,
+                        &codes,
+                        &duplicates,
+                    )
+                }
+
+                async fn report_recipients(&self, f: &ReportFilter) -> Result<Vec<RecipientRow>> {
+                    report_query::recipient_rows(&rows(self.read(), report_query::recipients_query(f)).await?)
+                }
+
+                async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>> {
+                    let pool = self.read();
+                    let rows: Vec<(i64, String, String, Option<String>, Option<i64>)> = sqlx::query_as(
+                        "SELECT d.id, c.name, d.state, d.last_error, c.launched_ms FROM deliveries d
+                     JOIN campaigns c ON c.id = d.campaign_id WHERE d.msisdn = $1 ORDER BY d.id",
+                    )
+                    .bind(msisdn)
+                    .fetch_all(pool)
+                    .await?;
+                    let mut events = Vec::new();
+                    for (delivery_id, campaign, state, _, launched) in rows {
+                        events.push(LookupEvent {
+                            at_ms: launched.unwrap_or(0),
+                            campaign: campaign.clone(),
+                            delivery_id,
+                            kind: "queued".into(),
+                            detail: format!("now {state}"),
+                        });
+                        let attempts: Vec<AttemptRow> = sqlx::query_as(
+                            "SELECT started_ms, attempt_no, outcome, http_status, gateway_code, error, latency_ms
+                         FROM attempts WHERE delivery_id = $1 ORDER BY id",
+                        )
+                        .bind(delivery_id)
+                        .fetch_all(pool)
+                        .await?;
+                        for (at_ms, attempt_no, outcome, status, code, error, latency) in attempts {
+                            events.push(LookupEvent {
+                                at_ms,
+                                campaign: campaign.clone(),
+                                delivery_id,
+                                kind: format!("attempt {attempt_no}: {outcome}"),
+                                detail: [
+                                    status.map(|s| format!("HTTP {s}")),
+                                    code.map(|c| format!("code {c}")),
+                                    latency.map(|l| format!("{l} ms")),
+                                    error,
+                                ]
+                                .into_iter()
+                                .flatten()
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            });
+                        }
+                        let receipts: Vec<(i64, String, String)> = sqlx::query_as(
+                            "SELECT received_ms, status, gateway FROM receipts WHERE delivery_id = $1 ORDER BY id",
+                        )
+                        .bind(delivery_id)
+                        .fetch_all(pool)
+                        .await?;
+                        for (at_ms, status, gateway) in receipts {
+                            events.push(LookupEvent {
+                                at_ms,
+                                campaign: campaign.clone(),
+                                delivery_id,
+                                kind: "receipt".into(),
+                                detail: format!("{status} from {gateway}"),
+                            });
+                        }
+                    }
+                    events.sort_by_key(|e| e.at_ms);
+                    Ok(events)
+                }
+            }
         }
     };
 }
 
-pub(crate) use report_for;
+pub(crate) use reports_impl;

@@ -1,15 +1,14 @@
 //! `impl Store` written once for both backends: [`store_impl_for!`] delegates each method to
-//! the shared statements (`campaigns_for!`, `queue_for!`, `receipts_for!`, `report_for!`,
-//! handover, launch) over the backend's pools, and the few that really differ per dialect
-//! (import, claim) to the backend's own inherent methods of the same name.
+//! the shared statements (`campaigns_for!`, `queue_for!`, launch) over the backend's pools
+//! (its `read()`, `write()` and `tx()`), and the few that really differ per dialect (import,
+//! claim) to the backend's own inherent methods of the same name.
 
-/// Writes `impl Store for $store`. `read`/`write`: the pool fields reads and single-statement
-/// writes go through; `tx`: the method opening a write transaction; `launch_lock`: reads
+/// Writes `impl Store for $store`. `launch_lock`: reads
 /// `list_id, launch_after` of campaign `$1` and holds it for the transaction, no row when
 /// another worker holds it; then any methods only this backend overrides.
 macro_rules! store_impl_for {
     (
-        $store:ident, read: $r:ident, write: $w:ident, tx: $tx:ident, launch_lock: $lock:literal,
+        $store:ident, launch_lock: $lock:literal,
         queue: { $($queue:tt)* }, store: { $($own:tt)* }
     ) => {
         #[async_trait::async_trait]
@@ -18,44 +17,44 @@ macro_rules! store_impl_for {
                 $store::begin_import(self, list).await
             }
             async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
-                campaigns::previous_import(&self.$r, list, sha256).await
+                campaigns::previous_import(self.read(), list, sha256).await
             }
             async fn lists(&self) -> Result<Vec<ListSummary>> {
-                campaigns::lists(&self.$r).await
+                campaigns::lists(self.read()).await
             }
             async fn list_size(&self, list: &str) -> Result<Option<i64>> {
-                campaigns::list_size(&self.$r, list).await
+                campaigns::list_size(self.read(), list).await
             }
             async fn list_members_page(&self, list: &str, after: i64, limit: u32) -> Result<Vec<MemberFields>> {
-                campaigns::list_members_page(&self.$r, list, after, limit).await
+                campaigns::list_members_page(self.read(), list, after, limit).await
             }
             async fn add_opt_outs(&self, msisdns: &[String], source: &str) -> Result<u64> {
-                queue::add_opt_outs(&self.$w, msisdns, source).await
+                queue::add_opt_outs(self.write(), msisdns, source).await
             }
             async fn remove_opt_outs(&self, msisdns: &[String]) -> Result<u64> {
-                queue::remove_opt_outs(&self.$w, msisdns).await
+                queue::remove_opt_outs(self.write(), msisdns).await
             }
         }
         #[async_trait::async_trait]
         impl crate::store::Campaigns for $store {
             async fn create_campaign(&self, c: &NewCampaign) -> Result<i64> {
-                campaigns::create_campaign(&self.$r, c).await
+                campaigns::create_campaign(self.read(), c).await
             }
             async fn campaign(&self, key: &str) -> Result<Option<Campaign>> {
-                campaigns::by_key(&self.$r, key).await
+                campaigns::by_key(self.read(), key).await
             }
             async fn campaigns(&self) -> Result<Vec<Campaign>> {
-                campaigns::all(&self.$r).await
+                campaigns::all(self.read()).await
             }
             async fn move_campaign(&self, id: i64, m: CampaignMove, reason: Option<&str>) -> Result<()> {
-                campaigns::move_campaign(&self.$w, id, m, reason).await
+                campaigns::move_campaign(self.write(), id, m, reason).await
             }
             async fn begin_launch(&self, campaign_id: i64, chunk: i64) -> Result<Option<LaunchChunk>> {
-                if let Some(first) = launch_chunk::begin(self.$tx().await?, campaign_id, chunk).await? {
+                if let Some(first) = launch_chunk::begin(self.tx().await?, campaign_id, chunk).await? {
                     self.launched_rows().await?;
                     return Ok(Some(first));
                 }
-                let refused = campaigns::refused(&self.$w, campaign_id, CampaignMove::Launch).await?;
+                let refused = campaigns::refused(self.write(), campaign_id, CampaignMove::Launch).await?;
                 if refused.found == Some(CampaignState::Running) {
                     // Another process launched it a moment ago: join it.
                     return Ok(None);
@@ -63,66 +62,66 @@ macro_rules! store_impl_for {
                 Err(refused.into())
             }
             async fn continue_launch(&self, campaign_id: i64, chunk: i64) -> Result<LaunchProgress> {
-                let progress = launch_chunk::next(self.$tx().await?, $lock, campaign_id, chunk).await?;
+                let progress = launch_chunk::next(self.tx().await?, $lock, campaign_id, chunk).await?;
                 if matches!(&progress, LaunchProgress::Copied(c) if c.done) {
                     self.launched_rows().await?;
                 }
                 Ok(progress)
             }
             async fn state_counts(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
-                queue::state_counts(&self.$r, campaign_id).await
+                queue::state_counts(self.read(), campaign_id).await
             }
             async fn held_by_cap(&self, campaign_id: i64) -> Result<(i64, Option<i64>)> {
-                campaigns::held_by_cap(&self.$r, campaign_id).await
+                campaigns::held_by_cap(self.read(), campaign_id).await
             }
             async fn cap_conflicts(&self, campaign_id: i64, cap_ms: i64) -> Result<i64> {
-                campaigns::cap_conflicts(&self.$r, campaign_id, cap_ms).await
+                campaigns::cap_conflicts(self.read(), campaign_id, cap_ms).await
             }
             async fn reconcile(&self, campaign_id: i64, resend: bool) -> Result<u64> {
-                queue::reconcile(self.$tx().await?, campaign_id, resend).await
+                queue::reconcile(self.tx().await?, campaign_id, resend).await
             }
         }
         #[async_trait::async_trait]
         impl crate::store::Queue for $store {
             async fn register_worker(&self, id: &str, campaign_id: i64, host: &str, pid: i64, process: Option<&str>) -> Result<()> {
-                campaigns::register_worker(&self.$w, id, campaign_id, host, pid, process).await
+                campaigns::register_worker(self.write(), id, campaign_id, host, pid, process).await
             }
             async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()> {
-                campaigns::heartbeat(&self.$w, worker, lease_until_ms).await
+                campaigns::heartbeat(self.write(), worker, lease_until_ms).await
             }
             async fn stop_worker(&self, worker: &str) -> Result<()> {
-                campaigns::stop_worker(&self.$w, worker).await
+                campaigns::stop_worker(self.write(), worker).await
             }
             async fn workers(&self, campaign_id: i64) -> Result<Vec<WorkerInfo>> {
-                campaigns::workers(&self.$r, campaign_id).await
+                campaigns::workers(self.read(), campaign_id).await
             }
             async fn recover(&self, campaign_id: i64, now_ms: i64, dead: &[String], dedups: bool) -> Result<Recovered> {
-                queue::recover(self.$tx().await?, campaign_id, now_ms, dead, dedups).await
+                queue::recover(self.tx().await?, campaign_id, now_ms, dead, dedups).await
             }
             async fn claim(&self, campaign_id: i64, worker: &str, limit: u32, now_ms: i64, lease_until_ms: i64) -> Result<Vec<Claimed>> {
                 $store::claim(self, campaign_id, worker, limit, now_ms, lease_until_ms).await
             }
             async fn write_cycle(&self, worker: &str, outcomes: &[Outcome], mark: Option<&Mark>) -> Result<(u64, Vec<(i64, i64)>)> {
                 let now = now_ms();
-                queue::write_cycle(self.$tx().await?, now, worker, outcomes, mark).await
+                queue::write_cycle(self.tx().await?, now, worker, outcomes, mark).await
             }
             async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64> {
-                queue::release(&self.$w, campaign_id, worker).await
+                queue::release(self.write(), campaign_id, worker).await
             }
             async fn release_unsent(&self, worker: &str, ids: &[i64]) -> Result<u64> {
-                queue::release_unsent(&self.$w, worker, ids).await
+                queue::release_unsent(self.write(), worker, ids).await
             }
             async fn next_due_ms(&self, campaign_id: i64) -> Result<Option<i64>> {
-                campaigns::next_due_ms(&self.$r, campaign_id).await
+                campaigns::next_due_ms(self.read(), campaign_id).await
             }
             async fn complete_if_done(&self, campaign_id: i64) -> Result<bool> {
-                queue::complete_if_done(&self.$w, campaign_id).await
+                queue::complete_if_done(self.write(), campaign_id).await
             }
             async fn in_flight_count(&self, campaign_id: i64) -> Result<i64> {
-                queue::in_flight_count(&self.$r, campaign_id).await
+                queue::in_flight_count(self.read(), campaign_id).await
             }
             async fn delivery_attributes(&self, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>> {
-                queue::delivery_attributes(&self.$r, ids).await
+                queue::delivery_attributes(self.read(), ids).await
             }
             fn reference(&self, campaign_id: i64, delivery_id: i64) -> String {
                 self.refs.make(campaign_id, delivery_id)
@@ -130,61 +129,12 @@ macro_rules! store_impl_for {
             $($queue)*
         }
         #[async_trait::async_trait]
-        impl crate::store::Carriers for $store {
-            async fn hand_over(&self, campaign_id: i64, carrier: &str) -> Result<u64> {
-                handover::hand_over(self.$tx().await?, campaign_id, carrier).await
-            }
-            async fn handed_share(&self, campaign_id: i64, carrier: &str) -> Result<Vec<HandedRow>> {
-                handover::share(&self.$r, campaign_id, carrier).await
-            }
-            async fn record_carrier_results(&self, campaign_id: i64, carrier: &str, results: &[CarrierResult]) -> Result<Vec<ResultEffect>> {
-                handover::record_results(self.$tx().await?, campaign_id, carrier, results).await
-            }
-        }
-        #[async_trait::async_trait]
-        impl crate::store::Receipts for $store {
-            async fn record_receipts(&self, receipts: &[NewReceipt]) -> Result<Vec<ReceiptEffect>> {
-                // Receipts apply in arrival order, so two receivers' batches may lock the same
-                // messages in opposite orders: PostgreSQL then rolls one back, and it is tried
-                // again.
-                let mut tries = 0;
-                loop {
-                    tries += 1;
-                    match receipts::record(self.$tx().await?, &self.refs, receipts).await {
-                        Err(e) if tries < 3 && crate::store::receipts::is_retryable(&e) => continue,
-                        result => return result,
-                    }
-                }
-            }
-            async fn match_pending_receipts(&self, unmatched_before_ms: i64) -> Result<MatchedReceipts> {
-                receipts::match_pending(&self.$r, &self.refs, unmatched_before_ms).await
-            }
-            async fn expire_submitted(&self, submitted_before_ms: i64, now_ms: i64, gateways: &[String]) -> Result<u64> {
-                receipts::expire(&self.$r, submitted_before_ms, now_ms, gateways).await
-            }
-            async fn receipt_counts(&self) -> Result<ReceiptCounts> {
-                receipts::counts(&self.$r).await
-            }
-        }
-        #[async_trait::async_trait]
         impl crate::store::Audit for $store {
             async fn audit_append(&self, actor: &str, action: &str, subject: &str, details: &serde_json::Value) -> Result<AuditEntry> {
-                queue::audit_append(self.$tx().await?, actor, action, subject, details).await
+                queue::audit_append(self.tx().await?, actor, action, subject, details).await
             }
             async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
-                campaigns::audit_entries(&self.$r).await
-            }
-        }
-        #[async_trait::async_trait]
-        impl crate::store::Reports for $store {
-            async fn report_data(&self, filter: &ReportFilter) -> Result<ReportData> {
-                report::report_data(&self.$r, filter).await
-            }
-            async fn report_recipients(&self, filter: &ReportFilter) -> Result<Vec<RecipientRow>> {
-                report::recipients(&self.$r, filter).await
-            }
-            async fn lookup(&self, msisdn: &str) -> Result<Vec<LookupEvent>> {
-                report::lookup(&self.$r, msisdn).await
+                campaigns::audit_entries(self.read()).await
             }
         }
         #[async_trait::async_trait]

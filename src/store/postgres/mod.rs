@@ -15,10 +15,7 @@ use anyhow::{Context, Result, bail};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Postgres, Transaction};
 
-mod handover;
 mod import;
-mod receipts;
-mod report;
 
 use super::*;
 
@@ -84,6 +81,16 @@ impl PostgresStore {
             read_only,
             refs,
         })
+    }
+
+    /// The pool reads go through.
+    fn read(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The pool single-statement writes go through.
+    fn write(&self) -> &PgPool {
+        &self.pool
     }
 
     async fn tx(&self) -> Result<Transaction<'static, Postgres>> {
@@ -189,6 +196,21 @@ crate::store::queue::queue_for!(
     sqlx::PgPool,
     " FOR UPDATE",
     " FOR UPDATE SKIP LOCKED"
+);
+crate::store::handover::carriers_impl!(PostgresStore);
+// Match passes take pending receipts with `FOR UPDATE SKIP LOCKED`, so several receivers never
+// apply the same receipt twice.
+crate::store::receipts::receipts_impl!(
+    PostgresStore,
+    sqlx::PgConnection,
+    begin(),
+    " FOR UPDATE SKIP LOCKED"
+);
+crate::store::report_query::reports_impl!(
+    PostgresStore,
+    sqlx::postgres::PgArguments,
+    sqlx::postgres::PgRow,
+    crate::store::report_query::numbered
 );
 
 /// "Is in the list bound as `param`" (an array).
@@ -358,7 +380,7 @@ impl PostgresStore {
 }
 
 crate::store::store_impl::store_impl_for!(
-    PostgresStore, read: pool, write: pool, tx: tx,
+    PostgresStore,
     // The launch: one worker copies at a time, the others are told to come back (SKIP
     // LOCKED). A NO KEY lock: readers of the campaign and writers of other tables never wait.
     launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1

@@ -14,10 +14,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Sqlite, Transaction};
 
-mod handover;
 mod import;
-mod receipts;
-mod report;
 
 use super::*;
 
@@ -139,7 +136,17 @@ impl SqliteStore {
         })
     }
 
-    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+    /// The pool reads go through.
+    fn read(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The pool single-statement writes go through.
+    fn write(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    async fn tx(&self) -> Result<Transaction<'static, Sqlite>> {
         match self.writer.begin_with("BEGIN IMMEDIATE").await {
             // A COMMIT that failed (disk full, I/O error) was rolled back by SQLite itself,
             // but the connection still counts itself inside that transaction and refuses to
@@ -310,6 +317,20 @@ async fn with_raw_connection<T>(
 crate::store::campaigns::launch_chunk_for!(sqlx::Sqlite);
 crate::store::campaigns::campaigns_for!(sqlx::SqlitePool);
 crate::store::queue::queue_for!(sqlx::Sqlite, sqlx::SqlitePool, "", "");
+crate::store::handover::carriers_impl!(SqliteStore);
+// Match passes take the write lock (`BEGIN IMMEDIATE`): one receiver matches at a time.
+crate::store::receipts::receipts_impl!(
+    SqliteStore,
+    sqlx::SqliteConnection,
+    begin_with("BEGIN IMMEDIATE"),
+    ""
+);
+crate::store::report_query::reports_impl!(
+    SqliteStore,
+    sqlx::sqlite::SqliteArguments,
+    sqlx::sqlite::SqliteRow,
+    str::to_string
+);
 
 /// What differs per dialect; the rest of `Store` is written once (src/store/store_impl.rs).
 impl SqliteStore {
@@ -383,7 +404,7 @@ impl SqliteStore {
 }
 
 crate::store::store_impl::store_impl_for!(
-    SqliteStore, read: pool, write: writer, tx: write_tx,
+    SqliteStore,
     // The launch: one file has one writer, the write transaction is the lock.
     launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1",
     queue: {},
