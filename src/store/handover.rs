@@ -2,7 +2,7 @@
 //! carrier ([`DeliveryMove::HandOver`]: `queued` → `handed`, the row's `gateway` set to
 //! `carrier:NAME`), and the carrier's result file is taken back into the same rows
 //! ([`DeliveryMove::CarrierResult`], [`DeliveryMove::CarrierPending`]). The statements are the
-//! same text on SQLite and PostgreSQL; [`handover_for!`] writes the functions once for each
+//! same text on SQLite and PostgreSQL; [`carriers_impl!`] writes `impl Carriers` once for each
 //! backend's types.
 
 use serde::Serialize;

@@ -16,7 +16,6 @@ mod receipts;
 mod reference;
 mod report_query;
 mod sqlite;
-mod store_impl;
 
 use std::sync::Arc;
 use std::time::Duration;

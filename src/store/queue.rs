@@ -1,9 +1,10 @@
-//! The queue's bookkeeping as both backends write it: the dispatcher's write cycle and its
-//! mark, recovery of dead workers' rows, release, reconcile, counts, opt-outs and the audit
-//! chain, one statement text for SQLite and PostgreSQL. [`queue_for!`] writes the functions
-//! once for each backend's types.
+//! The queue's bookkeeping as both backends write it: workers, the dispatcher's write cycle
+//! and its mark, recovery of dead workers' rows, release, what is due, and the audit chain,
+//! one statement text for SQLite and PostgreSQL. [`queue_impl!`] writes `impl Queue` and
+//! `impl Audit` once for each backend's types (reconcile and opt-outs, which use the same
+//! dialect bits, are in src/store/campaigns.rs).
 //!
-//! What still differs is supplied by the backend module that invokes the macro:
+//! What still differs is supplied by the backend module that invokes the macros:
 //! - `id_in(param)`: "is in this bound list" (`= ANY($1)` / `IN (SELECT value FROM
 //!   json_each($1))`), and `list(items)`, the list as that parameter wants it (an array / JSON);
 //! - `rows(param, sql_type)`: a bound list as a table with one column, `value`;
@@ -44,21 +45,18 @@ pub(crate) fn settle_sql(v: [&str; 8], row: &str) -> String {
     )
 }
 
-/// Writes the shared functions for one backend: its database type, its pool type, its suffix
-/// locking rows for the transaction and the one skipping rows locked by others.
-macro_rules! queue_for {
-    ($db:ty, $pool:ty, $for_update:literal, $skip_locked:literal) => {
-        mod queue {
-            use anyhow::Result;
-            use sqlx::{AssertSqlSafe, Transaction};
+/// Writes `impl Queue` and `impl Audit` for one backend store: its database type, its suffix
+/// locking rows for the transaction and the one skipping rows locked by others, then any
+/// `Queue` methods only this backend overrides. Claims are the backend's own (`claim`).
+macro_rules! queue_impl {
+    ($store:ty, $db:ty, $for_update:literal, $skip_locked:literal, { $($own:tt)* }) => {
+        mod queue_impl {
+            use sqlx::AssertSqlSafe;
 
-            use super::{CLAIM_LEASES, id_in, list, lock_numbers, record_in, rows, serialise_audit};
+            use super::*;
             use crate::audit;
             use crate::store::campaigns::lease_run_out;
             use crate::store::contract::cap_hold_sql;
-            use crate::store::{
-                AuditEntry, CampaignMove, DeliveryMove, Mark, Outcome, Recovered, now_ms,
-            };
 
             type Tx = Transaction<'static, $db>;
 
@@ -66,7 +64,7 @@ macro_rules! queue_for {
             /// what came back, and what goes out next, in one commit. Where rows are locked
             /// (PostgreSQL), every row of the cycle is locked first, in one order, so two
             /// cycles (or a cycle and a receipt) never wait on each other in a circle.
-            pub(crate) async fn write_cycle(
+            async fn write_cycle(
                 mut tx: Tx,
                 now: i64,
                 worker: &str,
@@ -164,119 +162,10 @@ macro_rules! queue_for {
                 Ok(marking.fetch_all(&mut **tx).await?)
             }
 
-            pub(crate) async fn delivery_attributes(
-                pool: &$pool,
-                delivery_ids: &[i64],
-            ) -> Result<Vec<(i64, Option<String>)>> {
-                Ok(sqlx::query_as(AssertSqlSafe(format!(
-                    "SELECT d.id, s.attributes FROM deliveries d
-                     JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id {}",
-                    id_in("$1")
-                )))
-                .bind(list(delivery_ids))
-                .fetch_all(pool)
-                .await?)
-            }
-
-            pub(crate) async fn add_opt_outs(
-                pool: &$pool,
-                msisdns: &[String],
-                source: &str,
-            ) -> Result<u64> {
-                Ok(sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO opt_outs (msisdn, source, created_ms)
-                     SELECT value, $2, $3 FROM {} WHERE true ON CONFLICT DO NOTHING",
-                    rows("$1", "text")
-                )))
-                .bind(list(msisdns))
-                .bind(source)
-                .bind(now_ms())
-                .execute(pool)
-                .await?
-                .rows_affected())
-            }
-
-            pub(crate) async fn remove_opt_outs(pool: &$pool, msisdns: &[String]) -> Result<u64> {
-                Ok(sqlx::query(AssertSqlSafe(format!(
-                    "DELETE FROM opt_outs WHERE msisdn {}",
-                    id_in("$1")
-                )))
-                .bind(list(msisdns))
-                .execute(pool)
-                .await?
-                .rows_affected())
-            }
-
-            /// Counted in the report cube's order (campaign, carrier, district, state): SQLite
-            /// has no hash aggregate, so `GROUP BY state` alone would sort every delivery first
-            /// (a sorter of a million rows at the end of a large `send`); this way only the
-            /// few hundred (carrier, district, state) groups are sorted.
-            pub(crate) async fn state_counts(
-                pool: &$pool,
-                campaign_id: i64,
-            ) -> Result<Vec<(String, i64)>> {
-                Ok(sqlx::query_as(
-                    "SELECT state, CAST(SUM(n) AS BIGINT) FROM (
-                         SELECT carrier, district, state, COUNT(*) AS n FROM deliveries
-                         WHERE campaign_id = $1 GROUP BY carrier, district, state) cube
-                     GROUP BY state",
-                )
-                .bind(campaign_id)
-                .fetch_all(pool)
-                .await?)
-            }
-
-            /// Written as the partial index `deliveries_in_flight` is, so SQLite uses it.
-            pub(crate) async fn in_flight_count(pool: &$pool, campaign_id: i64) -> Result<i64> {
-                Ok(sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM deliveries
-                     WHERE campaign_id = $1 AND (state = 'claimed' OR state = 'sending')",
-                )
-                .bind(campaign_id)
-                .fetch_one(pool)
-                .await?)
-            }
-
-            /// A worker's claimed rows back to the queue (found through the in-flight index of
-            /// its campaign).
-            pub(crate) async fn release(pool: &$pool, campaign_id: i64, worker: &str) -> Result<u64> {
-                let guard = DeliveryMove::Release.guard();
-                Ok(sqlx::query(AssertSqlSafe(format!(
-                    "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
-                     WHERE id IN (SELECT id FROM deliveries
-                                  WHERE campaign_id = $2 AND lease_owner = $1 AND {guard}
-                                  ORDER BY id{})
-                       AND lease_owner = $1 AND {guard}",
-                    $for_update
-                )))
-                .bind(worker)
-                .bind(campaign_id)
-                .execute(pool)
-                .await?
-                .rows_affected())
-            }
-
-            pub(crate) async fn release_unsent(pool: &$pool, worker: &str, ids: &[i64]) -> Result<u64> {
-                Ok(sqlx::query(AssertSqlSafe(format!(
-                    "UPDATE deliveries SET state = 'queued', attempts = attempts - 1,
-                         lease_owner = NULL, lease_expires_ms = NULL
-                     WHERE id IN (SELECT id FROM deliveries WHERE id {} ORDER BY id{})
-                       AND lease_owner = $2 AND {}",
-                    id_in("$1"),
-                    $for_update,
-                    DeliveryMove::ReleaseUnsent.guard()
-                )))
-                .bind(list(ids))
-                .bind(worker)
-                .execute(pool)
-                .await?
-                .rows_affected())
-            }
-
             /// Takes back what dead workers (or workers whose lease ran out) held. Rows
             /// locked by another transaction are skipped: they belong to a live worker
             /// recording them, or to another worker recovering them.
-            pub(crate) async fn recover(
+            async fn recover(
                 mut tx: Tx,
                 campaign_id: i64,
                 now_ms: i64,
@@ -375,127 +264,218 @@ macro_rules! queue_for {
                 })
             }
 
-            /// Completes the campaign if nothing of it is left to send (each state asked
-            /// apart, as SQLite's partial indexes are written).
-            pub(crate) async fn complete_if_done(pool: &$pool, campaign_id: i64) -> Result<bool> {
-                let done = sqlx::query(AssertSqlSafe(format!(
-                    "{}
+            #[async_trait::async_trait]
+            impl crate::store::Queue for $store {
+                async fn register_worker(&self, id: &str, campaign_id: i64, host: &str, pid: i64, process: Option<&str>) -> Result<()> {
+                    let now = now_ms();
+                    sqlx::query(
+                        "INSERT INTO workers (id, campaign_id, host, pid, started_ms, heartbeat_ms, process)
+                     VALUES ($1, $2, $3, $4, $5, $5, $6)",
+                    )
+                    .bind(id)
+                    .bind(campaign_id)
+                    .bind(host)
+                    .bind(pid)
+                    .bind(now)
+                    .bind(process)
+                    .execute(self.write())
+                    .await?;
+                    Ok(())
+                }
+
+                /// The worker's heartbeat: one row, whatever number of deliveries it holds.
+                async fn heartbeat(&self, worker: &str, lease_until_ms: i64) -> Result<()> {
+                    sqlx::query(
+                        "UPDATE workers SET heartbeat_ms = $1, lease_expires_ms = $2 WHERE id = $3",
+                    )
+                    .bind(now_ms())
+                    .bind(lease_until_ms)
+                    .bind(worker)
+                    .execute(self.write())
+                    .await?;
+                    Ok(())
+                }
+
+                /// A stopped worker's lease ends with it: rows it left behind (none, normally) are
+                /// recoverable as soon as their own lease runs out.
+                async fn stop_worker(&self, worker: &str) -> Result<()> {
+                    sqlx::query(
+                        "UPDATE workers SET stopped_ms = $1, lease_expires_ms = NULL WHERE id = $2",
+                    )
+                        .bind(now_ms())
+                        .bind(worker)
+                        .execute(self.write())
+                        .await?;
+                    Ok(())
+                }
+
+                async fn workers(&self, campaign_id: i64) -> Result<Vec<WorkerInfo>> {
+                    Ok(sqlx::query_as(
+                        "SELECT id, host, pid, started_ms, heartbeat_ms, sent, stopped_ms, process FROM workers
+                     WHERE campaign_id = $1 ORDER BY started_ms",
+                    )
+                    .bind(campaign_id)
+                    .fetch_all(self.read())
+                    .await?)
+                }
+
+                async fn recover(&self, campaign_id: i64, now_ms: i64, dead: &[String], dedups: bool) -> Result<Recovered> {
+                    recover(self.tx().await?, campaign_id, now_ms, dead, dedups).await
+                }
+
+                async fn claim(&self, campaign_id: i64, worker: &str, limit: u32, now_ms: i64, lease_until_ms: i64) -> Result<Vec<Claimed>> {
+                    <$store>::claim(self, campaign_id, worker, limit, now_ms, lease_until_ms).await
+                }
+
+                async fn write_cycle(&self, worker: &str, outcomes: &[Outcome], mark: Option<&Mark>) -> Result<(u64, Vec<(i64, i64)>)> {
+                    let now = now_ms();
+                    write_cycle(self.tx().await?, now, worker, outcomes, mark).await
+                }
+
+                /// A worker's claimed rows back to the queue (found through the in-flight index of
+                /// its campaign).
+                async fn release(&self, campaign_id: i64, worker: &str) -> Result<u64> {
+                    let guard = DeliveryMove::Release.guard();
+                    Ok(sqlx::query(AssertSqlSafe(format!(
+                        "UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_expires_ms = NULL
+                     WHERE id IN (SELECT id FROM deliveries
+                                  WHERE campaign_id = $2 AND lease_owner = $1 AND {guard}
+                                  ORDER BY id{})
+                       AND lease_owner = $1 AND {guard}",
+                        $for_update
+                    )))
+                    .bind(worker)
+                    .bind(campaign_id)
+                    .execute(self.write())
+                    .await?
+                    .rows_affected())
+                }
+
+                async fn release_unsent(&self, worker: &str, ids: &[i64]) -> Result<u64> {
+                    Ok(sqlx::query(AssertSqlSafe(format!(
+                        "UPDATE deliveries SET state = 'queued', attempts = attempts - 1,
+                         lease_owner = NULL, lease_expires_ms = NULL
+                     WHERE id IN (SELECT id FROM deliveries WHERE id {} ORDER BY id{})
+                       AND lease_owner = $2 AND {}",
+                        id_in("$1"),
+                        $for_update,
+                        DeliveryMove::ReleaseUnsent.guard()
+                    )))
+                    .bind(list(ids))
+                    .bind(worker)
+                    .execute(self.write())
+                    .await?
+                    .rows_affected())
+                }
+
+                async fn next_due_ms(&self, campaign_id: i64) -> Result<Option<i64>> {
+                    Ok(sqlx::query_scalar(
+                        "SELECT MIN(next_attempt_ms) FROM deliveries WHERE campaign_id = $1 AND state = 'queued'",
+                    )
+                    .bind(campaign_id)
+                    .fetch_one(self.read())
+                    .await?)
+                }
+
+                /// Completes the campaign if nothing of it is left to send (each state asked
+                /// apart, as SQLite's partial indexes are written).
+                async fn complete_if_done(&self, campaign_id: i64) -> Result<bool> {
+                    let done = sqlx::query(AssertSqlSafe(format!(
+                        "{}
                        AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
                                        AND state = 'queued')
                        AND NOT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1
                                        AND (state = 'claimed' OR state = 'sending'))",
-                    CampaignMove::Complete.statement()
-                )))
-                .bind(campaign_id)
-                .bind(None::<String>)
-                .bind(now_ms())
-                .execute(pool)
-                .await?
-                .rows_affected();
-                Ok(done > 0)
-            }
-
-            /// The operator's decision on the rows in doubt: resend them, or give them up.
-            pub(crate) async fn reconcile(mut tx: Tx, campaign_id: i64, resend: bool) -> Result<u64> {
-                let (outcome, sql) = if resend {
-                    (
-                        "reconciled_resend",
-                        "UPDATE deliveries SET state = 'queued', next_attempt_ms = 0
-                         WHERE campaign_id = $1 AND state = 'unknown'",
-                    )
-                } else {
-                    (
-                        "reconciled_give_up",
-                        "UPDATE deliveries SET state = 'failed', final_ms = $2,
-                             last_error = 'in doubt; the operator chose not to resend'
-                         WHERE campaign_id = $1 AND state = 'unknown'",
-                    )
-                };
-                if !$for_update.is_empty() {
-                    // The rows decided on are locked first, so the attempts rows and the
-                    // update agree even with a worker recovering the same campaign.
-                    sqlx::query(concat!(
-                        "SELECT id FROM deliveries WHERE campaign_id = $1 AND state = 'unknown'
-                         ORDER BY id",
-                        $for_update
-                    ))
+                        CampaignMove::Complete.statement()
+                    )))
                     .bind(campaign_id)
-                    .execute(&mut *tx)
-                    .await?;
+                    .bind(None::<String>)
+                    .bind(now_ms())
+                    .execute(self.write())
+                    .await?
+                    .rows_affected();
+                    Ok(done > 0)
                 }
-                sqlx::query(
-                    "INSERT INTO attempts (campaign_id, delivery_id, attempt_no, worker, started_ms,
-                         outcome, error)
-                     SELECT campaign_id, id, attempts, 'operator', $2, $3, 'smscast reconcile'
-                     FROM deliveries WHERE campaign_id = $1 AND state = 'unknown' ORDER BY id",
-                )
-                .bind(campaign_id)
-                .bind(now_ms())
-                .bind(outcome)
-                .execute(&mut *tx)
-                .await?;
-                let mut decide = sqlx::query(sql).bind(campaign_id);
-                if !resend {
-                    decide = decide.bind(now_ms());
+
+                /// Written as the partial index `deliveries_in_flight` is, so SQLite uses it.
+                async fn in_flight_count(&self, campaign_id: i64) -> Result<i64> {
+                    Ok(sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM deliveries
+                     WHERE campaign_id = $1 AND (state = 'claimed' OR state = 'sending')",
+                    )
+                    .bind(campaign_id)
+                    .fetch_one(self.read())
+                    .await?)
                 }
-                let n = decide.execute(&mut *tx).await?.rows_affected();
-                if resend && n > 0 {
-                    // Only a completed campaign reopens; a paused or cancelled one stays.
-                    sqlx::query(CampaignMove::Reopen.statement())
-                        .bind(campaign_id)
-                        .bind(None::<String>)
-                        .bind(now_ms())
-                        .execute(&mut *tx)
-                        .await?;
+
+                async fn delivery_attributes(&self, delivery_ids: &[i64]) -> Result<Vec<(i64, Option<String>)>> {
+                    Ok(sqlx::query_as(AssertSqlSafe(format!(
+                        "SELECT d.id, s.attributes FROM deliveries d
+                     JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id {}",
+                        id_in("$1")
+                    )))
+                    .bind(list(delivery_ids))
+                    .fetch_all(self.read())
+                    .await?)
                 }
-                tx.commit().await?;
-                Ok(n)
+
+                fn reference(&self, campaign_id: i64, delivery_id: i64) -> String {
+                    self.refs.make(campaign_id, delivery_id)
+                }
+
+                $($own)*
             }
 
-            /// Appends one entry to the audit chain, hashed onto the last one.
-            pub(crate) async fn audit_append(
-                mut tx: Tx,
-                actor: &str,
-                action: &str,
-                subject: &str,
-                details: &serde_json::Value,
-            ) -> Result<AuditEntry> {
-                let details = details.to_string();
-                serialise_audit(&mut tx).await?;
-                let prev: Option<String> =
-                    sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let prev_hash = prev.unwrap_or_else(|| audit::GENESIS.to_string());
-                let at_ms = now_ms();
-                let hash = audit::entry_hash(&prev_hash, at_ms, actor, action, subject, &details);
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO audit_log (at_ms, actor, action, subject, details, prev_hash, hash)
+            #[async_trait::async_trait]
+            impl crate::store::Audit for $store {
+                /// Appends one entry to the audit chain, hashed onto the last one.
+                async fn audit_append(&self, actor: &str, action: &str, subject: &str, details: &serde_json::Value) -> Result<AuditEntry> {
+                    let mut tx = self.tx().await?;
+                    let details = details.to_string();
+                    serialise_audit(&mut tx).await?;
+                    let prev: Option<String> =
+                        sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let prev_hash = prev.unwrap_or_else(|| audit::GENESIS.to_string());
+                    let at_ms = now_ms();
+                    let hash = audit::entry_hash(&prev_hash, at_ms, actor, action, subject, &details);
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO audit_log (at_ms, actor, action, subject, details, prev_hash, hash)
                      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                )
-                .bind(at_ms)
-                .bind(actor)
-                .bind(action)
-                .bind(subject)
-                .bind(&details)
-                .bind(&prev_hash)
-                .bind(&hash)
-                .fetch_one(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(AuditEntry {
-                    id,
-                    at_ms,
-                    actor: actor.into(),
-                    action: action.into(),
-                    subject: subject.into(),
-                    details,
-                    prev_hash,
-                    hash,
-                })
+                    )
+                    .bind(at_ms)
+                    .bind(actor)
+                    .bind(action)
+                    .bind(subject)
+                    .bind(&details)
+                    .bind(&prev_hash)
+                    .bind(&hash)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(AuditEntry {
+                        id,
+                        at_ms,
+                        actor: actor.into(),
+                        action: action.into(),
+                        subject: subject.into(),
+                        details,
+                        prev_hash,
+                        hash,
+                    })
+                }
+
+                async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
+                    Ok(sqlx::query_as(
+                        "SELECT id, at_ms, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY id",
+                    )
+                    .fetch_all(self.read())
+                    .await?)
+                }
             }
         }
     };
 }
 
-pub(crate) use queue_for;
+pub(crate) use queue_impl;

@@ -75,7 +75,7 @@ impl PostgresStore {
                 .await
                 .context("Failed to apply the database migrations")?;
         }
-        let refs = campaigns::references(&pool, !read_only).await?;
+        let refs = campaigns_impl::references(&pool, !read_only).await?;
         Ok(Self {
             pool,
             read_only,
@@ -190,12 +190,67 @@ async fn record_in(
 }
 
 crate::store::campaigns::launch_chunk_for!(sqlx::Postgres);
-crate::store::campaigns::campaigns_for!(sqlx::PgPool);
-crate::store::queue::queue_for!(
+crate::store::campaigns::campaigns_impl!(
+    PostgresStore,
     sqlx::Postgres,
-    sqlx::PgPool,
     " FOR UPDATE",
-    " FOR UPDATE SKIP LOCKED"
+    // The launch: one worker copies at a time, the others are told to come back (SKIP
+    // LOCKED). A NO KEY lock: readers of the campaign and writers of other tables never wait.
+    launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1
+                  FOR NO KEY UPDATE SKIP LOCKED"
+);
+crate::store::queue::queue_impl!(
+    PostgresStore,
+    sqlx::Postgres,
+    " FOR UPDATE",
+    " FOR UPDATE SKIP LOCKED",
+    {
+        async fn rate_grant(
+            &self,
+            scope: &str,
+            rate: f64,
+            burst: f64,
+            want: u32,
+        ) -> Result<Option<RateGrant>> {
+            sqlx::query(
+                "INSERT INTO rate_budget (scope, rate, burst, tokens, refreshed_ms)
+             VALUES ($1, $2, $3, 0, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)
+             ON CONFLICT (scope) DO NOTHING",
+            )
+            .bind(scope)
+            .bind(rate)
+            .bind(burst)
+            .execute(&self.pool)
+            .await?;
+            // A token bucket in one statement: refill for the time since the last grant (on the
+            // database's clock, never counted twice), cap at the burst, hand out what is there.
+            let (granted, left): (i64, f64) = sqlx::query_as(
+                "WITH cur AS (
+                 SELECT b.scope, t.ms,
+                        LEAST($3::float8, b.tokens + $2::float8
+                              * GREATEST(t.ms - b.refreshed_ms, 0)::float8 / 1000.0::float8) AS avail
+                 FROM rate_budget b,
+                      (SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT AS ms) t
+                 WHERE b.scope = $1 FOR UPDATE OF b),
+             g AS (SELECT scope, ms, avail,
+                          GREATEST(LEAST(FLOOR(avail), $4::float8), 0::float8) AS granted FROM cur)
+             UPDATE rate_budget b SET tokens = g.avail - g.granted,
+                 refreshed_ms = GREATEST(b.refreshed_ms, g.ms), rate = $2, burst = $3
+             FROM g WHERE b.scope = g.scope
+             RETURNING g.granted::BIGINT, b.tokens",
+            )
+            .bind(scope)
+            .bind(rate)
+            .bind(burst)
+            .bind(i64::from(want))
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(Some(RateGrant {
+                granted: granted as u32,
+                tokens_left: left,
+            }))
+        }
+    }
 );
 crate::store::handover::carriers_impl!(PostgresStore);
 // Match passes take pending receipts with `FOR UPDATE SKIP LOCKED`, so several receivers never
@@ -283,7 +338,7 @@ impl OutcomeColumns {
     }
 }
 
-/// What differs per dialect; the rest of `Store` is written once (src/store/store_impl.rs).
+/// What differs per dialect; the rest of `Store` is written once (the `*_impl!` macros).
 impl PostgresStore {
     /// After a launch's first chunk and its last: the planner's statistics of `deliveries`
     /// (autovacuum analyses it a minute later at best) would still describe the table before
@@ -331,64 +386,11 @@ impl PostgresStore {
         claimed.sort_by_key(|c| c.id);
         Ok(claimed)
     }
-
-    async fn rate_grant(
-        &self,
-        scope: &str,
-        rate: f64,
-        burst: f64,
-        want: u32,
-    ) -> Result<Option<RateGrant>> {
-        sqlx::query(
-            "INSERT INTO rate_budget (scope, rate, burst, tokens, refreshed_ms)
-             VALUES ($1, $2, $3, 0, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)
-             ON CONFLICT (scope) DO NOTHING",
-        )
-        .bind(scope)
-        .bind(rate)
-        .bind(burst)
-        .execute(&self.pool)
-        .await?;
-        // A token bucket in one statement: refill for the time since the last grant (on the
-        // database's clock, never counted twice), cap at the burst, hand out what is there.
-        let (granted, left): (i64, f64) = sqlx::query_as(
-            "WITH cur AS (
-                 SELECT b.scope, t.ms,
-                        LEAST($3::float8, b.tokens + $2::float8
-                              * GREATEST(t.ms - b.refreshed_ms, 0)::float8 / 1000.0::float8) AS avail
-                 FROM rate_budget b,
-                      (SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT AS ms) t
-                 WHERE b.scope = $1 FOR UPDATE OF b),
-             g AS (SELECT scope, ms, avail,
-                          GREATEST(LEAST(FLOOR(avail), $4::float8), 0::float8) AS granted FROM cur)
-             UPDATE rate_budget b SET tokens = g.avail - g.granted,
-                 refreshed_ms = GREATEST(b.refreshed_ms, g.ms), rate = $2, burst = $3
-             FROM g WHERE b.scope = g.scope
-             RETURNING g.granted::BIGINT, b.tokens",
-        )
-        .bind(scope)
-        .bind(rate)
-        .bind(burst)
-        .bind(i64::from(want))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Some(RateGrant {
-            granted: granted as u32,
-            tokens_left: left,
-        }))
-    }
 }
 
-crate::store::store_impl::store_impl_for!(
-    PostgresStore,
-    // The launch: one worker copies at a time, the others are told to come back (SKIP
-    // LOCKED). A NO KEY lock: readers of the campaign and writers of other tables never wait.
-    launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1
-                  FOR NO KEY UPDATE SKIP LOCKED",
-    queue: {
-    async fn rate_grant(&self, scope: &str, rate: f64, burst: f64, want: u32) -> Result<Option<RateGrant>> {
-        PostgresStore::rate_grant(self, scope, rate, burst, want).await
+#[async_trait]
+impl Store for PostgresStore {
+    fn is_read_only(&self) -> bool {
+        self.read_only
     }
-    },
-    store: {}
-);
+}

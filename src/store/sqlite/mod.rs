@@ -127,7 +127,7 @@ impl SqliteStore {
         if !read_only {
             migrate(&writer, i64::MAX).await?;
         }
-        let refs = campaigns::references(&writer, !read_only).await?;
+        let refs = campaigns_impl::references(&writer, !read_only).await?;
         Ok(Self {
             pool,
             writer,
@@ -315,8 +315,14 @@ async fn with_raw_connection<T>(
 }
 
 crate::store::campaigns::launch_chunk_for!(sqlx::Sqlite);
-crate::store::campaigns::campaigns_for!(sqlx::SqlitePool);
-crate::store::queue::queue_for!(sqlx::Sqlite, sqlx::SqlitePool, "", "");
+crate::store::campaigns::campaigns_impl!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "",
+    // The launch: one file has one writer, the write transaction is the lock.
+    launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1"
+);
+crate::store::queue::queue_impl!(SqliteStore, sqlx::Sqlite, "", "", {});
 crate::store::handover::carriers_impl!(SqliteStore);
 // Match passes take the write lock (`BEGIN IMMEDIATE`): one receiver matches at a time.
 crate::store::receipts::receipts_impl!(
@@ -332,7 +338,7 @@ crate::store::report_query::reports_impl!(
     str::to_string
 );
 
-/// What differs per dialect; the rest of `Store` is written once (src/store/store_impl.rs).
+/// What differs per dialect; the rest of `Store` is written once (the `*_impl!` macros).
 impl SqliteStore {
     /// Nothing to do after a launch: SQLite plans from its indexes, not from statistics
     /// (there is no `sqlite_stat1` to go stale).
@@ -366,6 +372,13 @@ impl SqliteStore {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
@@ -402,24 +415,6 @@ impl SqliteStore {
         self.writer.close().await;
     }
 }
-
-crate::store::store_impl::store_impl_for!(
-    SqliteStore,
-    // The launch: one file has one writer, the write transaction is the lock.
-    launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1",
-    queue: {},
-    store: {
-    async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
-        SqliteStore::backup_to(self, path).await
-    }
-    async fn integrity_check(&self) -> Result<String> {
-        SqliteStore::integrity_check(self).await
-    }
-    async fn close(&self) {
-        SqliteStore::close(self).await
-    }
-    }
-);
 
 #[cfg(test)]
 mod tests {
