@@ -21,12 +21,12 @@ macro_rules! lease_run_out {
 pub(crate) use lease_run_out;
 
 /// Writes `impl Lists` and `impl Campaigns` for one backend store (`$db` its database type),
-/// over its `read()`, `write()` and `tx()`; the import and the statistics after a launch are
-/// the backend's own (`begin_import`, `launched_rows`). `$for_update`: its suffix locking rows
-/// for the transaction; `launch_lock` reads `list_id, launch_after` of campaign `$1` and holds
-/// it for the transaction, no row when another worker holds it.
+/// over its `read()`, `write()` and `tx()`; the statistics after a launch are the backend's own
+/// (`launched_rows`). `$for_update`: its suffix locking rows for the transaction; `launch_lock`
+/// reads `list_id, launch_after` of campaign `$1` and holds it for the transaction, no row when
+/// another worker holds it; then the `Lists` methods the backend writes itself (`begin_import`).
 macro_rules! campaigns_impl {
-    ($store:ty, $db:ty, $for_update:literal, launch_lock: $lock:literal) => {
+    ($store:ty, $db:ty, $for_update:literal, launch_lock: $lock:literal, { $($lists:tt)* }) => {
         pub(super) mod campaigns_impl {
             use sqlx::AssertSqlSafe;
 
@@ -69,9 +69,7 @@ macro_rules! campaigns_impl {
 
             #[async_trait::async_trait]
             impl crate::store::Lists for $store {
-                async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
-                    <$store>::begin_import(self, list).await
-                }
+                $($lists)*
 
                 async fn previous_import(&self, list: &str, sha256: &str) -> Result<Option<PreviousImport>> {
                     Ok(sqlx::query_as(

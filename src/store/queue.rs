@@ -47,7 +47,7 @@ pub(crate) fn settle_sql(v: [&str; 8], row: &str) -> String {
 
 /// Writes `impl Queue` and `impl Audit` for one backend store: its database type, its suffix
 /// locking rows for the transaction and the one skipping rows locked by others, then any
-/// `Queue` methods only this backend overrides. Claims are the backend's own (`claim`).
+/// `Queue` methods the backend writes itself (`claim`; `rate_grant` on PostgreSQL).
 macro_rules! queue_impl {
     ($store:ty, $db:ty, $for_update:literal, $skip_locked:literal, { $($own:tt)* }) => {
         mod queue_impl {
@@ -321,10 +321,6 @@ macro_rules! queue_impl {
 
                 async fn recover(&self, campaign_id: i64, now_ms: i64, dead: &[String], dedups: bool) -> Result<Recovered> {
                     recover(self.tx().await?, campaign_id, now_ms, dead, dedups).await
-                }
-
-                async fn claim(&self, campaign_id: i64, worker: &str, limit: u32, now_ms: i64, lease_until_ms: i64) -> Result<Vec<Claimed>> {
-                    <$store>::claim(self, campaign_id, worker, limit, now_ms, lease_until_ms).await
                 }
 
                 async fn write_cycle(&self, worker: &str, outcomes: &[Outcome], mark: Option<&Mark>) -> Result<(u64, Vec<(i64, i64)>)> {

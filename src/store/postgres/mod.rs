@@ -197,7 +197,12 @@ crate::store::campaigns::campaigns_impl!(
     // The launch: one worker copies at a time, the others are told to come back (SKIP
     // LOCKED). A NO KEY lock: readers of the campaign and writers of other tables never wait.
     launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1
-                  FOR NO KEY UPDATE SKIP LOCKED"
+                  FOR NO KEY UPDATE SKIP LOCKED",
+    {
+        async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
+            import::begin(self.tx().await?, list).await
+        }
+    }
 );
 crate::store::queue::queue_impl!(
     PostgresStore,
@@ -205,6 +210,36 @@ crate::store::queue::queue_impl!(
     " FOR UPDATE",
     " FOR UPDATE SKIP LOCKED",
     {
+        async fn claim(
+            &self,
+            campaign_id: i64,
+            worker: &str,
+            limit: u32,
+            now_ms: i64,
+            lease_until_ms: i64,
+        ) -> Result<Vec<Claimed>> {
+            // SKIP LOCKED: workers claiming at the same moment take different rows, nobody waits.
+            let mut claimed: Vec<Claimed> = sqlx::query_as(
+                "WITH picked AS (SELECT id FROM deliveries
+                             WHERE campaign_id = $3 AND state = 'queued' AND next_attempt_ms <= $4
+                             ORDER BY next_attempt_ms, id LIMIT $5
+                             FOR UPDATE SKIP LOCKED)
+             UPDATE deliveries SET state = 'claimed', lease_owner = $1, lease_expires_ms = $2
+             FROM picked WHERE deliveries.id = picked.id
+             RETURNING deliveries.id, deliveries.msisdn, deliveries.carrier, deliveries.district,
+                       deliveries.attempts",
+            )
+            .bind(worker)
+            .bind(lease_until_ms)
+            .bind(campaign_id)
+            .bind(now_ms)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            claimed.sort_by_key(|c| c.id);
+            Ok(claimed)
+        }
+
         async fn rate_grant(
             &self,
             scope: &str,
@@ -351,40 +386,6 @@ impl PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
-        import::begin(self.tx().await?, list).await
-    }
-
-    async fn claim(
-        &self,
-        campaign_id: i64,
-        worker: &str,
-        limit: u32,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> Result<Vec<Claimed>> {
-        // SKIP LOCKED: workers claiming at the same moment take different rows, nobody waits.
-        let mut claimed: Vec<Claimed> = sqlx::query_as(
-            "WITH picked AS (SELECT id FROM deliveries
-                             WHERE campaign_id = $3 AND state = 'queued' AND next_attempt_ms <= $4
-                             ORDER BY next_attempt_ms, id LIMIT $5
-                             FOR UPDATE SKIP LOCKED)
-             UPDATE deliveries SET state = 'claimed', lease_owner = $1, lease_expires_ms = $2
-             FROM picked WHERE deliveries.id = picked.id
-             RETURNING deliveries.id, deliveries.msisdn, deliveries.carrier, deliveries.district,
-                       deliveries.attempts",
-        )
-        .bind(worker)
-        .bind(lease_until_ms)
-        .bind(campaign_id)
-        .bind(now_ms)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        claimed.sort_by_key(|c| c.id);
-        Ok(claimed)
     }
 }
 

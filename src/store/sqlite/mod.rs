@@ -320,36 +320,14 @@ crate::store::campaigns::campaigns_impl!(
     sqlx::Sqlite,
     "",
     // The launch: one file has one writer, the write transaction is the lock.
-    launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1"
-);
-crate::store::queue::queue_impl!(SqliteStore, sqlx::Sqlite, "", "", {});
-crate::store::handover::carriers_impl!(SqliteStore);
-// Match passes take the write lock (`BEGIN IMMEDIATE`): one receiver matches at a time.
-crate::store::receipts::receipts_impl!(
-    SqliteStore,
-    sqlx::SqliteConnection,
-    begin_with("BEGIN IMMEDIATE"),
-    ""
-);
-crate::store::report_query::reports_impl!(
-    SqliteStore,
-    sqlx::sqlite::SqliteArguments,
-    sqlx::sqlite::SqliteRow,
-    str::to_string
-);
-
-/// What differs per dialect; the rest of `Store` is written once (the `*_impl!` macros).
-impl SqliteStore {
-    /// Nothing to do after a launch: SQLite plans from its indexes, not from statistics
-    /// (there is no `sqlite_stat1` to go stale).
-    async fn launched_rows(&self) -> Result<()> {
-        Ok(())
+    launch_lock: "SELECT list_id, launch_after FROM campaigns WHERE id = $1",
+    {
+        async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
+            import::begin(self.writer.acquire().await?, list).await
+        }
     }
-
-    async fn begin_import(&self, list: &str) -> Result<Box<dyn ImportSession>> {
-        import::begin(self.writer.acquire().await?, list).await
-    }
-
+);
+crate::store::queue::queue_impl!(SqliteStore, sqlx::Sqlite, "", "", {
     async fn claim(
         &self,
         campaign_id: i64,
@@ -372,6 +350,29 @@ impl SqliteStore {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?)
+    }
+});
+crate::store::handover::carriers_impl!(SqliteStore);
+// Match passes take the write lock (`BEGIN IMMEDIATE`): one receiver matches at a time.
+crate::store::receipts::receipts_impl!(
+    SqliteStore,
+    sqlx::SqliteConnection,
+    begin_with("BEGIN IMMEDIATE"),
+    ""
+);
+crate::store::report_query::reports_impl!(
+    SqliteStore,
+    sqlx::sqlite::SqliteArguments,
+    sqlx::sqlite::SqliteRow,
+    str::to_string
+);
+
+/// What differs per dialect; the rest of `Store` is written once (the `*_impl!` macros).
+impl SqliteStore {
+    /// Nothing to do after a launch: SQLite plans from its indexes, not from statistics
+    /// (there is no `sqlite_stat1` to go stale).
+    async fn launched_rows(&self) -> Result<()> {
+        Ok(())
     }
 }
 
