@@ -79,43 +79,34 @@ pub enum ResultEffect {
 
 /// `HandOver`: `$1` campaign, `$2` carrier, `$3` `carrier:NAME`. Only while the campaign is
 /// running or paused (a cancelled campaign sends nothing more, by any path).
-pub(crate) fn hand_over_sql() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "UPDATE deliveries SET state = 'handed', gateway = $3, last_error = NULL,
+pub(crate) static HAND_OVER_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE deliveries SET state = 'handed', gateway = $3, last_error = NULL,
                  lease_owner = NULL, lease_expires_ms = NULL
              WHERE campaign_id = $1 AND carrier = $2 AND {}
                AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = deliveries.campaign_id
                            AND c.state IN ('running', 'paused'))",
-            DeliveryMove::HandOver.guard()
-        )
-    });
-    SQL.as_str()
-}
+        DeliveryMove::HandOver.guard()
+    )
+});
 
 /// `CarrierResult`: `$1` id, `$2` state, `$3` time, `$4` error text or NULL, `$5` `carrier:NAME`.
-pub(crate) fn result_sql() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "UPDATE deliveries SET state = $2, final_ms = $3, last_error = CAST($4 AS TEXT)
+pub(crate) static RESULT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE deliveries SET state = $2, final_ms = $3, last_error = CAST($4 AS TEXT)
              WHERE id = $1 AND gateway = $5 AND {}",
-            DeliveryMove::CarrierResult.guard()
-        )
-    });
-    SQL.as_str()
-}
+        DeliveryMove::CarrierResult.guard()
+    )
+});
 
 /// `CarrierPending`: `$1` id, `$2` error text, `$3` `carrier:NAME`.
-pub(crate) fn pending_sql() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "UPDATE deliveries SET state = 'unknown', last_error = $2
+pub(crate) static PENDING_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE deliveries SET state = 'unknown', last_error = $2
              WHERE id = $1 AND gateway = $3 AND {}",
-            DeliveryMove::CarrierPending.guard()
-        )
-    });
-    SQL.as_str()
-}
+        DeliveryMove::CarrierPending.guard()
+    )
+});
 
 /// The error text a result leaves on its row (`None` for delivered).
 pub(crate) fn result_error(carrier: &str, r: &CarrierResult) -> Option<String> {
@@ -135,14 +126,14 @@ macro_rules! carriers_impl {
         mod carriers_impl {
             use super::*;
             use crate::store::handover::{
-                carrier_gateway, hand_over_sql, pending_sql, result_error, result_sql,
+                carrier_gateway, HAND_OVER_SQL, PENDING_SQL, result_error, RESULT_SQL,
             };
 
             #[async_trait::async_trait]
             impl crate::store::Carriers for $store {
                 async fn hand_over(&self, campaign_id: i64, carrier: &str) -> Result<u64> {
                     let mut tx = self.tx().await?;
-                    let moved = sqlx::query(hand_over_sql())
+                    let moved = sqlx::query(HAND_OVER_SQL.as_str())
                         .bind(campaign_id)
                         .bind(carrier)
                         .bind(carrier_gateway(carrier))
@@ -204,14 +195,14 @@ macro_rules! carriers_impl {
                             continue;
                         }
                         let moved = match r.status {
-                            CarrierStatus::Unknown => sqlx::query(pending_sql())
+                            CarrierStatus::Unknown => sqlx::query(PENDING_SQL.as_str())
                                 .bind(id)
                                 .bind(result_error(carrier, r))
                                 .bind(&gateway)
                                 .execute(&mut *tx)
                                 .await?
                                 .rows_affected(),
-                            s => sqlx::query(result_sql())
+                            s => sqlx::query(RESULT_SQL.as_str())
                                 .bind(id)
                                 .bind(s.state())
                                 .bind(r.at_ms.unwrap_or(now))

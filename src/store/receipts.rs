@@ -129,31 +129,25 @@ pub(crate) fn receipt_error(r: &Target<'_>) -> Option<String> {
 }
 
 /// `ReceiptEnroute`: `$1` id, `$2` received.
-pub(crate) fn enroute_sql() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "UPDATE deliveries SET state = 'submitted', submitted_ms = COALESCE(submitted_ms, $2),
+pub(crate) static ENROUTE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE deliveries SET state = 'submitted', submitted_ms = COALESCE(submitted_ms, $2),
              last_error = NULL
          WHERE id = $1 AND {}",
-            DeliveryMove::ReceiptEnroute.guard()
-        )
-    });
-    SQL.as_str()
-}
+        DeliveryMove::ReceiptEnroute.guard()
+    )
+});
 
 /// `ReceiptFinal`: `$1` id, `$2` state, `$3` received, `$4` error.
-pub(crate) fn final_sql() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "UPDATE deliveries SET state = $2, final_ms = $3,
+pub(crate) static FINAL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE deliveries SET state = $2, final_ms = $3,
              last_error = COALESCE(CAST($4 AS TEXT), last_error),
              lease_owner = NULL, lease_expires_ms = NULL
          WHERE id = $1 AND {}",
-            DeliveryMove::ReceiptFinal.guard()
-        )
-    });
-    SQL.as_str()
-}
+        DeliveryMove::ReceiptFinal.guard()
+    )
+});
 
 /// `$1` delivery id: the number of parts its message went out in (`segments`) and, for a
 /// personalised message, its own text (whose parts are counted instead).
@@ -181,17 +175,14 @@ pub(crate) fn part_count(segments: i64, personal_text: Option<&str>) -> i64 {
 }
 
 /// `Expire`: `$1` submitted before, `$2` now, `$3` gateway.
-pub(crate) fn expire_sql() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "UPDATE deliveries SET state = 'expired', final_ms = $2,
+pub(crate) static EXPIRE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE deliveries SET state = 'expired', final_ms = $2,
              last_error = 'no final delivery receipt within the validity period'
          WHERE {} AND submitted_ms < $1 AND gateway = $3",
-            DeliveryMove::Expire.guard()
-        )
-    });
-    SQL.as_str()
-}
+        DeliveryMove::Expire.guard()
+    )
+});
 
 /// Writes `impl Receipts` for one backend store: `$conn` its connection type; `$begin(…)`: the
 /// pool's method that starts a write transaction; `$lock`: what the pending-receipts query adds
@@ -202,7 +193,7 @@ macro_rules! receipts_impl {
             use super::*;
             use crate::store::receipts::{
                 Applied, LOCK_DELIVERY_SQL, MATCH_BATCH, MATCHED, PART_COUNT_SQL, PARTS_DELIVERED_SQL,
-                PENDING, Pending, Target, UNMATCHED, enroute_sql, expire_sql, final_sql, part_count,
+                PENDING, Pending, Target, UNMATCHED, ENROUTE_SQL, EXPIRE_SQL, FINAL_SQL, part_count,
                 receipt_error,
             };
 
@@ -340,7 +331,7 @@ macro_rules! receipts_impl {
                                 .fetch_one(&mut *conn)
                                 .await?;
                             if delivered >= part_count(segments, text.as_deref()) {
-                                sqlx::query(final_sql())
+                                sqlx::query(FINAL_SQL.as_str())
                                     .bind(delivery_id)
                                     .bind(ReceiptStatus::Delivered.as_str())
                                     .bind(r.received_ms)
@@ -352,7 +343,7 @@ macro_rules! receipts_impl {
                                 // Not every part yet; still proof the gateway took the message.
                                 awaiting_parts = !crate::store::contract::DeliveryState::parse(&state)
                                     .is_some_and(|s| s.is_final());
-                                sqlx::query(enroute_sql())
+                                sqlx::query(ENROUTE_SQL.as_str())
                                     .bind(delivery_id)
                                     .bind(r.received_ms)
                                     .execute(&mut *conn)
@@ -362,14 +353,14 @@ macro_rules! receipts_impl {
                         }
                         ReceiptStatus::Enroute => {
                             // Proof that the gateway took a message we were in doubt about.
-                            sqlx::query(enroute_sql())
+                            sqlx::query(ENROUTE_SQL.as_str())
                                 .bind(delivery_id)
                                 .bind(r.received_ms)
                                 .execute(&mut *conn)
                                 .await?
                                 .rows_affected()
                         }
-                        final_status => sqlx::query(final_sql())
+                        final_status => sqlx::query(FINAL_SQL.as_str())
                             .bind(delivery_id)
                             .bind(final_status.as_str())
                             .bind(r.received_ms)
@@ -475,7 +466,7 @@ macro_rules! receipts_impl {
                 ) -> Result<u64> {
                     let mut expired = 0;
                     for gateway in gateways {
-                        expired += sqlx::query(expire_sql())
+                        expired += sqlx::query(EXPIRE_SQL.as_str())
                             .bind(submitted_before_ms)
                             .bind(now_ms)
                             .bind(gateway)
