@@ -313,7 +313,8 @@ macro_rules! receipts_impl {
                     ReceiptEffect::Refused
                 } else {
                     let mut awaiting_parts = false;
-                    let changed = match r.status {
+                    // A delivered part finalises the message only with every other part.
+                    let to = match r.status {
                         ReceiptStatus::Delivered if r.part.is_some() => {
                             sqlx::query(LOCK_DELIVERY_SQL)
                                 .bind(delivery_id)
@@ -331,43 +332,33 @@ macro_rules! receipts_impl {
                                 .fetch_one(&mut *conn)
                                 .await?;
                             if delivered >= part_count(segments, text.as_deref()) {
-                                sqlx::query(FINAL_SQL.as_str())
-                                    .bind(delivery_id)
-                                    .bind(ReceiptStatus::Delivered.as_str())
-                                    .bind(r.received_ms)
-                                    .bind(receipt_error(r))
-                                    .execute(&mut *conn)
-                                    .await?
-                                    .rows_affected()
+                                ReceiptStatus::Delivered
                             } else {
                                 // Not every part yet; still proof the gateway took the message.
                                 awaiting_parts = !crate::store::contract::DeliveryState::parse(&state)
                                     .is_some_and(|s| s.is_final());
-                                sqlx::query(ENROUTE_SQL.as_str())
-                                    .bind(delivery_id)
-                                    .bind(r.received_ms)
-                                    .execute(&mut *conn)
-                                    .await?
-                                    .rows_affected()
+                                ReceiptStatus::Enroute
                             }
                         }
-                        ReceiptStatus::Enroute => {
-                            // Proof that the gateway took a message we were in doubt about.
-                            sqlx::query(ENROUTE_SQL.as_str())
-                                .bind(delivery_id)
-                                .bind(r.received_ms)
-                                .execute(&mut *conn)
-                                .await?
-                                .rows_affected()
-                        }
-                        final_status => sqlx::query(FINAL_SQL.as_str())
+                        status => status,
+                    };
+                    let changed = if to == ReceiptStatus::Enroute {
+                        // Proof that the gateway took a message we were in doubt about.
+                        sqlx::query(ENROUTE_SQL.as_str())
                             .bind(delivery_id)
-                            .bind(final_status.as_str())
+                            .bind(r.received_ms)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected()
+                    } else {
+                        sqlx::query(FINAL_SQL.as_str())
+                            .bind(delivery_id)
+                            .bind(to.as_str())
                             .bind(r.received_ms)
                             .bind(receipt_error(r))
                             .execute(&mut *conn)
                             .await?
-                            .rows_affected(),
+                            .rows_affected()
                     };
                     if changed > 0 {
                         ReceiptEffect::Applied
