@@ -117,6 +117,85 @@ fn auditors_connections_refuse_writes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no smscast tables"));
 }
 
+/// Index and constraint definitions of the tables an import fills.
+async fn import_indexes(url: &str) -> Vec<(String, String)> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query_as(
+        "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
+         WHERE conrelid IN ('subscribers'::regclass, 'list_members'::regclass)
+         UNION ALL
+         SELECT indexname::text, indexdef FROM pg_indexes
+         WHERE tablename IN ('subscribers', 'list_members')
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+}
+
+/// The first import into an empty store drops the indexes that keep each number once and
+/// builds them again at the end (src/store/postgres/import.rs): they come back exactly as the
+/// migrations made them, and the next import (the merge path) finds them at work.
+#[test]
+fn the_first_import_rebuilds_the_indexes_the_migrations_make() {
+    let env = pg_env!("the_first_import_rebuilds_the_indexes_the_migrations_make");
+    let fresh = Env::postgres("the_first_import_fresh").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let migrated = rt.block_on(async {
+        store::open(&fresh.db_url(), Access::ReadWrite)
+            .await
+            .unwrap();
+        import_indexes(&fresh.db_url()).await
+    });
+    assert!(
+        migrated
+            .iter()
+            .any(|(name, _)| name == "subscribers_msisdn_key"),
+        "{migrated:?}"
+    );
+    let first = env.clean_list(500, 3);
+    let after_bulk = rt.block_on(import_indexes(&env.db_url()));
+    assert_eq!(after_bulk, migrated);
+    // A second list sharing 250 numbers with the first: they are found, not stored twice.
+    let mut csv = String::from("phone,district\n");
+    for n in first.iter().take(250) {
+        csv.push_str(&format!("{n},Tân An\n"));
+    }
+    let new: Vec<String> = (0..)
+        .map(|i| format!("8491{i:07}"))
+        .filter(|n| !first.contains(n))
+        .take(100)
+        .collect();
+    for n in &new {
+        csv.push_str(&format!("{n},Tân An\n"));
+    }
+    std::fs::write(env.path("second.csv"), csv).unwrap();
+    let import = [
+        "subscribers",
+        "import",
+        "second.csv",
+        "--list",
+        "lb",
+        "--json",
+    ];
+    let out = env.json(&import);
+    assert_eq!(out["imported"], 350, "{out}");
+    let again = env.json(&import);
+    assert_eq!(again["already_present"], 350, "{again}");
+    let url = env.db_url();
+    let (rows, numbers): (i64, i64) = rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT msisdn) FROM subscribers")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    });
+    assert_eq!((rows, numbers), (600, 600));
+    assert_eq!(rt.block_on(import_indexes(&url)), migrated);
+}
+
 /// A worker on another machine dies: nothing tells us its process is gone, only its lease
 /// running out. Its unsent claims go back to the queue and its rows in flight are in doubt.
 #[test]
