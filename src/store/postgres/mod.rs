@@ -16,6 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Postgres, Transaction};
 
 mod import;
+mod nodelay;
 
 use super::*;
 
@@ -31,6 +32,11 @@ const MIGRATIONS: &[(&str, &str)] = crate::store::migrations!(
     "0009_launch_and_leases",
     "1002_queue_order",
 );
+
+/// Every pool's options: each connection without Nagle's delay (see `nodelay.rs`).
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new().after_connect(|conn, _| Box::pin(nodelay::set(conn)))
+}
 
 /// `pg_advisory_xact_lock` key serialising appends to the audit chain ("smscast" in ASCII).
 const AUDIT_LOCK: i64 = 0x0073_6d73_6361_7374;
@@ -54,7 +60,7 @@ impl PostgresStore {
             // Auditors' commands: the server itself refuses writes on these connections.
             options = options.options([("default_transaction_read_only", "on")]);
         }
-        let pool = PgPoolOptions::new()
+        let pool = pool_options()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(options)
