@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use common::{Env, Sim};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use sqlx::Row;
 
 /// 12 subscribers: (number, district, what happens to it).
 const LIST: &str = "\
@@ -105,45 +106,56 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// Statements on the test's database, outside smscast (what a receipt server or an intruder
-/// would do).
-fn sql(env: &Env, statements: &[(&str, Vec<Value>)]) {
-    block_on(async {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect(&env.db_url())
-            .await
-            .unwrap();
-        for (q, params) in statements {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(q.to_string()));
-            for p in params {
-                query = match p {
-                    Value::Null => query.bind(None::<i64>),
-                    Value::Number(n) => query.bind(n.as_i64().unwrap()),
-                    Value::String(s) => query.bind(s.clone()),
-                    other => panic!("unsupported parameter {other}"),
-                };
+/// A bound value of a statement in [`sql`]: typed, so that a NULL has a type on PostgreSQL.
+enum P {
+    I(Option<i64>),
+    T(Option<&'static str>),
+}
+
+/// Runs `statements` on the test's database, outside smscast (what a receipt server or an
+/// intruder would do), on SQLite or PostgreSQL, whichever the test runs on (`$n` placeholders
+/// serve both). Returns the first column of the last statement's first row, as text.
+fn sql(env: &Env, statements: &[(&str, Vec<P>)]) -> Option<String> {
+    macro_rules! run_on {
+        ($connect:expr) => {{
+            let pool = $connect
+                .max_connections(1)
+                .connect(&env.db_url())
+                .await
+                .unwrap();
+            let mut last = None;
+            for (q, params) in statements {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(q.to_string()));
+                for p in params {
+                    query = match p {
+                        P::I(v) => query.bind(*v),
+                        P::T(v) => query.bind(*v),
+                    };
+                }
+                last = query
+                    .fetch_optional(&pool)
+                    .await
+                    .unwrap()
+                    .map(|row| row.try_get::<String, _>(0).unwrap_or_default());
             }
-            query.execute(&pool).await.unwrap();
+            pool.close().await;
+            last
+        }};
+    }
+    block_on(async {
+        if env.is_postgres() {
+            run_on!(sqlx::postgres::PgPoolOptions::new())
+        } else {
+            run_on!(sqlx::sqlite::SqlitePoolOptions::new())
         }
-        pool.close().await;
-    });
+    })
 }
 
 fn count(env: &Env, q: &str) -> i64 {
-    block_on(async {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect(&env.db_url())
-            .await
-            .unwrap();
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(q.to_string()))
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        n
-    })
+    sql(env, &[(&format!("SELECT CAST(({q}) AS TEXT)"), vec![])])
+        .expect("a row")
+        .parse()
+        .unwrap()
 }
 
 /// The campaign "june" with the known outcomes above, and prices configured.
@@ -178,17 +190,17 @@ fn known_campaign(name: &str) -> Env {
             "UPDATE deliveries SET submitted_ms = $1, state = $2, final_ms = $3, last_error = $4
              WHERE msisdn = $5",
             vec![
-                json!(submitted),
-                json!(state),
-                json!(fin),
-                json!(error),
-                json!(msisdn),
+                P::I(Some(*submitted)),
+                P::T(Some(state)),
+                P::I(*fin),
+                P::T(*error),
+                P::T(Some(msisdn)),
             ],
         ));
         statements.push((
             "UPDATE attempts SET latency_ms = $1
              WHERE delivery_id = (SELECT id FROM deliveries WHERE msisdn = $2)",
-            vec![json!(latency), json!(msisdn)],
+            vec![P::I(Some(*latency)), P::T(Some(msisdn))],
         ));
     }
     sql(&env, &statements);
@@ -722,18 +734,50 @@ fn sha256_file(path: &std::path::Path) -> Option<String> {
         .map(|b| hex::encode(Sha256::digest(&b)))
 }
 
+/// Every row of every table of a PostgreSQL database, digested: equal before and after only
+/// if nothing was written.
+fn pg_fingerprint(env: &Env) -> String {
+    const TABLES: &[&str] = &[
+        "attempts",
+        "audit_log",
+        "campaigns",
+        "deliveries",
+        "imports",
+        "list_members",
+        "lists",
+        "opt_outs",
+        "rate_budget",
+        "receipts",
+        "settings",
+        "subscribers",
+        "workers",
+    ];
+    let rows = TABLES
+        .iter()
+        .map(|t| format!("SELECT '{t}' || CAST(r AS TEXT) AS line FROM {t} r"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let q = format!("SELECT md5(string_agg(line, '|' ORDER BY line)) FROM ({rows}) x");
+    sql(env, &[(&q, vec![])]).expect("a digest")
+}
+
 #[test]
 fn auditors_commands_never_write() {
     let env = known_campaign("report-readonly");
-    // Fold the WAL into the main file, so that any write would show in its bytes.
-    sql(&env, &[("PRAGMA wal_checkpoint(TRUNCATE)", vec![])]);
     let db = env.path("smscast.db");
     let wal = env.path("smscast.db-wal");
-    let before = sha256_file(&db).unwrap();
-    let mtime = std::fs::metadata(&db).unwrap().modified().unwrap();
-    let audit_rows = count(&env, "SELECT COUNT(*) FROM audit_log");
     let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-    assert_eq!(wal_len(), 0);
+    // SQLite: fold the WAL into the main file, so that any write would show in its bytes.
+    // PostgreSQL: a digest of every row.
+    let before = if env.is_postgres() {
+        pg_fingerprint(&env)
+    } else {
+        sql(&env, &[("PRAGMA wal_checkpoint(TRUNCATE)", vec![])]);
+        assert_eq!(wal_len(), 0);
+        sha256_file(&db).unwrap()
+    };
+    let mtime = std::fs::metadata(&db).and_then(|m| m.modified()).ok();
+    let audit_rows = count(&env, "SELECT COUNT(*) FROM audit_log");
 
     for args in [
         &["report", "june"][..],
@@ -756,8 +800,15 @@ fn auditors_commands_never_write() {
         env.ok(args);
         assert_eq!(wal_len(), 0, "{args:?} wrote to the WAL");
     }
-    assert_eq!(sha256_file(&db).unwrap(), before, "the database changed");
-    assert_eq!(std::fs::metadata(&db).unwrap().modified().unwrap(), mtime);
+    if env.is_postgres() {
+        assert_eq!(pg_fingerprint(&env), before, "the database changed");
+    } else {
+        assert_eq!(sha256_file(&db).unwrap(), before, "the database changed");
+        assert_eq!(
+            std::fs::metadata(&db).and_then(|m| m.modified()).ok(),
+            mtime
+        );
+    }
     assert_eq!(count(&env, "SELECT COUNT(*) FROM audit_log"), audit_rows);
 }
 

@@ -120,6 +120,14 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
 }
 
 /// Whether `url` names a PostgreSQL database.
+/// `?mode=ro` in a database URL makes every command on it read-only, whatever it asks for (an
+/// auditor's environment can be set up so), on SQLite and PostgreSQL alike: the connections
+/// are opened as the auditors' commands open theirs.
+fn url_read_only(url: &str) -> bool {
+    url.split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|kv| kv == "mode=ro"))
+}
+
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
@@ -1198,6 +1206,15 @@ mod tests {
         let gone = anyhow::Error::from(sqlx::Error::RowNotFound);
         assert!(!is_transient(&gone));
         assert!(!is_transient(&anyhow::anyhow!("no such campaign")));
+    }
+
+    #[test]
+    fn mode_ro_in_either_url_makes_it_read_only() {
+        assert!(url_read_only("postgres://u@db:5432/smscast?mode=ro"));
+        assert!(url_read_only("sqlite://smscast.db?cache=shared&mode=ro"));
+        assert!(!url_read_only("postgres://u@db/smscast?mode=rw"));
+        assert!(!url_read_only("postgres://u@db/smscast_mode=ro"));
+        assert!(!url_read_only("sqlite://smscast.db"));
     }
 
     #[test]

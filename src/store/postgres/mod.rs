@@ -55,7 +55,7 @@ impl PostgresStore {
         let mut options = PgConnectOptions::from_str(url)?
             .application_name("smscast")
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
-        let read_only = access == Access::ReadOnly;
+        let read_only = access == Access::ReadOnly || super::url_read_only(url);
         if read_only {
             // Auditors' commands: the server itself refuses writes on these connections.
             options = options.options([("default_transaction_read_only", "on")]);

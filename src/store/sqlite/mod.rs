@@ -68,11 +68,8 @@ impl SqliteStore {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        // `?mode=ro` in the URL makes every command read-only, whatever it asks for (an
-        // auditor's environment can be set up so).
-        let (path, query) = path.split_once('?').unwrap_or((path, ""));
-        let url_read_only = query.split('&').any(|kv| kv == "mode=ro");
-        let read_only = access == Access::ReadOnly || url_read_only;
+        let read_only = access == Access::ReadOnly || super::url_read_only(url);
+        let path = path.split_once('?').map_or(path, |(path, _)| path);
         if read_only && path != ":memory:" && !std::path::Path::new(path).exists() {
             bail!(
                 "there is no database at {path}: import a list first (smscast subscribers import), or point --db at the right file"
