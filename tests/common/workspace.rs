@@ -12,9 +12,11 @@ pub fn corpus(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A fresh folder with its own database, removed on drop.
+/// A fresh folder with its own database, removed on drop: a SQLite file in the folder, or a
+/// fresh PostgreSQL database when `SMSCAST_TEST_BACKEND=postgres`.
 pub struct Workspace {
     pub dir: PathBuf,
+    pg: Option<super::PgDb>,
 }
 
 /// What a run of the binary printed.
@@ -52,7 +54,38 @@ impl Workspace {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the test folder");
-        Workspace { dir }
+        let pg = std::env::var(super::BACKEND_ENV)
+            .is_ok_and(|b| b == "postgres")
+            .then(|| {
+                let admin = std::env::var(super::PG_ENV)
+                    .ok()
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "{}=postgres needs {}=postgres://… too",
+                            super::BACKEND_ENV,
+                            super::PG_ENV
+                        )
+                    });
+                super::PgDb::create(&admin, &safe)
+            });
+        Workspace { dir, pg }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// Whether smscast has made its tables yet (the SQLite file exists; PostgreSQL's database
+    /// is created empty for the test).
+    fn has_store(&self) -> bool {
+        match &self.pg {
+            None => self.path("x.db").exists(),
+            Some(_) => {
+                self.query_text("SELECT CAST(to_regclass('lists') IS NOT NULL AS TEXT)")[0]
+                    == "true"
+            }
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -60,7 +93,10 @@ impl Workspace {
     }
 
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}", self.path("x.db").display())
+        match &self.pg {
+            Some(pg) => pg.url(),
+            None => format!("sqlite://{}", self.path("x.db").display()),
+        }
     }
 
     pub fn command(&self) -> Command {
@@ -97,7 +133,7 @@ impl Workspace {
     /// Members of a list according to `smscast lists --json`; `None` when there is no such
     /// list (or no database yet).
     pub fn list_members(&self, list: &str) -> Option<u64> {
-        if !self.path("x.db").exists() {
+        if !self.has_store() {
             return None;
         }
         let lists = self.smscast(&["lists", "--json"]).json().expect("lists");
@@ -109,26 +145,37 @@ impl Workspace {
             .map(|l| l["members"].as_u64().expect("members"))
     }
 
-    /// Rows of a one-column text query against the database (read-only).
+    /// Rows of a one-column text query against the database (read-only on SQLite).
     pub fn query_text(&self, sql: &str) -> Vec<String> {
-        let url = format!("{}?mode=ro", self.db_url());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
             use sqlx::Connection;
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
+            let rows: Vec<(String,)> = match &self.pg {
+                Some(pg) => {
+                    let mut conn = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap()
+                }
+                None => {
+                    let url = format!("{}?mode=ro", self.db_url());
+                    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap()
+                }
+            };
             rows.into_iter().map(|(s,)| s).collect()
         })
     }
 
     pub fn subscriber_count(&self) -> u64 {
-        if !self.path("x.db").exists() {
+        if !self.has_store() {
             return 0;
         }
         self.query_text("SELECT CAST(COUNT(*) AS TEXT) FROM subscribers")[0]
