@@ -29,6 +29,19 @@ pub fn skip(test: &str) {
     );
 }
 
+/// The test's own PostgreSQL database when `SMSCAST_TEST_BACKEND=postgres` (which needs
+/// `SMSCAST_TEST_PG`), `None` for SQLite.
+fn backend_postgres(label: &str) -> Option<PgDb> {
+    if !std::env::var(BACKEND_ENV).is_ok_and(|b| b == "postgres") {
+        return None;
+    }
+    let admin = std::env::var(PG_ENV)
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| panic!("{BACKEND_ENV}=postgres needs {PG_ENV}=postgres://… too"));
+    Some(PgDb::create(&admin, label))
+}
+
 /// A database created for one test on the `SMSCAST_TEST_PG` server, dropped at the end.
 struct PgDb {
     admin_url: String,
@@ -83,22 +96,28 @@ impl Drop for PgDb {
     }
 }
 
-/// Runs one statement (no parameters: database names cannot be bound) on `url`.
+/// Runs one statement (no parameters: database names cannot be bound) on `url`, on a thread
+/// of its own (callers may be inside an async test's runtime).
 pub fn pg_execute(url: &str, sql: &str) -> Result<(), String> {
     use sqlx::{Connection, Executor};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(url)
-            .await
-            .map_err(|e| format!("cannot connect to {PG_ENV}: {e}"))?;
-        conn.execute(sqlx::AssertSqlSafe(sql.to_string()))
-            .await
-            .map_err(|e| format!("{sql}: {e}"))?;
-        Ok(())
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&url)
+                .await
+                .map_err(|e| format!("cannot connect to {PG_ENV}: {e}"))?;
+            conn.execute(sqlx::AssertSqlSafe(sql.clone()))
+                .await
+                .map_err(|e| format!("{sql}: {e}"))?;
+            Ok(())
+        })
     })
+    .join()
+    .map_err(|_| "the statement's thread panicked".to_string())?
 }
 
 static N: AtomicU32 = AtomicU32::new(0);
@@ -113,12 +132,7 @@ impl Env {
     /// A SQLite file in the folder, or a fresh PostgreSQL database when
     /// `SMSCAST_TEST_BACKEND=postgres`.
     pub fn new(name: &str) -> Self {
-        if std::env::var(BACKEND_ENV).is_ok_and(|b| b == "postgres") {
-            return Self::postgres(name).unwrap_or_else(|| {
-                panic!("{BACKEND_ENV}=postgres needs {PG_ENV}=postgres://… too")
-            });
-        }
-        Self::with_db(name, None)
+        Self::with_db(name, backend_postgres(name))
     }
 
     /// A fresh PostgreSQL database on the `SMSCAST_TEST_PG` server; `None` when it is not set.

@@ -9,8 +9,10 @@ use smscast::encoding;
 use smscast::store::{self, Access, Campaign, ImportMeta, NewCampaign, NewSubscriber, Store};
 use tokio::sync::watch;
 
-/// A fresh folder under the system's temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
+/// A fresh folder under the system's temp dir, removed on drop, and the test's database: a
+/// SQLite file in the folder, or a fresh PostgreSQL database when
+/// `SMSCAST_TEST_BACKEND=postgres`.
+pub struct TempDir(pub PathBuf, Option<super::PgDb>);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
@@ -20,7 +22,11 @@ impl TempDir {
             rand::random::<u64>()
         ));
         std::fs::create_dir_all(&p).unwrap();
-        Self(p)
+        Self(p, super::backend_postgres(tag))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.1.is_some()
     }
 }
 
@@ -31,12 +37,7 @@ impl Drop for TempDir {
 }
 
 pub async fn open_store(dir: &TempDir) -> Arc<dyn Store> {
-    store::open(
-        &format!("sqlite://{}", dir.0.join("smscast.db").display()),
-        Access::ReadWrite,
-    )
-    .await
-    .unwrap()
+    store::open(&db_url(dir), Access::ReadWrite).await.unwrap()
 }
 
 /// `n` Viettel numbers 8496000000x.
@@ -233,17 +234,24 @@ pub fn submitted(delivery_id: i64, gateway: &str, gateway_id: &str) -> store::Ou
 
 /// State of each delivery of a campaign, by id.
 pub async fn states(store_url: &str, campaign_id: i64) -> std::collections::HashMap<i64, String> {
-    let pool = sqlx::SqlitePool::connect(store_url).await.unwrap();
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, state FROM deliveries WHERE campaign_id = $1")
-            .bind(campaign_id)
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    pool.close().await;
+    const Q: &str = "SELECT id, state FROM deliveries WHERE campaign_id = $1";
+    let rows: Vec<(i64, String)> = if store::is_postgres(store_url) {
+        let pool = sqlx::PgPool::connect(store_url).await.unwrap();
+        let rows = sqlx::query_as(Q).bind(campaign_id).fetch_all(&pool).await;
+        pool.close().await;
+        rows.unwrap()
+    } else {
+        let pool = sqlx::SqlitePool::connect(store_url).await.unwrap();
+        let rows = sqlx::query_as(Q).bind(campaign_id).fetch_all(&pool).await;
+        pool.close().await;
+        rows.unwrap()
+    };
     rows.into_iter().collect()
 }
 
 pub fn db_url(dir: &TempDir) -> String {
-    format!("sqlite://{}", dir.0.join("smscast.db").display())
+    match &dir.1 {
+        Some(pg) => pg.url(),
+        None => format!("sqlite://{}", dir.0.join("smscast.db").display()),
+    }
 }

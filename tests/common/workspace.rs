@@ -54,21 +54,7 @@ impl Workspace {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the test folder");
-        let pg = std::env::var(super::BACKEND_ENV)
-            .is_ok_and(|b| b == "postgres")
-            .then(|| {
-                let admin = std::env::var(super::PG_ENV)
-                    .ok()
-                    .filter(|u| !u.is_empty())
-                    .unwrap_or_else(|| {
-                        panic!(
-                            "{}=postgres needs {}=postgres://… too",
-                            super::BACKEND_ENV,
-                            super::PG_ENV
-                        )
-                    });
-                super::PgDb::create(&admin, &safe)
-            });
+        let pg = super::backend_postgres(&safe);
         Workspace { dir, pg }
     }
 
