@@ -835,7 +835,8 @@ fn numbers_are_masked_and_reveal_is_an_audited_operators_act() {
 
     // On a read-only connection: refused with the reason, nothing printed, nothing written.
     let n = audit_len(&env);
-    let ro = format!("{}?mode=ro", env.db_url());
+    let url = env.db_url();
+    let ro = format!("{url}{}mode=ro", if url.contains('?') { '&' } else { '?' });
     for args in [
         &[
             "lookup",
