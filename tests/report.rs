@@ -114,8 +114,8 @@ enum P {
 
 /// Runs `statements` on the test's database, outside smscast (what a receipt server or an
 /// intruder would do), on SQLite or PostgreSQL, whichever the test runs on (`$n` placeholders
-/// serve both). Returns the first column of the last statement's first row, as text.
-fn sql(env: &Env, statements: &[(&str, Vec<P>)]) -> Option<String> {
+/// serve both). With `answer`, the last statement must return one text: it is returned.
+fn run_sql(env: &Env, statements: &[(&str, Vec<P>)], answer: bool) -> Option<String> {
     macro_rules! run_on {
         ($connect:expr) => {{
             let pool = $connect
@@ -124,7 +124,7 @@ fn sql(env: &Env, statements: &[(&str, Vec<P>)]) -> Option<String> {
                 .await
                 .unwrap();
             let mut last = None;
-            for (q, params) in statements {
+            for (i, (q, params)) in statements.iter().enumerate() {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(q.to_string()));
                 for p in params {
                     query = match p {
@@ -132,11 +132,12 @@ fn sql(env: &Env, statements: &[(&str, Vec<P>)]) -> Option<String> {
                         P::T(v) => query.bind(*v),
                     };
                 }
-                last = query
-                    .fetch_optional(&pool)
-                    .await
-                    .unwrap()
-                    .map(|row| row.try_get::<String, _>(0).unwrap_or_default());
+                if answer && i + 1 == statements.len() {
+                    let row = query.fetch_one(&pool).await.unwrap();
+                    last = Some(row.try_get::<String, _>(0).expect("one text, not NULL"));
+                } else {
+                    query.execute(&pool).await.unwrap();
+                }
             }
             pool.close().await;
             last
@@ -151,9 +152,17 @@ fn sql(env: &Env, statements: &[(&str, Vec<P>)]) -> Option<String> {
     })
 }
 
+fn sql(env: &Env, statements: &[(&str, Vec<P>)]) {
+    run_sql(env, statements, false);
+}
+
+/// The one text `q` returns.
+fn text(env: &Env, q: &str) -> String {
+    run_sql(env, &[(q, vec![])], true).expect("an answer")
+}
+
 fn count(env: &Env, q: &str) -> i64 {
-    sql(env, &[(&format!("SELECT CAST(({q}) AS TEXT)"), vec![])])
-        .expect("a row")
+    text(env, &format!("SELECT CAST(({q}) AS TEXT)"))
         .parse()
         .unwrap()
 }
@@ -758,7 +767,7 @@ fn pg_fingerprint(env: &Env) -> String {
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     let q = format!("SELECT md5(string_agg(line, '|' ORDER BY line)) FROM ({rows}) x");
-    sql(env, &[(&q, vec![])]).expect("a digest")
+    text(env, &q)
 }
 
 #[test]

@@ -119,7 +119,6 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Whether `url` names a PostgreSQL database.
 /// `?mode=ro` in a database URL makes every command on it read-only, whatever it asks for (an
 /// auditor's environment can be set up so), on SQLite and PostgreSQL alike: the connections
 /// are opened as the auditors' commands open theirs.
@@ -128,6 +127,7 @@ fn url_read_only(url: &str) -> bool {
         .is_some_and(|(_, query)| query.split('&').any(|kv| kv == "mode=ro"))
 }
 
+/// Whether `url` names a PostgreSQL database.
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

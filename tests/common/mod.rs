@@ -35,11 +35,8 @@ fn backend_postgres(label: &str) -> Option<PgDb> {
     if !std::env::var(BACKEND_ENV).is_ok_and(|b| b == "postgres") {
         return None;
     }
-    let admin = std::env::var(PG_ENV)
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| panic!("{BACKEND_ENV}=postgres needs {PG_ENV}=postgres://… too"));
-    Some(PgDb::create(&admin, label))
+    let db = PgDb::on_test_server(label);
+    Some(db.unwrap_or_else(|| panic!("{BACKEND_ENV}=postgres needs {PG_ENV}=postgres://… too")))
 }
 
 /// A database created for one test on the `SMSCAST_TEST_PG` server, dropped at the end.
@@ -49,6 +46,12 @@ struct PgDb {
 }
 
 impl PgDb {
+    /// A fresh database on the `SMSCAST_TEST_PG` server; `None` when that is not set.
+    fn on_test_server(label: &str) -> Option<Self> {
+        let admin = std::env::var(PG_ENV).ok().filter(|u| !u.is_empty())?;
+        Some(Self::create(&admin, label))
+    }
+
     fn create(admin_url: &str, label: &str) -> Self {
         let name = format!(
             "smscast_test_{}_{}_{}",
@@ -137,8 +140,7 @@ impl Env {
 
     /// A fresh PostgreSQL database on the `SMSCAST_TEST_PG` server; `None` when it is not set.
     pub fn postgres(name: &str) -> Option<Self> {
-        let admin = std::env::var(PG_ENV).ok().filter(|u| !u.is_empty())?;
-        Some(Self::with_db(name, Some(PgDb::create(&admin, name))))
+        Some(Self::with_db(name, Some(PgDb::on_test_server(name)?)))
     }
 
     fn with_db(name: &str, pg: Option<PgDb>) -> Self {

@@ -76,7 +76,7 @@ mod tests {
     use super::*;
 
     /// Every connection the store's pool opens has `TCP_NODELAY` (sqlx 0.9.0 leaves it off:
-    /// this failed before `after_connect` set it). Needs `SMSCAST_TEST_PG` over TCP.
+    /// this failed before `after_connect` set it). Needs `SMSCAST_TEST_PG` over TCP (over a Unix socket it says it skips).
     #[tokio::test]
     async fn store_connections_do_not_wait_for_delayed_acks() {
         let Ok(url) = std::env::var("SMSCAST_TEST_PG") else {
@@ -90,7 +90,12 @@ mod tests {
             .expect("connect");
         let mut conns = vec![pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
         for conn in &mut conns {
-            let (client, server) = ports(conn).await.unwrap().expect("a TCP connection");
+            let Some((client, server)) = ports(conn).await.unwrap() else {
+                eprintln!(
+                    "skipped: SMSCAST_TEST_PG is not a TCP connection (no Nagle to turn off)"
+                );
+                return;
+            };
             let mut found = Vec::new();
             on_socket(client, server, |s| found.push(s.tcp_nodelay().unwrap()));
             assert_eq!(found, [true], "the connection's socket, with TCP_NODELAY");
