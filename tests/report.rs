@@ -821,6 +821,71 @@ fn auditors_commands_never_write() {
     assert_eq!(count(&env, "SELECT COUNT(*) FROM audit_log"), audit_rows);
 }
 
+/// `?mode=ro` is what makes an auditor's session read-only, so a mode that is mistyped must
+/// never give a session that writes: `RO` in capitals is read-only too, a mode smscast does not
+/// know is refused with what to write instead, and on SQLite (whose connection options smscast
+/// sets itself) a parameter it would ignore is refused rather than silently dropped.
+#[test]
+fn a_database_url_that_asks_for_an_unknown_mode_is_refused_never_writable() {
+    let env = Env::new("report-url-mode");
+    std::fs::write(env.path("list.csv"), LIST).unwrap();
+    env.ok(&["subscribers", "import", "list.csv", "--list", "la"]);
+    let opt_outs = |env: &Env| count(env, "SELECT COUNT(*) FROM opt_outs");
+    let before = opt_outs(&env);
+    let url = env.db_url();
+    let with = |param: &str| format!("{url}{}{param}", if url.contains('?') { '&' } else { '?' });
+    let run = |url: &str, args: &[&str]| {
+        env.cmd()
+            .env("SMSCAST_DATABASE_URL", url)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // Capitals: still an auditor's read-only session.
+    let ro = with("mode=RO");
+    let out = run(&ro, &["subscribers", "optout", "0981000004"]);
+    assert!(
+        !out.status.success(),
+        "an opt-out was written through mode=RO"
+    );
+    assert_eq!(opt_outs(&env), before);
+    assert!(run(&ro, &["campaign", "list"]).status.success());
+
+    // A mode smscast does not know: refused before anything is read or written, saying what
+    // to write instead.
+    for mode in ["mode=readonly", "mode=r", "MODE=ro-please"] {
+        let bad = with(mode);
+        for args in [
+            &["subscribers", "optout", "0981000004"][..],
+            &["campaign", "list"],
+        ] {
+            let out = run(&bad, args);
+            assert_eq!(out.status.code(), Some(1), "{mode} {args:?}");
+            assert!(out.stdout.is_empty(), "{mode} {args:?} printed something");
+            let err = String::from_utf8_lossy(&out.stderr);
+            let value = mode.split_once('=').unwrap().1;
+            assert!(
+                err.contains(&format!("mode={value}")) && err.contains("?mode=ro"),
+                "{mode}: {err}"
+            );
+        }
+        assert_eq!(opt_outs(&env), before, "{mode}");
+    }
+
+    // SQLite: a parameter the store would drop is named, not ignored; its value (which may be
+    // a secret) is not repeated.
+    if !env.is_postgres() {
+        let out = run(&with("immutable=1&key=hunter2"), &["campaign", "list"]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("immutable") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn numbers_are_masked_and_reveal_is_an_audited_operators_act() {
     let env = known_campaign("report-reveal");

@@ -121,10 +121,33 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
 
 /// `?mode=ro` in a database URL makes every command on it read-only, whatever it asks for (an
 /// auditor's environment can be set up so), on SQLite and PostgreSQL alike: the connections
-/// are opened as the auditors' commands open theirs.
-fn url_read_only(url: &str) -> bool {
-    url.split_once('?')
-        .is_some_and(|(_, query)| query.split('&').any(|kv| kv == "mode=ro"))
+/// are opened as the auditors' commands open theirs. The mode's case does not matter. A mode
+/// that is neither read-only nor the default (`rw`, `rwc`) is refused, never ignored: an
+/// auditor who mistypes it must not get a session that writes. On SQLite, whose connection
+/// options smscast sets itself, any other parameter is refused too, by name only (its value may
+/// be a secret); on PostgreSQL the others are the server's connection parameters.
+fn url_read_only(url: &str) -> Result<bool> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Ok(false);
+    };
+    let mut read_only = false;
+    for param in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = param.split_once('=').unwrap_or((param, ""));
+        if key.eq_ignore_ascii_case("mode") {
+            match value.to_ascii_lowercase().as_str() {
+                "ro" => read_only = true,
+                "rw" | "rwc" => {}
+                _ => bail!(
+                    "the database URL asks for mode={value}, which smscast does not know: write ?mode=ro for a read-only session, or leave the mode out"
+                ),
+            }
+        } else if !is_postgres(url) {
+            bail!(
+                "the SQLite database URL has a parameter `{key}` that smscast does not use: remove it (the only one understood is ?mode=ro, for a read-only session)"
+            );
+        }
+    }
+    Ok(read_only)
 }
 
 /// Whether `url` names a PostgreSQL database.
@@ -165,10 +188,11 @@ fn url_password(url: &str) -> Option<&str> {
     Some(&rest[colon + 1..at]).filter(|p| !p.is_empty())
 }
 
-/// `password=…` (also `sslpassword=`, `pass=`, `pwd=`) values replaced by `****`, in a URL
-/// query or anywhere in a text.
+/// `password=…` (also `sslpassword=`, `pass=`, `pwd=`, `key=`, `secret=`, `token=`) values
+/// replaced by `****`, in a URL query or anywhere in a text.
 fn redact_password_params(text: &str) -> String {
-    const KEYS: [&str; 3] = ["password=", "pass=", "pwd="];
+    // `key=`: SQLCipher's key in a SQLite URL (and any `…key=`, a file name at worst).
+    const KEYS: [&str; 6] = ["password=", "pass=", "pwd=", "key=", "secret=", "token="];
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -1210,11 +1234,22 @@ mod tests {
 
     #[test]
     fn mode_ro_in_either_url_makes_it_read_only() {
-        assert!(url_read_only("postgres://u@db:5432/smscast?mode=ro"));
-        assert!(url_read_only("sqlite://smscast.db?cache=shared&mode=ro"));
-        assert!(!url_read_only("postgres://u@db/smscast?mode=rw"));
-        assert!(!url_read_only("postgres://u@db/smscast_mode=ro"));
-        assert!(!url_read_only("sqlite://smscast.db"));
+        let ro = |url: &str| url_read_only(url).unwrap();
+        assert!(ro("postgres://u@db:5432/smscast?mode=ro"));
+        assert!(ro("postgres://u@db:5432/smscast?sslmode=require&MODE=RO"));
+        assert!(ro("sqlite://smscast.db?mode=Ro"));
+        assert!(!ro("postgres://u@db/smscast?mode=rw"));
+        assert!(!ro("postgres://u@db/smscast_mode=ro"));
+        assert!(!ro("postgres://u@db/smscast?sslmode=ro"));
+        assert!(!ro("sqlite://smscast.db?mode=rwc"));
+        assert!(!ro("sqlite://smscast.db"));
+        for bad in [
+            "sqlite://smscast.db?mode=readonly",
+            "postgres://u@db/smscast?mode=",
+            "sqlite://smscast.db?cache=shared&mode=ro",
+        ] {
+            assert!(url_read_only(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -1268,6 +1303,10 @@ mod tests {
                 "postgres://db/x?PassWord=****",
             ),
             ("postgres://u@db/x", "postgres://u@db/x"),
+            (
+                "sqlite://x.db?immutable=1&key=hunter2",
+                "sqlite://x.db?immutable=1&key=****",
+            ),
             ("sqlite://smscast.db", "sqlite://smscast.db"),
             ("sqlite:///data/a@b.db", "sqlite:///data/a@b.db"),
             ("/data/smscast.db", "/data/smscast.db"),

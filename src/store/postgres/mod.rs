@@ -52,10 +52,10 @@ impl PostgresStore {
     pub async fn open(url: &str, access: Access) -> Result<Self> {
         // The import's and the launch's set-wise statements run for seconds by design at
         // national scale: not a warning each on the operator's terminal.
+        let read_only = super::url_read_only(url)? || access == Access::ReadOnly;
         let mut options = PgConnectOptions::from_str(url)?
             .application_name("smscast")
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
-        let read_only = access == Access::ReadOnly || super::url_read_only(url);
         if read_only {
             // Auditors' commands: the server itself refuses writes on these connections.
             options = options.options([("default_transaction_read_only", "on")]);

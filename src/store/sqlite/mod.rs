@@ -68,7 +68,7 @@ impl SqliteStore {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        let read_only = access == Access::ReadOnly || super::url_read_only(url);
+        let read_only = super::url_read_only(url)? || access == Access::ReadOnly;
         let path = path.split_once('?').map_or(path, |(path, _)| path);
         if read_only && path != ":memory:" && !std::path::Path::new(path).exists() {
             bail!(
