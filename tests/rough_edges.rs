@@ -139,6 +139,30 @@ fn a_mistyped_database_scheme_is_named() {
     assert!(!env.dir.join("postgress:").exists());
 }
 
+#[test]
+fn a_database_path_that_is_a_folder_is_named_with_the_file_to_use() {
+    let env = Env::new("db-folder");
+    let folder = env.dir.join("data");
+    std::fs::create_dir_all(&folder).unwrap();
+    let f = folder.display().to_string();
+    for db in [f.clone(), format!("sqlite://{f}"), format!("{f}/")] {
+        for args in [&["lists"][..], &["subscribers", "optout", "0912345678"][..]] {
+            let out = env.cmd().arg("--db").arg(&db).args(args).output().unwrap();
+            let e = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{db} {args:?}: {e}");
+            assert!(
+                e.contains("is a folder") && e.contains("smscast.db"),
+                "{db} {args:?}: {e}"
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(&folder).unwrap().count(),
+        0,
+        "nothing made in it"
+    );
+}
+
 // --- Import summary -----------------------------------------------------------------------
 
 #[test]

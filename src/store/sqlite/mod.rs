@@ -70,6 +70,12 @@ impl SqliteStore {
             .unwrap_or(url);
         let read_only = super::url_read_only(url)? || access == Access::ReadOnly;
         let path = path.split_once('?').map_or(path, |(path, _)| path);
+        if std::path::Path::new(path).is_dir() {
+            bail!(
+                "{path} is a folder, not a database file: name a file in it, e.g. --db {}/smscast.db",
+                path.trim_end_matches('/')
+            );
+        }
         if read_only && path != ":memory:" && !std::path::Path::new(path).exists() {
             bail!(
                 "there is no database at {path}: import a list first (smscast subscribers import), or point --db at the right file"
