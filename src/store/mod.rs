@@ -150,6 +150,30 @@ fn url_read_only(url: &str) -> Result<bool> {
     Ok(read_only)
 }
 
+/// `url` without its `mode` parameter, which is smscast's (see [`url_read_only`]), not one the
+/// PostgreSQL driver knows: left in, the driver warns on every command that it ignores it.
+fn without_mode(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| {
+            !p.is_empty()
+                && !p
+                    .split('=')
+                    .next()
+                    .unwrap_or("")
+                    .eq_ignore_ascii_case("mode")
+        })
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
+}
+
 /// Whether `url` names a PostgreSQL database.
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -1243,6 +1267,15 @@ mod tests {
         assert!(!ro("postgres://u@db/smscast?sslmode=ro"));
         assert!(!ro("sqlite://smscast.db?mode=rwc"));
         assert!(!ro("sqlite://smscast.db"));
+        assert_eq!(
+            without_mode("postgres://u@db/x?mode=RO"),
+            "postgres://u@db/x"
+        );
+        assert_eq!(
+            without_mode("postgres://u@db/x?sslmode=require&mode=ro&application_name=a"),
+            "postgres://u@db/x?sslmode=require&application_name=a"
+        );
+        assert_eq!(without_mode("postgres://u@db/x"), "postgres://u@db/x");
         for bad in [
             "sqlite://smscast.db?mode=readonly",
             "postgres://u@db/smscast?mode=",
