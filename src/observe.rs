@@ -143,9 +143,7 @@ impl MetricsServer {
         let router = Router::new()
             .route("/metrics", get(move || async move { render(&handle) }))
             .route("/healthz", get(healthz));
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("--metrics {listen}: cannot listen there: {e}"))?;
+        let listener = bind("--metrics", listen).await?;
         let addr = listener.local_addr()?;
         let limits = Limits {
             max_connections: 64,
@@ -188,4 +186,18 @@ pub fn heartbeat() {
 /// This run's messages still to settle.
 pub fn queue_depth(n: u64) {
     metrics::gauge!(QUEUE_DEPTH).set(n as f64);
+}
+
+/// Listens on `addr`, given by the command-line `flag`: an address that cannot be had is said
+/// with the flag, and what to do instead.
+pub async fn bind(flag: &str, addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "the address is in use (another smscast, or another server): choose another port, or port 0 for any free one (e.g. 127.0.0.1:0)"
+            }
+            _ => "give an address this machine has, as HOST:PORT (e.g. 127.0.0.1:8080)",
+        };
+        anyhow::anyhow!("{flag} {addr}: cannot listen there: {e}; {hint}")
+    })
 }

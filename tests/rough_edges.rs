@@ -601,6 +601,24 @@ fn numbers_held_by_the_cap_are_counted_where_the_user_looks() {
     let _ = waiting.wait_with_output();
 }
 
+/// A port already taken is said with the flag and the address, and what to do instead.
+#[test]
+fn an_address_in_use_names_the_flag_and_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = std::process::Command::new(common::BIN)
+        .args(["gateway", "simulate", "--listen", &addr])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains(&format!("--listen {addr}")) && e.contains("in use") && e.contains(":0"),
+        "{e}"
+    );
+}
+
 /// `gateway simulate` prints a `[gateways.…]` section that works when pasted into
 /// smscast.toml, and says on Ctrl-C that it stops the simulator (not send's words).
 #[test]

@@ -16,7 +16,6 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::net::TcpListener;
 
 use super::auth;
 use super::http::{Limits, Serving};
@@ -294,7 +293,7 @@ impl DlrServer {
             );
         }
         let metrics = crate::observe::install();
-        let listener = TcpListener::bind(listen).await?;
+        let listener = crate::observe::bind("--listen (or [dlr] listen)", listen).await?;
         let addr = listener.local_addr()?;
         let (writer, writer_task) = Writer::start(store.clone());
         let upkeep = Upkeep {

@@ -25,7 +25,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
 mod faults;
@@ -105,7 +104,7 @@ pub struct Simulator {
 impl Simulator {
     /// Binds `listen` (port 0 picks a free one) and serves in the background.
     pub async fn start(listen: &str, opts: SimOptions) -> Result<Self> {
-        let listener = TcpListener::bind(listen).await?;
+        let listener = crate::observe::bind("--listen", listen).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let app = router(opts);
