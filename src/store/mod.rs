@@ -126,11 +126,15 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
 /// auditor who mistypes it must not get a session that writes. On SQLite, whose connection
 /// options smscast sets itself, any other parameter is refused too, by name only (its value may
 /// be a secret); on PostgreSQL the others are the server's connection parameters.
-fn url_read_only(url: &str) -> Result<bool> {
-    let Some((_, query)) = url.split_once('?') else {
-        return Ok(false);
+///
+/// Returns whether the URL asks for read-only, and the URL without its `mode` (smscast's, not
+/// a parameter the PostgreSQL driver knows: left in, it warns on every command).
+fn url_mode(url: &str) -> Result<(bool, String)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((false, url.to_string()));
     };
     let mut read_only = false;
+    let mut kept = Vec::new();
     for param in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = param.split_once('=').unwrap_or((param, ""));
         if key.eq_ignore_ascii_case("mode") {
@@ -145,33 +149,16 @@ fn url_read_only(url: &str) -> Result<bool> {
             bail!(
                 "the SQLite database URL has a parameter `{key}` that smscast does not use: remove it (the only one understood is ?mode=ro, for a read-only session)"
             );
+        } else {
+            kept.push(param);
         }
     }
-    Ok(read_only)
-}
-
-/// `url` without its `mode` parameter, which is smscast's (see [`url_read_only`]), not one the
-/// PostgreSQL driver knows: left in, the driver warns on every command that it ignores it.
-fn without_mode(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else {
-        return url.to_string();
-    };
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|p| {
-            !p.is_empty()
-                && !p
-                    .split('=')
-                    .next()
-                    .unwrap_or("")
-                    .eq_ignore_ascii_case("mode")
-        })
-        .collect();
-    if kept.is_empty() {
+    let rest = if kept.is_empty() {
         base.to_string()
     } else {
         format!("{base}?{}", kept.join("&"))
-    }
+    };
+    Ok((read_only, rest))
 }
 
 /// Whether `url` names a PostgreSQL database.
@@ -1258,7 +1245,7 @@ mod tests {
 
     #[test]
     fn mode_ro_in_either_url_makes_it_read_only() {
-        let ro = |url: &str| url_read_only(url).unwrap();
+        let ro = |url: &str| url_mode(url).unwrap().0;
         assert!(ro("postgres://u@db:5432/smscast?mode=ro"));
         assert!(ro("postgres://u@db:5432/smscast?sslmode=require&MODE=RO"));
         assert!(ro("sqlite://smscast.db?mode=Ro"));
@@ -1267,21 +1254,19 @@ mod tests {
         assert!(!ro("postgres://u@db/smscast?sslmode=ro"));
         assert!(!ro("sqlite://smscast.db?mode=rwc"));
         assert!(!ro("sqlite://smscast.db"));
+        let rest = |url: &str| url_mode(url).unwrap().1;
+        assert_eq!(rest("postgres://u@db/x?mode=RO"), "postgres://u@db/x");
         assert_eq!(
-            without_mode("postgres://u@db/x?mode=RO"),
-            "postgres://u@db/x"
-        );
-        assert_eq!(
-            without_mode("postgres://u@db/x?sslmode=require&mode=ro&application_name=a"),
+            rest("postgres://u@db/x?sslmode=require&mode=ro&application_name=a"),
             "postgres://u@db/x?sslmode=require&application_name=a"
         );
-        assert_eq!(without_mode("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(rest("postgres://u@db/x"), "postgres://u@db/x");
         for bad in [
             "sqlite://smscast.db?mode=readonly",
             "postgres://u@db/smscast?mode=",
             "sqlite://smscast.db?cache=shared&mode=ro",
         ] {
-            assert!(url_read_only(bad).is_err(), "{bad}");
+            assert!(url_mode(bad).is_err(), "{bad}");
         }
     }
 

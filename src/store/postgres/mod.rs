@@ -50,10 +50,11 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn open(url: &str, access: Access) -> Result<Self> {
+        let (url_read_only, url) = super::url_mode(url)?;
+        let read_only = url_read_only || access == Access::ReadOnly;
         // The import's and the launch's set-wise statements run for seconds by design at
         // national scale: not a warning each on the operator's terminal.
-        let read_only = super::url_read_only(url)? || access == Access::ReadOnly;
-        let mut options = PgConnectOptions::from_str(&super::without_mode(url))?
+        let mut options = PgConnectOptions::from_str(&url)?
             .application_name("smscast")
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         if read_only {

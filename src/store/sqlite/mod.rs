@@ -68,7 +68,7 @@ impl SqliteStore {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        let read_only = super::url_read_only(url)? || access == Access::ReadOnly;
+        let read_only = super::url_mode(url)?.0 || access == Access::ReadOnly;
         let path = path.split_once('?').map_or(path, |(path, _)| path);
         if std::path::Path::new(path).is_dir() {
             bail!(
