@@ -841,6 +841,21 @@ impl Config {
         Ok(config)
     }
 
+    /// The gateways a campaign through `gateway` sends by, as `send` builds its routes: when
+    /// `gateway` is `[routing] default`, it and every carrier's own gateway (not `ported`,
+    /// which only takes numbers another gateway turned away); else `gateway` alone.
+    pub fn routed_gateways<'a>(&'a self, gateway: &'a str) -> Vec<&'a str> {
+        let mut names = vec![gateway];
+        if self.routing.get("default").map(String::as_str) == Some(gateway) {
+            for (carrier, name) in &self.routing {
+                if carrier != "default" && carrier != PORTED && !names.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
     /// The gateway a new campaign uses when `--gateway` is not given.
     pub fn default_gateway(&self) -> Result<String> {
         if let Some(gw) = self.routing.get("default") {

@@ -9,11 +9,7 @@ use common::{Env, Sim};
 
 /// Two simulators: `main` (the default route) and `vt`, Viettel's own gateway.
 fn two_routes(env: &Env, main: &Sim, vt: &Sim) {
-    let gw = |name: &str, url: &str| {
-        format!(
-            "[gateways.{name}]\nkind = \"twilio\"\nbase_url = \"{url}\"\naccount_sid = \"ACtest\"\nauth_token = \"secret\"\n"
-        )
-    };
+    let gw = common::twilio_gateway;
     std::fs::write(
         env.path("smscast.toml"),
         format!(

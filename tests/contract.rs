@@ -92,16 +92,9 @@ fn a_receipt_never_finalises_a_queued_row() {
     runtime().block_on(async {
         let store = open(&env).await;
         let campaign = common::seed(&*store, &common::numbers(4), "Xin chào", "k").await;
-        let ids: Vec<i64> = store
-            .claim(
-                campaign.id,
-                "w",
-                100,
-                store::now_ms(),
-                store::now_ms() + 60_000,
-            )
+        let now = store::now_ms();
+        let ids: Vec<i64> = common::claim_any(&*store, campaign.id, "w", 100, now, now + 60_000)
             .await
-            .unwrap()
             .iter()
             .map(|c| c.id)
             .collect();
@@ -122,10 +115,7 @@ fn a_receipt_never_finalises_a_queued_row() {
         // A row sent once and put back in the queue for a retry is not finalised either.
         store.release(campaign.id, "w").await.unwrap();
         let now = store::now_ms();
-        store
-            .claim(campaign.id, "w", 1, now, now + 60_000)
-            .await
-            .unwrap();
+        common::claim_any(&*store, campaign.id, "w", 1, now, now + 60_000).await;
         let sending = store
             .mark_in_flight("w", &ids[..1], 0, store::now_ms() + 60_000)
             .await
@@ -187,13 +177,12 @@ fn a_stale_outcome_after_a_takeover_changes_nothing() {
         let store = open(&env).await;
         let campaign = common::seed(&*store, &common::numbers(1), "Xin chào", "k").await;
         let now = store::now_ms();
-        let ids: Vec<i64> = store
-            .claim(campaign.id, "stalled", 10, now, now + 60_000)
-            .await
-            .unwrap()
-            .iter()
-            .map(|c| c.id)
-            .collect();
+        let ids: Vec<i64> =
+            common::claim_any(&*store, campaign.id, "stalled", 10, now, now + 60_000)
+                .await
+                .iter()
+                .map(|c| c.id)
+                .collect();
         let first = store
             .mark_in_flight("stalled", &ids, 0, now + 60_000)
             .await
@@ -206,10 +195,7 @@ fn a_stale_outcome_after_a_takeover_changes_nothing() {
             .unwrap();
         assert_eq!(recovered.resend, 1);
         let now = store::now_ms();
-        let again = store
-            .claim(campaign.id, "rescuer", 10, now, now + 60_000)
-            .await
-            .unwrap();
+        let again = common::claim_any(&*store, campaign.id, "rescuer", 10, now, now + 60_000).await;
         assert_eq!(again.len(), 1);
         let second = store
             .mark_in_flight("rescuer", &ids, 0, now + 60_000)
@@ -392,13 +378,12 @@ fn the_cap_counts_messages_in_flight_and_in_doubt() {
             let store = store.clone();
             async move {
                 let now = store::now_ms();
-                let ids: Vec<i64> = store
-                    .claim(campaign, worker, 10, now, now + 60_000)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|c| c.id)
-                    .collect();
+                let ids: Vec<i64> =
+                    common::claim_any(&*store, campaign, worker, 10, now, now + 60_000)
+                        .await
+                        .iter()
+                        .map(|c| c.id)
+                        .collect();
                 store
                     .mark_in_flight(worker, &ids, cap, now + 60_000)
                     .await
@@ -493,10 +478,8 @@ fn a_heartbeat_keeps_a_workers_rows_and_silence_gives_them_up() {
                 .register_worker(worker, campaign.id, "host", 1, None)
                 .await
                 .unwrap();
-            let rows = store
-                .claim(campaign.id, worker, take, now, now + 1_000)
-                .await
-                .unwrap();
+            let rows =
+                common::claim_any(&*store, campaign.id, worker, take, now, now + 1_000).await;
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
             let marked = store
                 .mark_in_flight(worker, &ids, 0, now + 1_000)
@@ -547,13 +530,12 @@ fn recovery_comes_back_for_rows_a_dead_session_still_locked() {
             .register_worker("killed", campaign.id, "host", 1, None)
             .await
             .unwrap();
-        let ids: Vec<i64> = store
-            .claim(campaign.id, "killed", 4, now, now + 600_000)
-            .await
-            .unwrap()
-            .iter()
-            .map(|c| c.id)
-            .collect();
+        let ids: Vec<i64> =
+            common::claim_any(&*store, campaign.id, "killed", 4, now, now + 600_000)
+                .await
+                .iter()
+                .map(|c| c.id)
+                .collect();
         let marked = store
             .mark_in_flight("killed", &ids, 0, now + 600_000)
             .await

@@ -213,10 +213,7 @@ fn a_dead_workers_rows_are_recovered_after_its_lease() {
         s.register_worker("far:1:a", c.id, "far-away", 1, None)
             .await
             .unwrap();
-        let claimed = s
-            .claim(c.id, "far:1:a", 10, now, now + 1_000)
-            .await
-            .unwrap();
+        let claimed = common::claim_any(&*s, c.id, "far:1:a", 10, now, now + 1_000).await;
         assert_eq!(claimed.len(), 10);
         let ids: Vec<i64> = claimed.iter().take(4).map(|c| c.id).collect();
         let marked = s.mark_in_flight("far:1:a", &ids, 0, now + 1_000).await;
@@ -224,10 +221,7 @@ fn a_dead_workers_rows_are_recovered_after_its_lease() {
         // Claimed (6) and sending (4) are both in flight.
         assert_eq!(s.in_flight_count(c.id).await.unwrap(), 10);
         // Another worker claims at the same time: different rows.
-        let other = s
-            .claim(c.id, "near:2:b", 100, now, now + 60_000)
-            .await
-            .unwrap();
+        let other = common::claim_any(&*s, c.id, "near:2:b", 100, now, now + 60_000).await;
         assert_eq!(other.len(), 40);
         assert!(other.iter().all(|o| !claimed.iter().any(|c| c.id == o.id)));
         s.release(c.id, "near:2:b").await.unwrap();
@@ -582,7 +576,7 @@ fn receipts_apply_once_wait_for_their_message_and_expire_the_silent() {
         let c = s.campaign("june").await.unwrap().unwrap();
         s.launch(c.id).await.unwrap();
         let now = store::now_ms();
-        let claimed = s.claim(c.id, "w", 10, now, now + 60_000).await.unwrap();
+        let claimed = common::claim_any(&*s, c.id, "w", 10, now, now + 60_000).await;
         let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
         assert_eq!(ids.len(), 5);
         let marked = s.mark_in_flight("w", &ids, 0, now + 60_000).await;

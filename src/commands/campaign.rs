@@ -67,15 +67,23 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
         );
     };
     check_brandname(&sender).map_err(|e| anyhow::anyhow!("sender {sender:?}: {e}"))?;
-    let gateway_rate = config.gateways.get(&gateway).and_then(|g| g.rate());
-    let rate = args.rate.or(gateway_rate).unwrap_or(config.defaults.rate);
+    // Each carrier's gateway sends at its own rate, all at once: the campaign may go at their sum.
+    let routes_rate = super::send::routes_rate(&config, &gateway);
+    let rate = args
+        .rate
+        .or(routes_rate.as_ref().map(|(sum, _)| *sum))
+        .unwrap_or(config.defaults.rate);
     if !(rate > 0.0 && rate.is_finite()) {
         bail!("--rate must be a positive number of messages per second");
     }
-    if let Some(g) = gateway_rate
-        && rate > g
-    {
-        bail!("--rate {rate} is above what gateway {gateway:?} allows ({g}/s)");
+    match &routes_rate {
+        Some((g, _)) if rate > *g && config.routed_gateways(&gateway).len() == 1 => {
+            bail!("--rate {rate} is above what gateway {gateway:?} allows ({g}/s)")
+        }
+        Some((g, each)) if rate > *g => bail!(
+            "--rate {rate} is above what the campaign's gateways allow together ({each} = {g}/s): give --rate {g} or less"
+        ),
+        _ => {}
     }
     let default_hours = Hours::parse(&config.defaults.hours)?;
     let hours = match &args.hours {
@@ -213,13 +221,17 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
         size * new.segments,
         rate
     );
-    let gw = config.gateways.get(&new.gateway);
+    let gw = super::send::route_limits(
+        &config,
+        &new.gateway,
+        u32::try_from(new.segments.max(1)).unwrap_or(u32::MAX),
+    );
     println!(
         "{}",
         super::send::pace_summary(
             rate,
-            gw.and_then(|g| g.rate()),
-            gw.and_then(|g| g.sms_per_second()),
+            gw.0,
+            gw.1,
             new.segments,
             template.is_personalised(),
             size

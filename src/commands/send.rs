@@ -170,10 +170,8 @@ pub async fn run_campaign(
         CampaignState::Running => {}
     }
     let dead = dispatch::dead_local_workers(&store.workers(campaign.id).await?);
-    let routes_default_limits = (
-        routes.default.gateway.rate(),
-        routes.default.gateway.sms_per_second(),
-    );
+    let routes_default_limits =
+        routes.limits(u32::try_from(campaign.segments.max(1)).unwrap_or(u32::MAX));
     let counters = Arc::new(Counters::default());
     let dispatcher = Dispatcher::new(
         store.clone(),
@@ -331,6 +329,37 @@ pub async fn run_campaign(
 /// window come on top). The message rate is the lowest of the run's `rate`, the gateway's
 /// `rate`, and its `sms_per_second` divided by the parts of one message; a personalised text
 /// is counted at its longest (`segments`), so it may go faster.
+/// What the gateways of a campaign through `gateway` allow together, in messages a second:
+/// the sum of their `rate`s (each carrier's gateway sends at its own, all at once), with how
+/// it adds up; `None` when one of them has no `rate` (then only the campaign's holds).
+pub fn routes_rate(config: &Config, gateway: &str) -> Option<(f64, String)> {
+    let each = config
+        .routed_gateways(gateway)
+        .into_iter()
+        .map(|g| Some((g, config.gateways.get(g)?.rate()?)))
+        .collect::<Option<Vec<_>>>()?;
+    let sum = each.iter().map(|(_, r)| r).sum();
+    let terms: Vec<String> = each
+        .iter()
+        .map(|(g, r)| format!("{g} {}/s", figure(*r)))
+        .collect();
+    Some((sum, terms.join(" + ")))
+}
+
+/// The limits [`pace_summary`] weighs for a campaign through `gateway`, from the
+/// configuration (see [`dispatch::combined_limits`]).
+pub fn route_limits(config: &Config, gateway: &str, parts: u32) -> (Option<f64>, Option<f64>) {
+    let each: Vec<_> = config
+        .routed_gateways(gateway)
+        .into_iter()
+        .map(|g| {
+            let c = config.gateways.get(g);
+            (c.and_then(|c| c.rate()), c.and_then(|c| c.sms_per_second()))
+        })
+        .collect();
+    dispatch::combined_limits(&each, parts)
+}
+
 pub fn pace_summary(
     rate: f64,
     gateway_rate: Option<f64>,

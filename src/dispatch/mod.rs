@@ -23,11 +23,12 @@
 
 mod budget;
 mod guard;
+mod lanes;
 pub mod liveness;
 mod recorder;
 mod takeover;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -181,7 +182,6 @@ impl Routes {
             .map(|r| r.gateway.name().to_string())
             .collect()
     }
-    /// The route a message to `carrier` takes (the default when `[routing]` names none).
     /// The most recipients any of the gateways takes per request (1: none batches).
     fn largest_batch(&self) -> usize {
         std::iter::once(&self.default)
@@ -190,6 +190,26 @@ impl Routes {
             .max()
             .unwrap_or(1)
     }
+    /// The carriers' routes, each once: the default and every carrier's own (not `ported`).
+    fn carrier_routes(&self) -> Vec<&Arc<Route>> {
+        let mut routes = vec![&self.default];
+        for (carrier, route) in &self.by_carrier {
+            if carrier != crate::config::PORTED && !routes.iter().any(|r| Arc::ptr_eq(r, route)) {
+                routes.push(route);
+            }
+        }
+        routes
+    }
+    /// What the routes allow together (see [`combined_limits`]).
+    pub fn limits(&self, parts: u32) -> (Option<f64>, Option<f64>) {
+        let each: Vec<_> = self
+            .carrier_routes()
+            .iter()
+            .map(|r| (r.gateway.rate(), r.gateway.sms_per_second()))
+            .collect();
+        combined_limits(&each, parts)
+    }
+    /// The route a message to `carrier` takes (the default when `[routing]` names none).
     pub fn for_carrier(&self, carrier: &str) -> &Arc<Route> {
         self.by_carrier.get(carrier).unwrap_or(&self.default)
     }
@@ -239,6 +259,25 @@ pub fn message_rate(
         .into_iter()
         .flatten()
         .reduce(f64::min)
+}
+
+/// What gateways with these limits (`rate`, `sms_per_second`) allow together: one gateway's
+/// own two limits; for several, the messages a second of `parts` parts they take together,
+/// each at its own rate and all at once (`None` when one has no limit), and no parts limit
+/// of their own.
+pub fn combined_limits(
+    each: &[(Option<f64>, Option<f64>)],
+    parts: u32,
+) -> (Option<f64>, Option<f64>) {
+    match each {
+        [one] => *one,
+        many => (
+            many.iter()
+                .map(|(rate, sps)| message_rate(None, *rate, *sps, parts))
+                .sum(),
+            None,
+        ),
+    }
 }
 
 /// Waits until `l` grants `n` cells. A message of more parts than the limiter's bucket holds
@@ -573,7 +612,8 @@ pub struct Dispatcher {
     guard: Option<Arc<WindowGuard>>,
     permits: Arc<Semaphore>,
     recorder: Recorder,
-    buffer: VecDeque<Claimed>,
+    /// Claimed rows, a lane per carrier (see lanes.rs).
+    lanes: lanes::Lanes,
     counters: Arc<Counters>,
     /// Set by send tasks and the heartbeat: the reason to stop, if any.
     halt: Arc<Mutex<Option<Stop>>>,
@@ -651,6 +691,8 @@ impl Dispatcher {
         let campaign_text = campaign.message_text.clone();
         // The stored text is a template: `{{` is a literal brace, `{name}` a placeholder.
         let template = crate::template::Template::parse(&campaign_text);
+        let parts = u32::try_from(campaign.segments.max(1)).unwrap_or(u32::MAX);
+        let lanes = lanes::Lanes::new(&routes, |r| r.message_rate(rate, parts));
         Self {
             budget: budget::Budget::new(store.clone(), campaign.id, campaign.rate),
             hours: Hours {
@@ -665,7 +707,7 @@ impl Dispatcher {
             permits,
             opts,
             recorder,
-            buffer: VecDeque::new(),
+            lanes,
             counters,
             halt: Arc::new(Mutex::new(None)),
             halted: Arc::new(Halted::default()),
@@ -868,7 +910,7 @@ impl Dispatcher {
             );
             return Ok(StepOutcome::Idle(wait.min(Duration::from_secs(30))));
         }
-        if self.buffer.is_empty()
+        if self.lanes.is_empty()
             && let Some(marking) = self.marking.take()
         {
             // Its rows may still read as queued: sent before anything is claimed again.
@@ -876,19 +918,32 @@ impl Dispatcher {
                 self.send_marked(marking.await?, shutdown).await?,
             ));
         }
-        if self.buffer.is_empty() {
+        if self.marking.is_none() {
+            // The last group's mark is committed: its rows no longer read as queued, and one
+            // that came back to the queue since (a retry) may be claimed again.
+            self.lanes.marking(&[]);
+        }
+        // Each carrier is claimed apart, when its lane is empty (one that had nothing due
+        // rests a while first): each gateway keeps its own pace (see lanes.rs).
+        for carrier in self.lanes.to_claim(Instant::now()) {
             let lease_until = now_ms() + self.opts.lease.as_millis() as i64;
             let claimed = self
                 .store
                 .claim(
                     self.campaign.id,
+                    carrier,
                     &self.opts.worker_id,
                     self.claim_batch,
                     now_ms(),
                     lease_until,
                 )
                 .await?;
-            if claimed.is_empty() {
+            self.lanes.fill(carrier, claimed, Instant::now());
+        }
+        if self.lanes.is_empty() {
+            // Nothing due in any lane: every lane is asked again on the next pass.
+            self.lanes.wake();
+            {
                 self.recorder.flush().await?;
                 if !self.launched().await? {
                     // The launch is still copying the list: more rows are coming.
@@ -937,13 +992,11 @@ impl Dispatcher {
                     }
                 });
             }
-            self.buffer.extend(claimed);
         }
         // Pace, then mark: the group waits for its send permits and its turn at the limiters
         // before any of it is `sending`; the wait gives way to a stop, a pause, the send-by
         // date and the window closing.
-        let take = self.mark_batch.min(self.buffer.len());
-        let mut group: Vec<Claimed> = self.buffer.drain(..take).collect();
+        let mut group = self.lanes.take(self.mark_batch);
         if self.routes.counts_parts() {
             // A personalised text is charged its own parts: rendered before its pace.
             self.render(&mut group).await?; // a row without a value is rejected once marked
@@ -976,7 +1029,7 @@ impl Dispatcher {
             _ => {
                 // Nothing of this group was marked: its claims (and the rest) go back, and the
                 // next pass says why it stopped or waits.
-                self.buffer.clear();
+                self.lanes.clear();
                 self.store
                     .release(self.campaign.id, &self.opts.worker_id)
                     .await?;
@@ -984,10 +1037,9 @@ impl Dispatcher {
             }
         };
         // The rows that found no free permit wait for the next group, first in line.
-        for row in group.split_off(permits.len()).into_iter().rev() {
-            self.buffer.push_front(row);
-        }
+        self.lanes.put_back(group.split_off(permits.len()));
         let ids: Vec<i64> = group.iter().map(|c| c.id).collect();
+        self.lanes.marking(&ids);
         let lease_until = now_ms() + self.opts.lease.as_millis() as i64;
         let recorder = self.recorder.sender();
         let mark = crate::store::Mark {
@@ -1544,7 +1596,7 @@ impl Dispatcher {
             .close()
             .await
             .context("Failed to record the last outcomes")?;
-        self.buffer.clear();
+        self.lanes.clear();
         self.store
             .release(self.campaign.id, &self.opts.worker_id)
             .await?;

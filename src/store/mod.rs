@@ -873,9 +873,13 @@ pub trait Queue: Send + Sync {
         dead_workers: &[String],
         gateway_dedups: bool,
     ) -> Result<Recovered>;
+    /// Up to `limit` of the campaign's rows for `carrier` due at `now_ms`, in queue order
+    /// (next due time, then id). Each carrier is claimed apart, so that each carrier's
+    /// gateway keeps its own pace (see migrations/sqlite/0010_queue_by_carrier.sql).
     async fn claim(
         &self,
         campaign_id: i64,
+        carrier: &str,
         worker: &str,
         limit: u32,
         now_ms: i64,

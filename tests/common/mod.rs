@@ -207,9 +207,7 @@ impl Env {
     pub fn config_for(&self, url: &str, extra: &str) {
         std::fs::write(
             self.path("smscast.toml"),
-            format!(
-                "[gateways.sim]\nkind = \"twilio\"\nbase_url = \"{url}\"\naccount_sid = \"ACtest\"\nauth_token = \"secret\"\n{extra}\n"
-            ),
+            format!("{}{extra}\n", twilio_gateway("sim", url)),
         )
         .unwrap();
     }
@@ -235,6 +233,16 @@ impl Env {
     /// Creates campaign `name` on list "la" with the shipped message, sending all day, and
     /// `extra` arguments.
     pub fn create_campaign(&self, name: &str, extra: &[&str]) {
+        let out = self.try_create_campaign(name, extra);
+        assert!(
+            out.status.success(),
+            "campaign create {name} {extra:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// As [`Env::create_campaign`], whatever the exit code.
+    pub fn try_create_campaign(&self, name: &str, extra: &[&str]) -> Output {
         let msg = self.message();
         let mut args = vec![
             "campaign",
@@ -248,7 +256,7 @@ impl Env {
             "00:00-24:00",
         ];
         args.extend_from_slice(extra);
-        self.ok(&args);
+        self.run(&args)
     }
 
     /// Copies the shipped theme message next to the database.
@@ -318,6 +326,13 @@ impl Drop for Sim {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A `[gateways.NAME]` section for a Twilio-style gateway (a simulator) at `url`.
+pub fn twilio_gateway(name: &str, url: &str) -> String {
+    format!(
+        "[gateways.{name}]\nkind = \"twilio\"\nbase_url = \"{url}\"\naccount_sid = \"ACtest\"\nauth_token = \"secret\"\n"
+    )
 }
 
 /// A plain HTTP/1.0 GET on loopback (no client crate needed for the tests).

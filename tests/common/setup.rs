@@ -40,6 +40,39 @@ pub async fn open_store(dir: &TempDir) -> Arc<dyn Store> {
     store::open(&db_url(dir), Access::ReadWrite).await.unwrap()
 }
 
+/// Up to `limit` due rows of the campaign, whatever their carrier (the store claims one
+/// carrier at a time), in id order.
+pub async fn claim_any(
+    store: &dyn Store,
+    campaign_id: i64,
+    worker: &str,
+    limit: u32,
+    now: i64,
+    lease_until: i64,
+) -> Vec<store::Claimed> {
+    let mut all = Vec::new();
+    for carrier in smscast::msisdn::Carrier::ALL {
+        let left = limit - all.len() as u32;
+        if left == 0 {
+            break;
+        }
+        let rows = store
+            .claim(
+                campaign_id,
+                carrier.as_str(),
+                worker,
+                left,
+                now,
+                lease_until,
+            )
+            .await
+            .unwrap();
+        all.extend(rows);
+    }
+    all.sort_by_key(|c| c.id);
+    all
+}
+
 /// `n` Viettel numbers 8496000000x.
 pub fn numbers(n: usize) -> Vec<String> {
     (0..n)
@@ -188,10 +221,7 @@ pub async fn submit_all(
 ) -> Vec<(i64, String)> {
     let worker = "test-worker";
     let now = store::now_ms();
-    let claimed = store
-        .claim(campaign.id, worker, 1_000_000, now, now + 600_000)
-        .await
-        .unwrap();
+    let claimed = claim_any(store, campaign.id, worker, 1_000_000, now, now + 600_000).await;
     let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
     let sending = store
         .mark_in_flight(worker, &ids, 0, now + 600_000)

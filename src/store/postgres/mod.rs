@@ -31,6 +31,7 @@ const MIGRATIONS: &[(&str, &str)] = crate::store::migrations!(
     "0008_receipt_parts",
     "0009_launch_and_leases",
     "1002_queue_order",
+    "1003_queue_by_carrier",
 );
 
 /// Every pool's options: each connection without Nagle's delay (see `nodelay.rs`).
@@ -220,6 +221,7 @@ crate::store::queue::queue_impl!(
         async fn claim(
             &self,
             campaign_id: i64,
+            carrier: &str,
             worker: &str,
             limit: u32,
             now_ms: i64,
@@ -228,7 +230,8 @@ crate::store::queue::queue_impl!(
             // SKIP LOCKED: workers claiming at the same moment take different rows, nobody waits.
             let mut claimed: Vec<Claimed> = sqlx::query_as(
                 "WITH picked AS (SELECT id FROM deliveries
-                             WHERE campaign_id = $3 AND state = 'queued' AND next_attempt_ms <= $4
+                             WHERE campaign_id = $3 AND carrier = $6 AND state = 'queued'
+                               AND next_attempt_ms <= $4
                              ORDER BY next_attempt_ms, id LIMIT $5
                              FOR UPDATE SKIP LOCKED)
              UPDATE deliveries SET state = 'claimed', lease_owner = $1, lease_expires_ms = $2
@@ -241,6 +244,7 @@ crate::store::queue::queue_impl!(
             .bind(campaign_id)
             .bind(now_ms)
             .bind(limit as i64)
+            .bind(carrier)
             .fetch_all(&self.pool)
             .await?;
             claimed.sort_by_key(|c| c.id);

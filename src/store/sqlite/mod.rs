@@ -29,6 +29,7 @@ const MIGRATIONS: &[(&str, &str)] = crate::store::migrations!(
     "0007_worker_identity",
     "0008_receipt_parts",
     "0009_launch_and_leases",
+    "0010_queue_by_carrier",
 );
 
 /// Process-wide SQLite settings; call before the first connection opens (first thing in
@@ -334,6 +335,7 @@ crate::store::queue::queue_impl!(SqliteStore, sqlx::Sqlite, "", "", {
     async fn claim(
         &self,
         campaign_id: i64,
+        carrier: &str,
         _worker: &str,
         limit: u32,
         now_ms: i64,
@@ -345,12 +347,14 @@ crate::store::queue::queue_impl!(SqliteStore, sqlx::Sqlite, "", "", {
         // file may have read them too: whoever marks a row first sends it).
         Ok(sqlx::query_as(
             "SELECT id, msisdn, carrier, district, attempts FROM deliveries
-             WHERE campaign_id = $1 AND state = 'queued' AND next_attempt_ms <= $2
+             WHERE campaign_id = $1 AND carrier = $4 AND state = 'queued'
+               AND next_attempt_ms <= $2
              ORDER BY next_attempt_ms, id LIMIT $3",
         )
         .bind(campaign_id)
         .bind(now_ms)
         .bind(limit as i64)
+        .bind(carrier)
         .fetch_all(&self.pool)
         .await?)
     }
