@@ -369,6 +369,11 @@ impl Carrier {
         Carrier::Other,
     ];
 
+    /// Every carrier's stored name, in declaration order.
+    pub fn names() -> [&'static str; 8] {
+        Self::ALL.map(|c| c.as_str())
+    }
+
     /// Stable lowercase name (database, config, CLI): `"viettel"`, `"vinaphone"`, ...
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -63,6 +63,13 @@ fn a_campaign_goes_at_the_sum_of_its_carriers_gateways_each_at_its_own_rate() {
         out.contains(", 60/s"),
         "the default rate is the routes' sum: {out}"
     );
+    // What each gateway takes of the list, and how long: Viettel's 40 set the pace.
+    assert!(
+        out.contains(
+            "mb 20 at 20/s (about 1 s), vt 40 at 20/s (about 2 s), vn 20 at 20/s (about 1 s)"
+        ),
+        "{out}"
+    );
     env.ok(&["campaign", "cancel", "exact"]);
 
     env.ok(&["send", "june", "--plain"]);

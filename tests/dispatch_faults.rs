@@ -172,7 +172,7 @@ fn kill_9_ten_times_without_dedup_never_duplicates_more_than_reported() {
 fn kill_9_at_full_speed_leaves_at_most_the_concurrency_in_doubt() {
     let env = Env::new("kill-full-speed");
     let sim = Sim::start(&[]);
-    let numbers = setup(&env, &sim, 12_000, "", &["--rate", "1000000"]);
+    let numbers = setup(&env, &sim, 20_000, "", &["--rate", "1000000"]);
     let doubt = kill_repeatedly(&env, &sim, 10, &["june", "--plain", "--concurrency", "16"]);
     assert_doubt_bounded(&doubt, 16);
     env.ok(&["send", "june", "--plain"]);

@@ -237,10 +237,63 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
             size
         )
     );
+    if config.routed_gateways(&new.gateway).len() > 1 {
+        let by_carrier = store
+            .lists()
+            .await?
+            .into_iter()
+            .find(|l| l.name == new.list)
+            .map(|l| l.by_carrier)
+            .unwrap_or_default();
+        println!(
+            "{}",
+            by_gateway(&config, &new.gateway, &by_carrier, new.segments)
+        );
+    }
     ucs2_notice(&sent, &args.message);
     night_notice(hours);
     println!("next: smscast send {}", for_terminal(&new.name));
     Ok(Exit::Ok)
+}
+
+/// What each routed gateway takes of the list, and how long at its own rate: the slowest
+/// sets the campaign's pace, whatever the gateways allow together.
+fn by_gateway(
+    config: &crate::config::Config,
+    gateway: &str,
+    by_carrier: &[(String, i64)],
+    segments: i64,
+) -> String {
+    let parts = u32::try_from(segments.max(1)).unwrap_or(u32::MAX);
+    let each: Vec<String> = config
+        .routed_gateways(gateway)
+        .into_iter()
+        .map(|g| {
+            let n: i64 = by_carrier
+                .iter()
+                .filter(|(c, _)| config.routing.get(c).map_or(gateway, String::as_str) == g)
+                .map(|(_, n)| n)
+                .sum();
+            let c = config.gateways.get(g);
+            match crate::dispatch::message_rate(
+                None,
+                c.and_then(|c| c.rate()),
+                c.and_then(|c| c.sms_per_second()),
+                parts,
+            ) {
+                Some(r) => format!(
+                    "{g} {n} at {}/s ({})",
+                    super::send::figure(r),
+                    super::send::about(n as f64 / r)
+                ),
+                None => format!("{g} {n}"),
+            }
+        })
+        .collect();
+    format!(
+        "by gateway, each at its own rate, all at once: {}; the slowest sets the pace",
+        each.join(", ")
+    )
 }
 
 /// Decree 91/2020/NĐ-CP allows advertising SMS only 07:00–22:00: say so when the window

@@ -389,13 +389,13 @@ pub fn pace_summary(
 }
 
 /// A rate for people: whole numbers as such, others with up to two decimals.
-fn figure(x: f64) -> String {
+pub(crate) fn figure(x: f64) -> String {
     let s = format!("{x:.2}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// A duration for people: "about 3 s", "about 2 h 5 min", "about 3 d 4 h".
-fn about(secs: f64) -> String {
+pub(crate) fn about(secs: f64) -> String {
     let s = secs.max(0.0).ceil() as u64;
     match s {
         0..90 => format!("about {s} s"),

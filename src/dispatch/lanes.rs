@@ -6,8 +6,9 @@
 //! its route `1 / rate` seconds). Rows then reach the pacer interleaved in proportion to the
 //! routes' rates, so while one gateway's limiter makes a row wait, the others' tokens are
 //! there for the rows behind it: every route keeps its own rate, all at once, and the
-//! campaign goes at their sum. Carriers that share a route share its clock, and take turns
-//! within it.
+//! campaign goes at their sum. Carriers that share a route share its clock, and within a
+//! route rows go in queue order (the lowest id first), as from one queue: consecutive rows
+//! sit on the same pages, which keeps each commit's writes few.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -28,8 +29,6 @@ struct Lane {
     route: usize,
     /// Seconds of its route's pace a row costs (`0`: the route has no limit).
     cost: f64,
-    /// Rows taken: turns among the lanes of one route.
-    taken: u64,
     /// Nothing was due at the last claim: not claimed again before then.
     dry_until: Option<Instant>,
 }
@@ -64,7 +63,6 @@ impl Lanes {
                     rows: VecDeque::new(),
                     route,
                     cost: rate(r).filter(|r| *r > 0.0).map_or(0.0, |r| 1.0 / r),
-                    taken: 0,
                     dry_until: None,
                 }
             })
@@ -96,27 +94,16 @@ impl Lanes {
             return;
         }
         // A route coming back from idle starts level with the busy ones, not ahead of them
-        // with a burst; a lane with its route's others, likewise.
+        // with a burst.
         let route = self.lanes[i].route;
-        let busy = |l: &&Lane| !l.rows.is_empty();
         if let Some(floor) = self
             .lanes
             .iter()
-            .filter(busy)
+            .filter(|l| !l.rows.is_empty())
             .map(|l| self.clocks[l.route])
             .reduce(f64::min)
         {
             self.clocks[route] = self.clocks[route].max(floor);
-        }
-        if let Some(floor) = self
-            .lanes
-            .iter()
-            .filter(busy)
-            .filter(|l| l.route == route)
-            .map(|l| l.taken)
-            .min()
-        {
-            self.lanes[i].taken = self.lanes[i].taken.max(floor);
         }
         let lane = &mut self.lanes[i];
         lane.dry_until = None;
@@ -146,25 +133,26 @@ impl Lanes {
         self.marking = ids.iter().copied().collect();
     }
 
-    /// Up to `n` rows, each from the lane whose route is furthest behind its pace.
+    /// Up to `n` rows, each from the route furthest behind its pace, and within the route
+    /// the lowest id.
     pub fn take(&mut self, n: usize) -> Vec<Claimed> {
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
             let Some(i) = (0..self.lanes.len())
-                .filter(|&i| !self.lanes[i].rows.is_empty())
-                .min_by(|&a, &b| {
-                    let (la, lb) = (&self.lanes[a], &self.lanes[b]);
-                    self.clocks[la.route]
-                        .total_cmp(&self.clocks[lb.route])
-                        .then(la.route.cmp(&lb.route))
-                        .then(la.taken.cmp(&lb.taken))
+                .filter_map(|i| Some((i, self.lanes[i].rows.front()?.id)))
+                .min_by(|&(a, head_a), &(b, head_b)| {
+                    let (ra, rb) = (self.lanes[a].route, self.lanes[b].route);
+                    self.clocks[ra]
+                        .total_cmp(&self.clocks[rb])
+                        .then(ra.cmp(&rb))
+                        .then(head_a.cmp(&head_b))
                 })
+                .map(|(i, _)| i)
             else {
                 break;
             };
             let lane = &mut self.lanes[i];
             out.extend(lane.rows.pop_front());
-            lane.taken += 1;
             self.clocks[lane.route] += lane.cost;
         }
         out
@@ -175,7 +163,6 @@ impl Lanes {
     pub fn put_back(&mut self, rows: Vec<Claimed>) {
         for row in rows.into_iter().rev() {
             if let Some(lane) = self.lanes.iter_mut().find(|l| l.carrier == row.carrier) {
-                lane.taken = lane.taken.saturating_sub(1);
                 self.clocks[lane.route] -= lane.cost;
                 lane.rows.push_front(row);
             }
@@ -212,7 +199,6 @@ mod tests {
                         _ => 2,
                     },
                     cost: 0.0,
-                    taken: 0,
                     dry_until: None,
                 })
                 .collect(),
@@ -260,7 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn carriers_of_one_route_share_its_pace_and_take_turns() {
+    fn carriers_of_one_route_share_its_pace_in_queue_order() {
         let mut l = lanes(50.0, 50.0, 50.0);
         let now = Instant::now();
         l.fill("viettel", (0..10).map(|i| row(i, "viettel")).collect(), now);
@@ -269,14 +255,12 @@ mod tests {
             (10..20).map(|i| row(i, "mobifone")).collect(),
             now,
         );
-        l.fill("itel", (20..30).map(|i| row(i, "itel")).collect(), now);
+        l.fill("itel", (5..8).map(|i| row(i, "itel")).collect(), now);
         let got = l.take(8);
-        // Half to Viettel's route; MobiFone and iTel share the other half.
+        // Half to Viettel's route; MobiFone and iTel share the other half, lowest id first.
         assert_eq!(
-            carriers(&got),
-            [
-                "viettel", "mobifone", "viettel", "itel", "viettel", "mobifone", "viettel", "itel"
-            ]
+            got.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [0, 5, 1, 6, 2, 7, 3, 10]
         );
     }
 

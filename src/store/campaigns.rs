@@ -297,15 +297,17 @@ macro_rules! campaigns_impl {
                 }
 
                 async fn held_by_cap(&self, campaign_id: i64) -> Result<(i64, Option<i64>)> {
-                    // `last_error` is written by `mark_in_flight`; the (campaign, state, last_error)
-                    // report index finds the rows.
-                    Ok(sqlx::query_as(
+                    // `last_error` is written by `mark_in_flight`. Each carrier's queue is read
+                    // from `now` on (the queue index is per carrier): only the rows held.
+                    Ok(sqlx::query_as(AssertSqlSafe(format!(
                         "SELECT COUNT(*), MAX(next_attempt_ms) FROM deliveries
-                     WHERE campaign_id = $1 AND state = 'queued'
+                     WHERE campaign_id = $1 AND carrier {} AND state = 'queued'
                        AND last_error LIKE 'per-number cap:%' AND next_attempt_ms > $2",
-                    )
+                        id_in("$3")
+                    )))
                     .bind(campaign_id)
                     .bind(now_ms())
+                    .bind(list(&crate::msisdn::Carrier::names()))
                     .fetch_one(self.read())
                     .await?)
                 }

@@ -364,11 +364,18 @@ macro_rules! queue_impl {
                     .rows_affected())
                 }
 
+                /// Each carrier's queue asked apart (the queue index is per carrier): one index
+                /// look-up each, whatever the campaign's size.
                 async fn next_due_ms(&self, campaign_id: i64) -> Result<Option<i64>> {
-                    Ok(sqlx::query_scalar(
-                        "SELECT MIN(next_attempt_ms) FROM deliveries WHERE campaign_id = $1 AND state = 'queued'",
-                    )
+                    Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+                        "SELECT MIN((SELECT MIN(d.next_attempt_ms) FROM deliveries d
+                                     WHERE d.campaign_id = $1 AND d.carrier = value
+                                       AND d.state = 'queued'))
+                         FROM {}",
+                        rows("$2", "TEXT")
+                    )))
                     .bind(campaign_id)
+                    .bind(list(&crate::msisdn::Carrier::names()))
                     .fetch_one(self.read())
                     .await?)
                 }
