@@ -924,7 +924,10 @@ impl Dispatcher {
             self.lanes.marking(&[]);
         }
         // Each carrier is claimed apart, when its lane is empty (one that had nothing due
-        // rests a while first): each gateway keeps its own pace (see lanes.rs).
+        // rests a while first): each gateway keeps its own pace (see lanes.rs). One lane that
+        // brings rows is enough for this pass: the next empty one is claimed on the next, so
+        // sending starts after one claim, not one per carrier (a claim leases its rows on
+        // PostgreSQL, and takes a while on a big campaign).
         for carrier in self.lanes.to_claim(Instant::now()) {
             let lease_until = now_ms() + self.opts.lease.as_millis() as i64;
             let claimed = self
@@ -938,7 +941,11 @@ impl Dispatcher {
                     lease_until,
                 )
                 .await?;
+            let got = !claimed.is_empty();
             self.lanes.fill(carrier, claimed, Instant::now());
+            if got {
+                break;
+            }
         }
         if self.lanes.is_empty() {
             // Nothing due in any lane: every lane is asked again on the next pass.
