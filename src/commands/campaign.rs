@@ -224,7 +224,7 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Exit> {
     let gw = super::send::route_limits(
         &config,
         &new.gateway,
-        u32::try_from(new.segments.max(1)).unwrap_or(u32::MAX),
+        crate::dispatch::parts_of(new.segments),
     );
     println!(
         "{}",
@@ -264,7 +264,7 @@ fn by_gateway(
     by_carrier: &[(String, i64)],
     segments: i64,
 ) -> String {
-    let parts = u32::try_from(segments.max(1)).unwrap_or(u32::MAX);
+    let parts = crate::dispatch::parts_of(segments);
     let each: Vec<String> = config
         .routed_gateways(gateway)
         .into_iter()

@@ -170,8 +170,7 @@ pub async fn run_campaign(
         CampaignState::Running => {}
     }
     let dead = dispatch::dead_local_workers(&store.workers(campaign.id).await?);
-    let routes_default_limits =
-        routes.limits(u32::try_from(campaign.segments.max(1)).unwrap_or(u32::MAX));
+    let routes_default_limits = routes.limits(crate::dispatch::parts_of(campaign.segments));
     let counters = Arc::new(Counters::default());
     let dispatcher = Dispatcher::new(
         store.clone(),
@@ -324,11 +323,6 @@ pub async fn run_campaign(
     }
 }
 
-/// What `campaign create` and `send` say about the pace: messages per second, SMS parts per
-/// second, and how long `count` messages take at that pace (sending time: hours outside the
-/// window come on top). The message rate is the lowest of the run's `rate`, the gateway's
-/// `rate`, and its `sms_per_second` divided by the parts of one message; a personalised text
-/// is counted at its longest (`segments`), so it may go faster.
 /// What the gateways of a campaign through `gateway` allow together, in messages a second:
 /// the sum of their `rate`s (each carrier's gateway sends at its own, all at once), with how
 /// it adds up; `None` when one of them has no `rate` (then only the campaign's holds).
@@ -360,6 +354,11 @@ pub fn route_limits(config: &Config, gateway: &str, parts: u32) -> (Option<f64>,
     dispatch::combined_limits(&each, parts)
 }
 
+/// What `campaign create` and `send` say about the pace: messages per second, SMS parts per
+/// second, and how long `count` messages take at that pace (sending time: hours outside the
+/// window come on top). The message rate is the lowest of the run's `rate`, the gateway's
+/// `rate`, and its `sms_per_second` divided by the parts of one message; a personalised text
+/// is counted at its longest (`segments`), so it may go faster.
 pub fn pace_summary(
     rate: f64,
     gateway_rate: Option<f64>,
@@ -368,7 +367,7 @@ pub fn pace_summary(
     personalised: bool,
     count: i64,
 ) -> String {
-    let parts = u32::try_from(segments.max(1)).unwrap_or(u32::MAX);
+    let parts = dispatch::parts_of(segments);
     let messages =
         dispatch::message_rate(Some(rate), gateway_rate, sms_per_second, parts).unwrap_or(rate);
     let (up_to, at_most) = if personalised {

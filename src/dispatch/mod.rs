@@ -261,6 +261,11 @@ pub fn message_rate(
         .reduce(f64::min)
 }
 
+/// The SMS parts a message of `segments` segments counts (at least 1).
+pub fn parts_of(segments: i64) -> u32 {
+    u32::try_from(segments.max(1)).unwrap_or(u32::MAX)
+}
+
 /// What gateways with these limits (`rate`, `sms_per_second`) allow together: one gateway's
 /// own two limits; for several, the messages a second of `parts` parts they take together,
 /// each at its own rate and all at once (`None` when one has no limit), and no parts limit
@@ -691,7 +696,7 @@ impl Dispatcher {
         let campaign_text = campaign.message_text.clone();
         // The stored text is a template: `{{` is a literal brace, `{name}` a placeholder.
         let template = crate::template::Template::parse(&campaign_text);
-        let parts = u32::try_from(campaign.segments.max(1)).unwrap_or(u32::MAX);
+        let parts = parts_of(campaign.segments);
         let lanes = lanes::Lanes::new(&routes, |r| r.message_rate(rate, parts));
         Self {
             budget: budget::Budget::new(store.clone(), campaign.id, campaign.rate),
