@@ -325,7 +325,7 @@ macro_rules! queue_impl {
 
                 async fn write_cycle(&self, worker: &str, outcomes: &[Outcome], mark: Option<&Mark>) -> Result<(u64, Vec<(i64, i64)>)> {
                     let now = now_ms();
-                    write_cycle(self.tx().await?, now, worker, outcomes, mark).await
+                    write_cycle(self.cycle_tx().await?, now, worker, outcomes, mark).await
                 }
 
                 /// A worker's claimed rows back to the queue (found through the in-flight index of

@@ -164,6 +164,12 @@ impl SqliteStore {
             other => Ok(other?),
         }
     }
+
+    /// The transaction of a dispatcher's write cycle: SQLite plans each statement once when
+    /// it is prepared, so it is an ordinary write transaction.
+    async fn cycle_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.tx().await
+    }
 }
 
 /// Claims only read here: the mark leases the rows (see `mark_in` in src/store/queue.rs).
