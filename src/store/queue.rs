@@ -15,6 +15,8 @@
 //!   one number for two campaigns take turns (PostgreSQL; SQLite's writer is alone already);
 //! - `record_in(tx, worker, outcomes, now)`: settles a batch of outcomes, returning the stale
 //!   ones and the submissions (per row through SQLite's C API; one `UNNEST` on PostgreSQL);
+//! - `cycle_tx()`: the write cycle's transaction (PostgreSQL's plans each statement once per
+//!   connection; SQLite's is its ordinary write transaction);
 //! - the row-lock suffixes (`" ORDER BY id FOR UPDATE"`… on PostgreSQL, empty on SQLite, where
 //!   one writer holds the whole file): statements that touch many rows lock them in id order
 //!   first, so two of them never wait on each other in a circle.
