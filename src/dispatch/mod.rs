@@ -955,55 +955,52 @@ impl Dispatcher {
         if self.lanes.is_empty() {
             // Nothing due in any lane: every lane is asked again on the next pass.
             self.lanes.wake();
-            {
-                self.recorder.flush().await?;
-                if !self.launched().await? {
-                    // The launch is still copying the list: more rows are coming.
-                    return Ok(StepOutcome::Idle(Duration::from_millis(20)));
-                }
-                // Rows waiting for a retry keep us here; otherwise we are done.
-                return Ok(match self.store.next_due_ms(self.campaign.id).await? {
-                    Some(due) if due - now_ms() > 60_000 && self.opts.no_wait => {
-                        StepOutcome::Stop(Stop::NothingDueUntil(due))
-                    }
-                    Some(due) => {
-                        if due - now_ms() > 5_000 && self.announced_wait != Some(due) {
-                            self.announced_wait = Some(due);
-                            let at =
-                                chrono::DateTime::from_timestamp_millis(due).unwrap_or_default();
-                            eprintln!(
-                                "waiting: the next message is due at {} (a retry backoff, or the per-number cap); Ctrl-C stops, `send` again resumes",
-                                crate::window::local(at)
-                            );
-                        }
-                        StepOutcome::Idle(Duration::from_millis(
-                            (due - now_ms()).clamp(10, 1_000) as u64
-                        ))
-                    }
-                    None => {
-                        let busy = self.store.in_flight_count(self.campaign.id).await? > 0;
-                        // Our own sends not yet settled (a task that ended is collected, and
-                        // its outcome committed, on the next pass).
-                        let ours = !self.sends.lock().expect("not poisoned").set.is_empty()
-                            || self.permits.available_permits() < self.opts.concurrency;
-                        if busy && ours {
-                            StepOutcome::Idle(Duration::from_millis(20))
-                        } else if busy
-                            && let Some(wait) = takeover::wait_for_others(
-                                &*self.store,
-                                self.campaign.id,
-                                &self.opts.worker_id,
-                                self.routes.all_dedup(),
-                            )
-                            .await?
-                        {
-                            StepOutcome::Idle(wait)
-                        } else {
-                            StepOutcome::Stop(Stop::NothingLeft)
-                        }
-                    }
-                });
+            self.recorder.flush().await?;
+            if !self.launched().await? {
+                // The launch is still copying the list: more rows are coming.
+                return Ok(StepOutcome::Idle(Duration::from_millis(20)));
             }
+            // Rows waiting for a retry keep us here; otherwise we are done.
+            return Ok(match self.store.next_due_ms(self.campaign.id).await? {
+                Some(due) if due - now_ms() > 60_000 && self.opts.no_wait => {
+                    StepOutcome::Stop(Stop::NothingDueUntil(due))
+                }
+                Some(due) => {
+                    if due - now_ms() > 5_000 && self.announced_wait != Some(due) {
+                        self.announced_wait = Some(due);
+                        let at = chrono::DateTime::from_timestamp_millis(due).unwrap_or_default();
+                        eprintln!(
+                            "waiting: the next message is due at {} (a retry backoff, or the per-number cap); Ctrl-C stops, `send` again resumes",
+                            crate::window::local(at)
+                        );
+                    }
+                    StepOutcome::Idle(Duration::from_millis(
+                        (due - now_ms()).clamp(10, 1_000) as u64
+                    ))
+                }
+                None => {
+                    let busy = self.store.in_flight_count(self.campaign.id).await? > 0;
+                    // Our own sends not yet settled (a task that ended is collected, and
+                    // its outcome committed, on the next pass).
+                    let ours = !self.sends.lock().expect("not poisoned").set.is_empty()
+                        || self.permits.available_permits() < self.opts.concurrency;
+                    if busy && ours {
+                        StepOutcome::Idle(Duration::from_millis(20))
+                    } else if busy
+                        && let Some(wait) = takeover::wait_for_others(
+                            &*self.store,
+                            self.campaign.id,
+                            &self.opts.worker_id,
+                            self.routes.all_dedup(),
+                        )
+                        .await?
+                    {
+                        StepOutcome::Idle(wait)
+                    } else {
+                        StepOutcome::Stop(Stop::NothingLeft)
+                    }
+                }
+            });
         }
         // Pace, then mark: the group waits for its send permits and its turn at the limiters
         // before any of it is `sending`; the wait gives way to a stop, a pause, the send-by
