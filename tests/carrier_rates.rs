@@ -93,3 +93,115 @@ fn a_campaign_goes_at_the_sum_of_its_carriers_gateways_each_at_its_own_rate() {
         );
     }
 }
+
+/// Viettel's numbers through `vt_url` at `vt_rate`, everyone else's through `mb` at 100/s:
+/// 100 Viettel numbers, 300 MobiFone ones (3 s of sending). Each message gets two tries
+/// (`--max-attempts 2`), so a wrong answer repeated to a carrier's every number burns them
+/// while the good gateway is still sending, unless the bad one's answers pause the campaign.
+fn one_good_route_one_bad(env: &Env, vt_url: &str, vt_rate: u32, mb: &Sim) {
+    write_two_routes(env, vt_url, vt_rate, &mb.url);
+    let mut csv = String::from("phone\n");
+    for i in 0..100 {
+        csv += &format!("03210{i:05}\n");
+    }
+    for i in 0..300 {
+        csv += &format!("07010{i:05}\n");
+    }
+    std::fs::write(env.path("list.csv"), csv).unwrap();
+    env.ok(&["subscribers", "import", "list.csv", "--list", "la"]);
+    env.create_campaign("june", &["--max-attempts", "2"]);
+}
+
+fn write_two_routes(env: &Env, vt_url: &str, vt_rate: u32, mb_url: &str) {
+    std::fs::write(
+        env.path("smscast.toml"),
+        format!(
+            "{}rate = {vt_rate}\n{}rate = 100\n[routing]\nviettel = \"vt\"\ndefault = \"mb\"\n",
+            common::twilio_gateway("vt", vt_url),
+            common::twilio_gateway("mb", mb_url),
+        ),
+    )
+    .unwrap();
+}
+
+fn carrier_states(env: &Env, carrier: &str) -> serde_json::Value {
+    let r = env.json(&["report", "june", "--json"]);
+    r["by_carrier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == carrier)
+        .map(|c| c["states"].clone())
+        .unwrap_or_else(|| panic!("no {carrier} in {r}"))
+}
+
+/// A typo in one carrier's gateway URL (nothing listens there): its failures pause the
+/// campaign, naming that gateway, however many successes the other gateway has meanwhile.
+/// Before, each success elsewhere restarted the count of failures in a row, so the breaker
+/// never tripped and every Viettel number ended `failed` in a campaign reported complete.
+#[test]
+fn a_gateway_nobody_answers_on_one_route_pauses_the_campaign_and_fails_nobody() {
+    let env = Env::new("route-unreachable");
+    let mb = Sim::start(&[]);
+    let nobody = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    one_good_route_one_bad(&env, &nobody, 1000, &mb);
+    let out = env.run(&["send", "june", "--plain"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the campaign cannot finish: {err}");
+    assert!(
+        err.contains("gateway \"vt\"") && err.contains("in a row"),
+        "the pause names the gateway: {err}"
+    );
+    let vt = carrier_states(&env, "viettel");
+    assert_eq!(
+        vt["failed"].as_u64().unwrap_or(0),
+        0,
+        "no Viettel number burned: {vt}"
+    );
+    assert_eq!(vt["queued"], 100, "every Viettel number waits: {vt}");
+    let show = env.json(&["campaign", "show", "june", "--json"]);
+    assert_eq!(show["campaign"]["state"], "paused", "{show}");
+
+    // The operator corrects the URL and resumes: everyone gets exactly one.
+    let vt_sim = Sim::start(&[]);
+    write_two_routes(&env, &vt_sim.url, 1000, &mb.url);
+    env.ok(&["campaign", "resume", "june"]);
+    env.ok(&["send", "june", "--plain"]);
+    let (vt_got, mb_got) = (vt_sim.recipients(), mb.recipients());
+    assert_eq!((vt_got.len(), mb_got.len()), (100, 300));
+    assert!(vt_got.values().chain(mb_got.values()).all(|n| *n == 1));
+}
+
+/// One carrier's gateway refusing every number alike (a sender name it does not know): the
+/// same answer 20 times in a row from that gateway pauses the campaign, whatever the other
+/// gateway accepts meanwhile, so at most those 20 and the requests in flight are rejected.
+/// At 20/s against MobiFone's 100/s, about five successes came between two refusals: before,
+/// every Viettel number tried during MobiFone's 3 s was rejected, and 20 more after.
+#[test]
+fn one_gateway_refusing_everyone_alike_pauses_the_campaign_within_about_20() {
+    let env = Env::new("route-same-refusal");
+    let mb = Sim::start(&[]);
+    let every_digit: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    let mut args = Vec::new();
+    for d in &every_digit {
+        args.extend(["--reject-suffix", d.as_str()]);
+    }
+    let vt = Sim::start(&args);
+    one_good_route_one_bad(&env, &vt.url, 20, &mb);
+    let out = env.run(&["send", "june", "--plain"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the campaign cannot finish: {err}");
+    let states = carrier_states(&env, "viettel");
+    let rejected = states["rejected"].as_u64().unwrap_or(0);
+    assert!(
+        (20..=20 + 32).contains(&rejected),
+        "{rejected} Viettel numbers rejected (20 and the requests in flight at most): {states}"
+    );
+    assert!(
+        err.contains("gateway \"vt\"") && err.contains("same answer"),
+        "the pause names the gateway: {err}"
+    );
+}

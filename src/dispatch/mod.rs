@@ -364,8 +364,7 @@ impl SendCtx {
         let (kind, error) = match &result {
             Ok(a) => {
                 counters.submitted.fetch_add(1, Ordering::Relaxed);
-                counters.consecutive_failures.store(0, Ordering::Relaxed);
-                counters.same_answer(None);
+                counters.accepted_by(route.gateway.name());
                 counters.settled(row.id);
                 (
                     OutcomeKind::Submitted {
@@ -375,11 +374,8 @@ impl SendCtx {
                 )
             }
             Err(e) => {
-                let failures = counters
-                    .consecutive_failures
-                    .fetch_add(1, Ordering::Relaxed)
-                    + 1;
-                let same = counters.same_answer(Some(e));
+                let gateway = route.gateway.name();
+                let (failures, answer, run) = counters.refused_by(gateway, e);
                 let was_rerouted = counters.is_rerouted(row.id);
                 let kind = classify(
                     e,
@@ -394,8 +390,7 @@ impl SendCtx {
                 let (halt, halted) = (&self.halt, &self.halted);
                 if let SubmitError::Unusable { reason, .. } = e {
                     trip(counters, halted, halt, reason.clone()).await;
-                } else if let Some((answer, run)) = same
-                    && run >= SAME_ANSWER_THRESHOLD
+                } else if run >= SAME_ANSWER_THRESHOLD
                     && matches!(
                         e,
                         SubmitError::Permanent { .. }
@@ -404,7 +399,7 @@ impl SendCtx {
                     )
                 {
                     trip(counters, halted, halt, format!(
-                        "the gateway gave the same answer {run} times in a row ({answer}): {e}; check the gateway and its settings, then `smscast campaign resume`"
+                        "gateway {gateway:?} gave the same answer {run} times in a row ({answer}): {e}; check the gateway and its settings, then `smscast campaign resume`"
                     ))
                     .await;
                 } else if failures >= u64::from(BREAKER_THRESHOLD)
@@ -414,7 +409,7 @@ impl SendCtx {
                     )
                 {
                     trip(counters, halted, halt, format!(
-                        "{failures} submissions in a row failed (last: {e}); check the gateway, then `smscast campaign resume`"
+                        "{failures} submissions in a row to gateway {gateway:?} failed (last: {e}); check the gateway, then `smscast campaign resume`"
                     ))
                     .await;
                 }
@@ -513,9 +508,10 @@ pub struct Counters {
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
     pub in_doubt: AtomicU64,
-    consecutive_failures: AtomicU64,
-    /// The last answer (class, HTTP status, code) and how many times in a row it came.
-    same_answer: std::sync::Mutex<Option<(String, u32)>>,
+    /// Per gateway, its runs of failures and of identical answers. Each gateway's own: a
+    /// campaign sends through several (one per carrier), and another gateway's successes say
+    /// nothing about this one.
+    runs: std::sync::Mutex<HashMap<String, Runs>>,
     /// Per delivery, the tries this process made that do not count toward `max_attempts`
     /// (throttled, or refused as unusable): the store counts every try in `attempts`, so they
     /// are taken off here. Entries go when the row settles; a restart forgets them (the
@@ -529,22 +525,32 @@ pub struct Counters {
     tripped: AtomicBool,
 }
 
+/// One gateway's answers since it last accepted a message.
+#[derive(Default)]
+struct Runs {
+    failures: u64,
+    /// The last answer (class, HTTP status, code) and how many times in a row it came.
+    same: Option<(String, u32)>,
+}
+
 impl Counters {
     /// Whether this worker paused the campaign because of the gateway's answers.
     pub fn tripped(&self) -> bool {
         self.tripped.load(Ordering::Relaxed)
     }
 
-    /// Counts `e` into the run of identical answers; returns the answer and the run's length.
-    fn same_answer(&self, e: Option<&SubmitError>) -> Option<(String, u32)> {
-        let mut last = self.same_answer.lock().expect("not poisoned");
-        let Some(e) = e else {
-            *last = None;
-            return None;
-        };
+    /// `gateway` accepted a message: its runs end.
+    fn accepted_by(&self, gateway: &str) {
+        if let Some(runs) = self.runs.lock().expect("not poisoned").get_mut(gateway) {
+            *runs = Runs::default();
+        }
+    }
+
+    /// Counts `gateway`'s failed answer `e` into its runs. Returns the failures in a row, the
+    /// answer (class, HTTP status, code) and how many times in a row it came.
+    fn refused_by(&self, gateway: &str, e: &SubmitError) -> (u64, String, u32) {
         let class = match e {
             SubmitError::Transient { .. } => "transient",
-            // TODO(lead): re-route
             SubmitError::Permanent { .. } | SubmitError::NotOurs { .. } => "rejected",
             SubmitError::InDoubt { .. } => "in doubt",
             SubmitError::Unusable { .. } => "unusable",
@@ -555,12 +561,15 @@ impl Counters {
             (None, Some(c)) => format!("{class}, code {c}"),
             (None, None) => format!("{class}, no answer"),
         };
-        let run = match last.take() {
+        let mut all = self.runs.lock().expect("not poisoned");
+        let runs = all.entry(gateway.to_string()).or_default();
+        runs.failures += 1;
+        let run = match runs.same.take() {
             Some((a, n)) if a == answer => n + 1,
             _ => 1,
         };
-        *last = Some((answer.clone(), run));
-        Some((answer, run))
+        runs.same = Some((answer.clone(), run));
+        (runs.failures, answer, run)
     }
 
     /// Notes a try of `delivery` that does not count; returns how many there were so far.
