@@ -188,3 +188,45 @@ fn a_ported_number_goes_once_more_through_the_ported_route() {
         "{history}"
     );
 }
+
+/// A block of numbers ported away together (a company's lines moved to another carrier): the
+/// aggregator answers "not our subscriber" to 40 in a row, all in one batch. Each goes once
+/// more through the ported route; that is routing, not the gateway failing, so the campaign
+/// finishes instead of pausing on "the same answer 20 times in a row".
+#[test]
+fn a_block_of_ported_numbers_goes_through_the_ported_route_without_a_pause() {
+    let env = Env::new("batch-ported-block");
+    // 0912000000–0912000039 ported, 0912000040–0912000099 still the aggregator's.
+    let sim = Sim::start(&[
+        "--ported",
+        "8491200000",
+        "--ported",
+        "8491200001",
+        "--ported",
+        "8491200002",
+        "--ported",
+        "8491200003",
+    ]);
+    esms_config(&env, &sim);
+    let mut text = std::fs::read_to_string(env.path("smscast.toml")).unwrap();
+    text.push_str(&format!(
+        "\n{}\n[routing]\ndefault = \"esms\"\nported = \"sim\"\n",
+        common::twilio_gateway("sim", &sim.url)
+    ));
+    std::fs::write(env.path("smscast.toml"), text).unwrap();
+    let csv: String = std::iter::once("phone\n".to_string())
+        .chain((0..100).map(|i| format!("0912000{i:03}\n")))
+        .collect();
+    std::fs::write(env.path("list.csv"), csv).unwrap();
+    env.ok(&["subscribers", "import", "list.csv", "--list", "la"]);
+    env.create_campaign("june", &["--rate", "100000", "--cap-hours", "0"]);
+
+    let out = env.run(&["send", "june", "--plain"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the campaign finishes: {err}");
+    let r = report(&env);
+    assert_eq!(r["by_state"]["submitted"], 100, "{r}");
+    let got = sim.recipients();
+    assert_eq!(got.len(), 100, "everyone reached");
+    assert!(got.values().all(|n| *n == 1), "nobody got two");
+}

@@ -349,6 +349,39 @@ struct SendCtx {
 }
 
 impl SendCtx {
+    /// Counts `gateway`'s failed answer `e` into its runs, and pauses the campaign when they
+    /// say the gateway (not the recipient) is wrong: an unusable answer, the same answer
+    /// `SAME_ANSWER_THRESHOLD` times in a row, or `BREAKER_THRESHOLD` failures in a row.
+    async fn judge(&self, gateway: &str, e: &SubmitError) {
+        let (failures, answer, run) = self.counters.refused_by(gateway, e);
+        let (counters, halted, halt) = (&*self.counters, &*self.halted, &*self.halt);
+        if let SubmitError::Unusable { reason, .. } = e {
+            trip(counters, halted, halt, reason.clone()).await;
+        } else if run >= SAME_ANSWER_THRESHOLD
+            && matches!(
+                e,
+                SubmitError::Permanent { .. }
+                    | SubmitError::InDoubt { .. }
+                    | SubmitError::NotOurs { .. }
+            )
+        {
+            trip(counters, halted, halt, format!(
+                "gateway {gateway:?} gave the same answer {run} times in a row ({answer}): {e}; check the gateway and its settings, then `smscast campaign resume`"
+            ))
+            .await;
+        } else if failures >= u64::from(BREAKER_THRESHOLD)
+            && !matches!(
+                e,
+                SubmitError::Permanent { .. } | SubmitError::NotOurs { .. }
+            )
+        {
+            trip(counters, halted, halt, format!(
+                "{failures} submissions in a row to gateway {gateway:?} failed (last: {e}); check the gateway, then `smscast campaign resume`"
+            ))
+            .await;
+        }
+    }
+
     /// The outcome of `row`'s request: classified, counted, and tripping the breaker or
     /// the same-answer pause when the answers say the gateway (not the recipient) is wrong.
     async fn outcome(
@@ -374,8 +407,6 @@ impl SendCtx {
                 )
             }
             Err(e) => {
-                let gateway = route.gateway.name();
-                let (failures, answer, run) = counters.refused_by(gateway, e);
                 let was_rerouted = counters.is_rerouted(row.id);
                 let kind = classify(
                     e,
@@ -387,31 +418,15 @@ impl SendCtx {
                     &self.ported,
                 )
                 .await;
-                let (halt, halted) = (&self.halt, &self.halted);
-                if let SubmitError::Unusable { reason, .. } = e {
-                    trip(counters, halted, halt, reason.clone()).await;
-                } else if run >= SAME_ANSWER_THRESHOLD
-                    && matches!(
-                        e,
-                        SubmitError::Permanent { .. }
-                            | SubmitError::InDoubt { .. }
-                            | SubmitError::NotOurs { .. }
-                    )
-                {
-                    trip(counters, halted, halt, format!(
-                        "gateway {gateway:?} gave the same answer {run} times in a row ({answer}): {e}; check the gateway and its settings, then `smscast campaign resume`"
-                    ))
-                    .await;
-                } else if failures >= u64::from(BREAKER_THRESHOLD)
-                    && !matches!(
-                        e,
-                        SubmitError::Permanent { .. } | SubmitError::NotOurs { .. }
-                    )
-                {
-                    trip(counters, halted, halt, format!(
-                        "{failures} submissions in a row to gateway {gateway:?} failed (last: {e}); check the gateway, then `smscast campaign resume`"
-                    ))
-                    .await;
+                // "Not our subscriber" with the ported route still to try is routing, not the
+                // gateway failing: it counts in none of the gateway's runs (a block of numbers
+                // ported together would otherwise pause the campaign).
+                let rerouting = matches!(
+                    (e, &kind),
+                    (SubmitError::NotOurs { .. }, OutcomeKind::Retry { .. })
+                );
+                if !rerouting {
+                    self.judge(route.gateway.name(), e).await;
                 }
                 let error = match (e, &kind) {
                     (SubmitError::NotOurs { .. }, OutcomeKind::Retry { .. }) => {
