@@ -197,16 +197,9 @@ fn a_ported_number_goes_once_more_through_the_ported_route() {
 fn a_block_of_ported_numbers_goes_through_the_ported_route_without_a_pause() {
     let env = Env::new("batch-ported-block");
     // 0912000000–0912000039 ported, 0912000040–0912000099 still the aggregator's.
-    let sim = Sim::start(&[
-        "--ported",
-        "8491200000",
-        "--ported",
-        "8491200001",
-        "--ported",
-        "8491200002",
-        "--ported",
-        "8491200003",
-    ]);
+    let ported = ["8491200000", "8491200001", "8491200002", "8491200003"];
+    let args: Vec<&str> = ported.iter().flat_map(|p| ["--ported", p]).collect();
+    let sim = Sim::start(&args);
     esms_config(&env, &sim);
     let mut text = std::fs::read_to_string(env.path("smscast.toml")).unwrap();
     text.push_str(&format!(

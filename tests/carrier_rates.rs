@@ -185,10 +185,10 @@ fn one_gateway_refusing_everyone_alike_pauses_the_campaign_within_about_20() {
     let env = Env::new("route-same-refusal");
     let mb = Sim::start(&[]);
     let every_digit: Vec<String> = (0..10).map(|d| d.to_string()).collect();
-    let mut args = Vec::new();
-    for d in &every_digit {
-        args.extend(["--reject-suffix", d.as_str()]);
-    }
+    let args: Vec<&str> = every_digit
+        .iter()
+        .flat_map(|d| ["--reject-suffix", d.as_str()])
+        .collect();
     let vt = Sim::start(&args);
     one_good_route_one_bad(&env, &vt.url, 20, &mb);
     let out = env.run(&["send", "june", "--plain"]);

@@ -49,20 +49,13 @@ fn kill_repeatedly(env: &Env, sim: &Sim, kills: usize, send_args: &[&str]) -> Ve
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let pause = if missed {
-            let start = Instant::now();
-            while sim.accepted() == before && child.try_wait().unwrap().is_none() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(90),
-                    "after {done} kill(s) mid-send, a new send sent nothing in 90 s"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            rng.random_range(0..300)
-        } else {
-            rng.random_range(150..700)
-        };
-        std::thread::sleep(Duration::from_millis(pause));
+        if missed {
+            wait_for(Duration::from_secs(90), "send's first requests", || {
+                sim.accepted() > before || child.try_wait().unwrap().is_some()
+            });
+        }
+        let pause = if missed { 0..300 } else { 150..700 };
+        std::thread::sleep(Duration::from_millis(rng.random_range(pause)));
         if child.try_wait().unwrap().is_some() {
             break; // finished before we could kill it
         }

@@ -171,13 +171,7 @@ pub async fn run_campaign(
     }
     let dead = dispatch::dead_local_workers(&store.workers(campaign.id).await?);
     let routes_default_limits = routes.limits(crate::dispatch::parts_of(campaign.segments));
-    // Every gateway this run sends through: the default's first, then the carriers' own.
-    let mut via = routes.gateway_names();
-    let default = via.remove(0);
-    via.retain(|g| *g != default);
-    via.sort();
-    via.dedup();
-    via.insert(0, default);
+    let via = routes.gateway_names().join(", ");
     let counters = Arc::new(Counters::default());
     let dispatcher = Dispatcher::new(
         store.clone(),
@@ -207,7 +201,7 @@ pub async fn run_campaign(
     eprintln!(
         "sending {:?} via {}: {pending} pending of {total}, rate in force {}/s, concurrency {}, hours {} (Asia/Ho_Chi_Minh)",
         campaign.name,
-        via.join(", "),
+        via,
         opts.rate.map_or("unlimited".to_string(), |r| r.to_string()),
         dispatcher.concurrency(),
         crate::window::Hours {

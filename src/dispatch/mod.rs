@@ -175,12 +175,19 @@ impl Routes {
             .chain(self.by_carrier.values())
             .any(|r| r.gateway.sms_per_second().is_some())
     }
-    /// Every gateway a message of this campaign may go through.
+    /// Every gateway a message of this campaign may go through, each once: the default's
+    /// first, then the others by name.
     pub fn gateway_names(&self) -> Vec<String> {
-        std::iter::once(&self.default)
-            .chain(self.by_carrier.values())
+        let default = self.default.gateway.name();
+        let mut others: Vec<String> = self
+            .by_carrier
+            .values()
             .map(|r| r.gateway.name().to_string())
-            .collect()
+            .filter(|g| g != default)
+            .collect();
+        others.sort();
+        others.dedup();
+        std::iter::once(default.to_string()).chain(others).collect()
     }
     /// The most recipients any of the gateways takes per request (1: none batches).
     fn largest_batch(&self) -> usize {

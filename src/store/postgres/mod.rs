@@ -437,6 +437,17 @@ impl Store for PostgresStore {
     }
 }
 
+/// The PostgreSQL server the unit tests run on (`SMSCAST_TEST_PG`); without one, the test says
+/// it skips.
+#[cfg(test)]
+fn test_server() -> Option<String> {
+    let url = std::env::var("SMSCAST_TEST_PG").ok();
+    if url.is_none() {
+        eprintln!("skipped: set SMSCAST_TEST_PG to a PostgreSQL URL (.ci/run does)");
+    }
+    url
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,8 +459,7 @@ mod tests {
     /// five custom plans per statement. Needs `SMSCAST_TEST_PG` (it says it skips without).
     #[tokio::test]
     async fn a_write_cycle_plans_its_statements_once_per_connection() {
-        let Ok(admin) = std::env::var("SMSCAST_TEST_PG") else {
-            eprintln!("skipped: set SMSCAST_TEST_PG to a PostgreSQL URL (.ci/run does)");
+        let Some(admin) = test_server() else {
             return;
         };
         let name = format!(
@@ -514,8 +524,7 @@ mod tests {
     /// socket, where keepalive does not apply, it says it skips).
     #[tokio::test]
     async fn sessions_give_up_on_a_vanished_client_within_a_minute() {
-        let Ok(url) = std::env::var("SMSCAST_TEST_PG") else {
-            eprintln!("skipped: set SMSCAST_TEST_PG to a PostgreSQL URL (.ci/run does)");
+        let Some(url) = test_server() else {
             return;
         };
         let pool = pool_options()

@@ -79,8 +79,7 @@ mod tests {
     /// this failed before `after_connect` set it). Needs `SMSCAST_TEST_PG` over TCP (over a Unix socket it says it skips).
     #[tokio::test]
     async fn store_connections_do_not_wait_for_delayed_acks() {
-        let Ok(url) = std::env::var("SMSCAST_TEST_PG") else {
-            eprintln!("skipped: set SMSCAST_TEST_PG to a PostgreSQL URL (.ci/run does)");
+        let Some(url) = super::super::test_server() else {
             return;
         };
         let pool = super::super::pool_options()
